@@ -1,0 +1,39 @@
+# The dev loop. `make run` and `make test` do all set-up themselves on a fresh machine.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+INSTALLED := $(VENV)/.installed
+
+.PHONY: run test lint format bench messages clean
+
+$(INSTALLED): pyproject.toml
+	$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "Python 3.11 is required"'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	touch $(INSTALLED)
+
+run: $(INSTALLED)  ## Start Syndicate on the embedded defaults with the demo corpus
+	$(BIN)/syndicate run --seed-demo
+
+test: $(INSTALLED)  ## Run the test suite (PostgreSQL tests need SYNDICATE_TEST_POSTGRES_URL)
+	$(BIN)/pytest
+
+lint: $(INSTALLED)
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+	$(BIN)/mypy
+
+format: $(INSTALLED)
+	$(BIN)/ruff format src tests bench
+	$(BIN)/ruff check --fix src tests bench
+
+bench: $(INSTALLED)  ## Measure build and serving speed; see bench/RESULTS.md
+	bench/run
+
+messages: $(INSTALLED)  ## Refresh the translation catalogs after changing strings
+	$(BIN)/pybabel extract -F babel.cfg -o src/syndicate/locale/syndicate.pot .
+	$(BIN)/pybabel update -i src/syndicate/locale/syndicate.pot -d src/syndicate/locale -D syndicate --no-fuzzy-matching
+
+clean:
+	rm -rf $(VENV) var feeds/* .pytest_cache .mypy_cache .ruff_cache

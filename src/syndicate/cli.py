@@ -1,0 +1,253 @@
+"""The `syndicate` command: the composition root where settings meet the parts.
+
+Results (an edition id, a summary) go to standard output; logs and progress to standard error.
+Exit status: 0 success, 1 the work ran but some of it failed (rejected records, say),
+2 the work could not start (bad settings, unreadable input).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, Any
+
+import click
+
+from syndicate import __version__
+from syndicate.logs import setup_logging
+from syndicate.settings import Settings, SettingsError, load_settings, masked
+
+
+class Context:
+    """What every command shares: the settings, loaded once on first use."""
+
+    def __init__(self, config: Path | None) -> None:
+        """Remember where the settings come from."""
+        self.config = config
+        self._settings: Settings | None = None
+
+    @property
+    def settings(self) -> Settings:
+        """The settings; a bad one stops the program with one line naming the key (exit 2)."""
+        if self._settings is None:
+            try:
+                self._settings = load_settings(self.config)
+            except SettingsError as error:
+                click.echo(f"syndicate: {error}", err=True)
+                sys.exit(2)
+        return self._settings
+
+
+pass_context = click.make_pass_decorator(Context)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--config",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Settings file (default: $SYNDICATE_CONFIG, else ./settings.toml).",
+)
+@click.option(
+    "--log-level",
+    type=click.Choice(["debug", "info", "warning", "error"]),
+    default="info",
+    show_default=True,
+    help="How much to log on standard error.",
+)
+@click.version_option(__version__, prog_name="syndicate")
+@click.pass_context
+def main(context: click.Context, config: Path | None, log_level: str) -> None:
+    """Syndicate publishes a news site's articles as feeds and digest newsletters."""
+    setup_logging(log_level)
+    context.obj = Context(config)
+
+
+# -- settings ----------------------------------------------------------------------------
+
+
+@main.command("config")
+@pass_context
+def show_config(context: Context) -> None:
+    """Print the effective settings as TOML, secrets masked."""
+    click.echo(_toml(masked(context.settings)), nl=False)
+
+
+def _toml(data: dict[str, Any], prefix: str = "") -> str:
+    """Settings as TOML: a table per section, nested sections as dotted tables."""
+    lines = [f"[{prefix}]"] if prefix else []
+    lines += [f"{key} = {_toml_value(value)}" for key, value in data.items() if not isinstance(value, dict)]
+    text = "".join(line + "\n" for line in lines)
+    for key, value in data.items():
+        if isinstance(value, dict):
+            name = f"{prefix}.{key}" if prefix else key
+            text += ("\n" if text else "") + _toml(value, name)
+    return text
+
+
+def _toml_value(value: Any) -> str:
+    if value is None:
+        return '""  # not set'
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return str(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(item) for item in value) + "]"
+    return json.dumps(str(value), ensure_ascii=False)
+
+
+# -- the store ---------------------------------------------------------------------------
+
+
+def _engine(context: Context) -> Any:
+    from syndicate.store import open_database
+
+    return open_database(context.settings.database.url)
+
+
+@main.command()
+@click.argument("source", metavar="FILE|-")
+@pass_context
+def ingest(context: Context, source: str) -> None:
+    """Read JSON Lines records (articles, topics, picks, views) into the store."""
+    from syndicate.ingest import ingest_lines
+    from syndicate.progress import ProgressBar
+
+    settings = context.settings
+    engine = _engine(context)
+
+    def reject(line: int, reason: str) -> None:
+        click.echo(f"line {line}: {reason}", err=True)
+
+    try:
+        with _open_input(source) as (stream, size), ProgressBar() as bar:
+            bar.phase(f"Ingesting {source}", size)
+            report = ingest_lines(
+                engine,
+                stream,
+                settings.site.languages,
+                on_reject=reject,
+                on_line=bar.advance if size else None,
+            )
+    except OSError as error:
+        click.echo(f"syndicate: cannot read {source}: {error.strerror or error}", err=True)
+        sys.exit(2)
+    click.echo(report.summary())
+    sys.exit(1 if report.rejected else 0)
+
+
+@contextmanager
+def _open_input(source: str) -> Iterator[tuple[IO[bytes], int | None]]:
+    if source == "-":
+        yield sys.stdin.buffer, None
+        return
+    path = Path(source)
+    with path.open("rb") as stream:
+        yield stream, path.stat().st_size if path.is_file() else None
+
+
+@main.command("demo-data")
+@click.option("--articles", default=3000, show_default=True, type=click.IntRange(1), help="How many articles.")
+@click.option("--tags", default=2000, show_default=True, type=click.IntRange(1), help="How many distinct tags.")
+@click.option("--seed", default=1, show_default=True, type=int, help="Seed: same seed, same corpus.")
+@click.option(
+    "--now",
+    "at",
+    type=click.DateTime(["%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M%z"]),
+    help="Pretend it is this moment (default: now, to the hour).",
+)
+def demo_data(articles: int, tags: int, seed: int, at: datetime | None) -> None:
+    """Write a demo corpus (topics, articles, picks, views) as JSON Lines to standard output."""
+    from syndicate.demo import generate_corpus
+
+    now = (at or datetime.now(UTC)).astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+    out = sys.stdout
+    for record in generate_corpus(articles=articles, tags=tags, seed=seed, now=now):
+        out.write(json.dumps(record, ensure_ascii=False) + "\n")
+
+
+# -- feeds -------------------------------------------------------------------------------
+
+
+@main.command()
+@click.option("--full", is_flag=True, help="Rebuild every feed, not just those that changed.")
+@pass_context
+def build(context: Context, full: bool) -> None:
+    """Write the feeds that changed since the last build (all of them the first time)."""
+    report = _build(context, full=full)
+    click.echo(report.summary())
+    sys.exit(1 if report.failed else 0)
+
+
+def _build(context: Context, *, full: bool = False) -> Any:
+    from syndicate.feeds.build import FeedConfig, build_feeds
+    from syndicate.progress import ProgressBar
+
+    with ProgressBar() as bar:
+        return build_feeds(
+            _engine(context), FeedConfig.from_settings(context.settings), full=full, progress=bar
+        )
+
+
+@main.command()
+@pass_context
+def serve(context: Context) -> None:
+    """Serve the feeds folder over HTTP (and nothing else)."""
+    _serve(context.settings)
+
+
+def _serve(settings: Settings) -> None:
+    from syndicate.web.app import create_app
+    from syndicate.web.server import serve as run_server
+
+    app = create_app(settings.feeds.dir, max_age=settings.feeds.max_age)
+    run_server(app, settings.web.host, settings.web.port)
+
+
+@main.command()
+@click.option(
+    "--seed-demo",
+    is_flag=True,
+    help="Load the demo corpus first if the store has no articles.",
+)
+@pass_context
+def run(context: Context, seed_demo: bool) -> None:
+    """Run the service: build the feeds, then serve them."""
+    settings = context.settings
+    if seed_demo:
+        _seed_demo(context)
+    report = _build(context)
+    click.echo(report.summary(), err=True)
+    feeds_url = settings.web.feeds_url
+    click.echo(f"Feeds index: {feeds_url}  ·  OPML: {feeds_url}index.opml", err=True)
+    _serve(settings)
+
+
+def _seed_demo(context: Context) -> None:
+    from sqlalchemy import func, select
+
+    from syndicate.demo import generate_corpus
+    from syndicate.ingest import ingest_lines
+    from syndicate.store.schema import article
+
+    engine = _engine(context)
+    with engine.connect() as connection:
+        if connection.scalar(select(func.count()).select_from(article)):
+            return
+    click.echo("The store is empty: loading the demo corpus…", err=True)
+    now = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    lines = (
+        json.dumps(record, ensure_ascii=False).encode() + b"\n"
+        for record in generate_corpus(now=now)
+    )
+    report = ingest_lines(
+        engine,
+        lines,
+        context.settings.site.languages,
+        on_reject=lambda line, reason: click.echo(f"demo line {line}: {reason}", err=True),
+    )
+    click.echo(f"Demo corpus: {report.summary()}", err=True)

@@ -1,0 +1,1 @@
+"""Feeds: which feeds exist, what they hold, how they render, and how they reach disk."""

@@ -1,0 +1,100 @@
+"""The feeds folder's front door: `index.opml` for feed readers, `index.html` for people."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from itertools import groupby
+from urllib.parse import quote
+
+from babel import Locale
+
+from syndicate.feeds.layout import FORMATS, Kind, split_key
+from syndicate.i18n import gettext
+from syndicate.templating import environment
+
+KIND_ORDER = list(Kind)
+KIND_HEADINGS = {
+    Kind.ALL: "Whole site",
+    Kind.EDITORS_CHOICE: "Editor's Choice",
+    Kind.MOST_VIEWED: "Most viewed",
+    Kind.SECTION: "Sections",
+    Kind.TOPIC: "Topics",
+    Kind.TAG: "Tags",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class ListedFeed:
+    """One feed as the index lists it."""
+
+    key: str
+    language: str
+    kind: Kind
+    title: str
+    subject: str
+    items: int
+    updated_at: datetime
+
+    @property
+    def href(self) -> str:
+        """The feed's path relative to the index, without a format suffix."""
+        return quote(self.key)
+
+
+@dataclass(frozen=True, slots=True)
+class LanguageGroup:
+    """The feeds of one language, by kind."""
+
+    language: str
+    name: str
+    kinds: list[tuple[Kind, str, list[ListedFeed]]]
+
+
+def _sort_key(feed: ListedFeed) -> tuple[object, ...]:
+    # Periods in time order, everything else alphabetically by what readers see.
+    _, kind, param = split_key(feed.key)
+    periods = {"day": 0, "week": 1, "month": 2}
+    return (KIND_ORDER.index(kind), periods.get(param or "", 0), feed.subject.casefold(), feed.key)
+
+
+def group_feeds(feeds: Iterable[ListedFeed], languages: Sequence[str]) -> list[LanguageGroup]:
+    """Feeds grouped by language (in the configured order) and kind (in index order)."""
+    by_language: dict[str, list[ListedFeed]] = {language: [] for language in languages}
+    for feed in feeds:
+        by_language.setdefault(feed.language, []).append(feed)
+    groups = []
+    for language, members in by_language.items():
+        if not members:
+            continue
+        members.sort(key=_sort_key)
+        kinds = [
+            (kind, gettext(language, KIND_HEADINGS[kind]), list(of_kind))
+            for kind, of_kind in groupby(members, key=lambda feed: feed.kind)
+        ]
+        groups.append(LanguageGroup(language, _language_name(language), kinds))
+    return groups
+
+
+def _language_name(language: str) -> str:
+    try:
+        return Locale.parse(language).get_display_name(language) or language
+    except (ValueError, LookupError):
+        return language
+
+
+def render_opml(groups: Sequence[LanguageGroup], *, site_title: str, feeds_url: str) -> bytes:
+    """The OPML 2.0 subscription list: one outline per feed (its RSS), by language and kind."""
+    text = environment().get_template("feeds/index.opml").render(
+        groups=groups, site_title=site_title, feeds_url=feeds_url
+    )
+    return text.encode()
+
+
+def render_html(groups: Sequence[LanguageGroup], *, site_title: str, feeds_url: str) -> bytes:
+    """The human index: every feed with links to its RSS, Atom and JSON versions."""
+    text = environment().get_template("feeds/index.html").render(
+        groups=groups, site_title=site_title, feeds_url=feeds_url, formats=FORMATS
+    )
+    return text.encode()

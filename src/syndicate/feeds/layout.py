@@ -1,0 +1,73 @@
+"""Where each feed lives: a key such as `en/tags/iraq` names it and is its path without suffix.
+
+Keys are the feeds' public URLs (`{public_url}/feeds/{key}.rss`), so they never change shape.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from enum import StrEnum
+
+FORMATS = ("rss", "atom", "json")
+PERIODS = ("day", "week", "month")
+
+
+class Kind(StrEnum):
+    """The kinds of feed, in the order the index lists them."""
+
+    ALL = "all"
+    EDITORS_CHOICE = "editors-choice"
+    MOST_VIEWED = "most-viewed"
+    SECTION = "sections"
+    TOPIC = "topics"
+    TAG = "tags"
+
+
+def all_key(language: str) -> str:
+    """The whole site in one language."""
+    return f"{language}/all"
+
+
+def section_key(language: str, section: str) -> str:
+    """One section, such as `report`."""
+    return f"{language}/sections/{section}"
+
+
+def tag_key(language: str, slug: str) -> str:
+    """One tag, by its assigned slug."""
+    return f"{language}/tags/{slug}"
+
+
+def topic_key(language: str, slug: str) -> str:
+    """One In Focus topic."""
+    return f"{language}/topics/{slug}"
+
+
+def editors_choice_key(language: str) -> str:
+    """The editors' current picks."""
+    return f"{language}/editors-choice"
+
+
+def most_viewed_key(language: str, period: str) -> str:
+    """The most read articles of the last day, week or month."""
+    return f"{language}/most-viewed/{period}"
+
+
+def article_keys(
+    language: str, section: str | None, tag_slugs: Iterable[str], topic_slugs: Iterable[str]
+) -> set[str]:
+    """Every feed an article of this shape can appear in."""
+    keys = {all_key(language), editors_choice_key(language)}
+    keys.update(most_viewed_key(language, period) for period in PERIODS)
+    if section:
+        keys.add(section_key(language, section))
+    keys.update(tag_key(language, slug) for slug in tag_slugs)
+    keys.update(topic_key(language, slug) for slug in topic_slugs)
+    return keys
+
+
+def split_key(key: str) -> tuple[str, Kind, str | None]:
+    """A key's language, kind and parameter (section, tag or topic slug, or period)."""
+    language, _, rest = key.partition("/")
+    kind_name, _, param = rest.partition("/")
+    return language, Kind(kind_name), param or None

@@ -1,0 +1,361 @@
+"""Rendering feeds: data in, bytes out. The only module that touches feedgen.
+
+An article looks the same in every feed it appears in, so each article is rendered once per
+format into a fragment (an RSS `<item>`, an Atom `<entry>`, a JSON Feed item) and every feed is
+its head plus the fragments of its items. That is what makes a full build of thousands of tag
+feeds affordable.
+
+feedgen's traps, all handled here:
+- `add_entry` prepends by default; we never add entries to it at all (fragments are spliced).
+- `updated` and `lastBuildDate` default to now; both are always set to the newest item's date,
+  so a feed's bytes depend only on its content.
+- Atom entry links lose rel, type and length (a shadowed loop variable): enclosure links are
+  added here with lxml instead.
+- media:content lands in a `media:group` unless `group=None`; media:description is not
+  supported, so it is added here.
+- RSS channels only get the self link; the hub link is added here.
+- Atom content type "CDATA" is not valid Atom; content is always type="html" (escaped).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+from feedgen.entry import FeedEntry
+from feedgen.ext.dc import DcEntryExtension, DcExtension
+from feedgen.ext.media import MediaEntryExtension, MediaExtension
+from feedgen.feed import FeedGenerator
+from lxml import etree
+
+from syndicate import __version__
+from syndicate.i18n import direction
+from syndicate.model import Image
+from syndicate.sanitize import plain_text, sanitize_html
+from syndicate.text import one_line
+
+ATOM_NS = "http://www.w3.org/2005/Atom"
+MEDIA_NS = "http://search.yahoo.com/mrss/"
+RSS_NSMAP = {
+    "atom": ATOM_NS,
+    "content": "http://purl.org/rss/1.0/modules/content/",
+    "dc": "http://purl.org/dc/elements/1.1/",
+    "media": MEDIA_NS,
+}
+JSON_FEED_VERSION = "https://jsonfeed.org/version/1.1"
+MEDIA_TYPES = {
+    "rss": "application/rss+xml",
+    "atom": "application/atom+xml",
+    "json": "application/feed+json",
+}
+GENERATOR = "Syndicate"
+# Where a feed with no items yet takes its date from, so that even it is deterministic.
+EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class Label:
+    """A tag or topic on an item: the name readers see and the slug of its feed."""
+
+    name: str
+    slug: str
+
+
+@dataclass(frozen=True, slots=True)
+class FeedItem:
+    """What a feed shows of one article."""
+
+    cms_id: str
+    url: str
+    title: str
+    summary: str
+    body_html: str
+    published_at: datetime
+    updated_at: datetime
+    language: str
+    authors: tuple[str, ...] = ()
+    tags: tuple[Label, ...] = ()
+    topics: tuple[Label, ...] = ()
+    image: Image | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Fragments:
+    """One article rendered for each format, ready to splice into any feed."""
+
+    rss: bytes
+    atom: bytes
+    json: bytes
+
+    def of(self, fmt: str) -> bytes:
+        """The fragment for format `fmt` (rss, atom or json)."""
+        return getattr(self, fmt)  # type: ignore[no-any-return]
+
+
+@dataclass(frozen=True, slots=True)
+class FeedHead:
+    """Everything about a feed except its items."""
+
+    key: str
+    language: str
+    title: str
+    description: str
+    home_url: str
+    updated: datetime
+
+
+class FeedRenderer:
+    """Renders fragments and feeds for one site; holds only settings-derived constants."""
+
+    def __init__(
+        self, *, site_title: str, site_url: str, feeds_url: str, hub: str | None = None
+    ) -> None:
+        """Render for the site `site_url`, whose feeds are published under `feeds_url`."""
+        self.site_title = site_title
+        self.site_url = site_url
+        self.feeds_url = feeds_url
+        self.hub = hub
+        # Ids are tag URIs (RFC 4151) minted from the site's host: they never depend on an
+        # article's URL or title, so an article keeps one id in every feed, forever.
+        self.id_prefix = f"tag:{urlsplit(site_url).hostname},2000:"
+
+    # -- ids and urls ---------------------------------------------------------------------
+
+    def article_id(self, cms_id: str) -> str:
+        """The permanent id of an article in every feed."""
+        return f"{self.id_prefix}article:{quote(cms_id, safe='-._~')}"
+
+    def feed_url(self, key: str, fmt: str) -> str:
+        """The public URL of feed `key` in format `fmt`."""
+        return f"{self.feeds_url}{quote(key)}.{fmt}"
+
+    # -- fragments ------------------------------------------------------------------------
+
+    def fragments(self, item: FeedItem) -> Fragments:
+        """Render one article for every format."""
+        content = self._content(item)
+        summary = item.summary or plain_text(item.body_html) or item.title
+        return Fragments(
+            rss=self._rss_item(item, content, summary),
+            atom=self._atom_entry(item, content, summary),
+            json=self._json_item(item, content, summary),
+        )
+
+    def _content(self, item: FeedItem) -> str:
+        html = sanitize_html(item.body_html, item.url)
+        if direction(item.language) == "rtl":
+            return f'<div dir="rtl" lang="{item.language}">{html}</div>'
+        return html
+
+    def _entry(self, item: FeedItem, content: str, summary: str) -> FeedEntry:
+        entry = FeedEntry()
+        entry.register_extension("dc", DcEntryExtension, atom=False, rss=True)
+        entry.register_extension("media", MediaEntryExtension, atom=False, rss=True)
+        entry.id(self.article_id(item.cms_id))
+        entry.title(item.title)
+        entry.link(href=item.url)
+        entry.published(item.published_at)
+        entry.updated(_updated(item))
+        # summary() also fills RSS <description>; description() would overwrite Atom content.
+        entry.summary(summary)
+        entry.content(content, type="html")
+        for name in item.authors:
+            # feedgen writes RSS <author> only with an e-mail address, which we do not have;
+            # RSS gets dc:creator instead.
+            entry.author(name=name)
+        return entry
+
+    def _rss_item(self, item: FeedItem, content: str, summary: str) -> bytes:
+        entry = self._entry(item, content, summary)
+        for label, kind in _labels(item):
+            entry.category(term=label.name, scheme=f"{self.feeds_url}{item.language}/{kind}/")
+        if item.authors:
+            entry.dc.dc_creator(list(item.authors))
+        if item.image is not None:
+            entry.enclosure(item.image.url, str(item.image.length), item.image.type)
+            entry.media.content(_media_content(item.image), group=None)
+        element = entry.rss_entry()
+        if item.image is not None and item.image.caption:
+            media = element.find(f"{{{MEDIA_NS}}}content")
+            assert media is not None
+            caption = etree.SubElement(media, f"{{{MEDIA_NS}}}description", type="plain")
+            caption.text = item.image.caption
+        return _fragment(element, "rss")
+
+    def _atom_entry(self, item: FeedItem, content: str, summary: str) -> bytes:
+        entry = self._entry(item, content, summary)
+        for label, kind in _labels(item):
+            entry.category(term=label.name, scheme=f"{self.feeds_url}{item.language}/{kind}/")
+        element = entry.atom_entry()
+        if item.image is not None:
+            enclosure = etree.Element(
+                "link",
+                rel="enclosure",
+                href=item.image.url,
+                type=item.image.type,
+                length=str(item.image.length),
+            )
+            # After the alternate link, where feedgen puts links.
+            element.find("link").addnext(enclosure)  # type: ignore[union-attr]
+        return _fragment(element, "atom")
+
+    def _json_item(self, item: FeedItem, content: str, summary: str) -> bytes:
+        data: dict[str, Any] = {
+            "id": self.article_id(item.cms_id),
+            "url": item.url,
+            "title": item.title,
+            "content_html": content,
+            "summary": summary,
+            "date_published": _iso(item.published_at),
+            "date_modified": _iso(_updated(item)),
+            "language": item.language,
+        }
+        if item.authors:
+            data["authors"] = [{"name": name} for name in item.authors]
+        if item.tags or item.topics:
+            data["tags"] = [label.name for label, _ in _labels(item)]
+        if item.image is not None:
+            data["image"] = item.image.url
+            data["attachments"] = [
+                {
+                    "url": item.image.url,
+                    "mime_type": item.image.type,
+                    "size_in_bytes": item.image.length,
+                    **({"title": item.image.caption} if item.image.caption else {}),
+                }
+            ]
+        return _json(data)
+
+    # -- whole feeds ----------------------------------------------------------------------
+
+    def feed(self, head: FeedHead, fmt: str, fragments: Sequence[bytes]) -> bytes:
+        """The complete feed document `fmt` for `head` with the given item fragments."""
+        match fmt:
+            case "rss":
+                return self._splice(self._rss_head(head), b"  </channel>\n</rss>\n", fragments)
+            case "atom":
+                return self._splice(self._atom_head(head), b"</feed>\n", fragments)
+            case "json":
+                return self._json_feed(head, fragments)
+        raise ValueError(f"unknown feed format {fmt!r}")
+
+    @staticmethod
+    def _splice(document: bytes, closing: bytes, fragments: Sequence[bytes]) -> bytes:
+        if not document.endswith(closing):
+            raise AssertionError("feed head does not end as expected")
+        return b"".join([document[: -len(closing)], *fragments, closing])
+
+    def _generator(self, head: FeedHead) -> FeedGenerator:
+        generator = FeedGenerator()
+        generator.register_extension("dc", DcExtension, DcEntryExtension, atom=False, rss=True)
+        generator.register_extension(
+            "media", MediaExtension, MediaEntryExtension, atom=False, rss=True
+        )
+        generator.title(one_line(head.title))
+        generator.description(one_line(head.description) or one_line(head.title))
+        generator.subtitle(one_line(head.description) or one_line(head.title))
+        generator.language(head.language)
+        generator.updated(head.updated)
+        generator.lastBuildDate(head.updated)
+        generator.generator(GENERATOR, version=__version__)
+        return generator
+
+    def _rss_head(self, head: FeedHead) -> bytes:
+        generator = self._generator(head)
+        generator.link(href=self.feed_url(head.key, "rss"), rel="self", type=MEDIA_TYPES["rss"])
+        generator.link(href=head.home_url, rel="alternate")  # RSS <link> is the last link
+        generator.generator(f"{GENERATOR} {__version__}")
+        root, _ = generator._create_rss()  # noqa: SLF001 - the tree, to add what feedgen cannot
+        channel = root[0]
+        if self.hub:
+            self_link = channel.find(f"{{{ATOM_NS}}}link")
+            assert self_link is not None
+            self_link.addnext(etree.Element(f"{{{ATOM_NS}}}link", href=self.hub, rel="hub"))
+        return _document(root)
+
+    def _atom_head(self, head: FeedHead) -> bytes:
+        generator = self._generator(head)
+        generator.id(f"{self.id_prefix}feed:{quote(head.key, safe='/-._~')}")
+        generator.link(href=self.feed_url(head.key, "atom"), rel="self")
+        generator.link(href=head.home_url, rel="alternate")
+        generator.author(name=one_line(self.site_title), uri=self.site_url)
+        root, _ = generator._create_atom()  # noqa: SLF001 - the tree, to add what feedgen cannot
+        links = root.findall("link")
+        # feedgen keeps rel on feed-level links but drops nothing else we need; add types.
+        links[0].set("type", MEDIA_TYPES["atom"])
+        links[1].set("type", "text/html")
+        if self.hub:
+            links[-1].addnext(etree.Element("link", href=self.hub, rel="hub"))
+        return _document(root)
+
+    def _json_feed(self, head: FeedHead, fragments: Sequence[bytes]) -> bytes:
+        data: dict[str, Any] = {
+            "version": JSON_FEED_VERSION,
+            "title": one_line(head.title),
+            "home_page_url": head.home_url,
+            "feed_url": self.feed_url(head.key, "json"),
+            "description": one_line(head.description),
+            "language": head.language,
+            "authors": [{"name": one_line(self.site_title), "url": self.site_url}],
+        }
+        if self.hub:
+            data["hubs"] = [{"type": "WebSub", "url": self.hub}]
+        opening = _json(data)[:-1]  # without its closing brace, to append the items
+        items = b",\n".join(fragments)
+        return b"".join([opening, b',"items":[\n', items, b"\n]}\n" if fragments else b"]}\n"])
+
+
+def _labels(item: FeedItem) -> list[tuple[Label, str]]:
+    return [(label, "tags") for label in item.tags] + [(label, "topics") for label in item.topics]
+
+
+def _updated(item: FeedItem) -> datetime:
+    # An update stamped before publication is a CMS slip; a feed must not go back in time.
+    return max(item.updated_at, item.published_at)
+
+
+def _media_content(image: Image) -> dict[str, str]:
+    content = {"url": image.url, "type": image.type, "medium": "image"}
+    if image.length:
+        content["fileSize"] = str(image.length)
+    if image.width:
+        content["width"] = str(image.width)
+    if image.height:
+        content["height"] = str(image.height)
+    return content
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat()
+
+
+def _json(data: dict[str, Any]) -> bytes:
+    return json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def _document(root: etree._Element) -> bytes:
+    return etree.tostring(root, pretty_print=True, xml_declaration=True, encoding="UTF-8")
+
+
+def _fragment(element: etree._Element, fmt: str) -> bytes:
+    """An item element's bytes as they read inside a feed, indented and namespace-free.
+
+    The element is serialized inside a stand-in of the feed's root, which declares the same
+    namespaces as the real one, so the fragment carries no declarations of its own.
+    """
+    if fmt == "rss":
+        root = etree.Element("rss", nsmap=RSS_NSMAP)  # type: ignore[arg-type]
+        etree.SubElement(root, "channel").append(element)
+        start, end = b"<channel>\n", b"  </channel>"
+    else:
+        root = etree.Element("feed", xmlns=ATOM_NS)
+        root.append(element)
+        start, end = b'">\n', b"</feed>"
+    serialized = etree.tostring(root, pretty_print=True, encoding="UTF-8")
+    begin = serialized.index(start) + len(start)
+    return serialized[begin : serialized.rindex(end)]
+

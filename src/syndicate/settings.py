@@ -1,0 +1,256 @@
+"""Settings: one typed object, loaded once from settings.toml and the environment.
+
+Precedence, highest first: environment (`SYNDICATE_<SECTION>__<KEY>`), then the TOML file
+(`--config FILE`, else `SYNDICATE_CONFIG`, else `./settings.toml`), then the defaults here.
+Every part of the program receives only the section it needs.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import (
+    AnyHttpUrl,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+)
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+DEFAULT_CONFIG_FILE = Path("settings.toml")
+LANGUAGE_PATTERN = r"^[a-z]{2,3}$"
+
+
+class Section(BaseModel):
+    """Base of every settings section: unknown keys are mistakes, not extras."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SiteSettings(Section):
+    """The news site whose articles Syndicate publishes."""
+
+    base_url: AnyHttpUrl = Field(
+        AnyHttpUrl("https://site.example/"),
+        description="The site's public address; relative links in articles resolve against it.",
+    )
+    title: str = Field("Syndicate Demo News", min_length=1, description="The site's name.")
+    titles: dict[str, str] = Field(
+        default_factory=dict,
+        description="The site's name per language where it differs, e.g. {ar = '...'}.",
+    )
+    languages: tuple[str, ...] = Field(
+        ("en", "ar", "fa"), min_length=1, description="Languages articles may be written in."
+    )
+
+    @field_validator("languages")
+    @classmethod
+    def _languages_are_codes(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for code in value:
+            if not re.fullmatch(LANGUAGE_PATTERN, code):
+                raise ValueError(f"{code!r} is not a two- or three-letter language code")
+        return value
+
+    def title_in(self, language: str) -> str:
+        """The site's name as readers of `language` know it."""
+        return self.titles.get(language, self.title)
+
+
+class DatabaseSettings(Section):
+    """Where the article store, subscribers and ledgers live."""
+
+    url: str = Field(
+        "sqlite:///var/syndicate.db",
+        description="SQLAlchemy URL: sqlite:///path or postgresql+psycopg://user@host/db.",
+    )
+
+
+class FeedSettings(Section):
+    """The feeds written to disk."""
+
+    dir: Path = Field(Path("feeds"), description="Folder the feeds are written to.")
+    items: int = Field(30, ge=1, le=1000, description="Items in each feed, newest first.")
+    websub_hub: AnyHttpUrl | None = Field(
+        None, description="A WebSub hub every feed advertises and is announced to."
+    )
+    max_age: int = Field(300, ge=0, description="Seconds clients may cache a feed (Cache-Control).")
+
+
+class SmtpSettings(Section):
+    """An SMTP relay or MTA."""
+
+    host: str = Field("localhost", description="SMTP server host.")
+    port: int = Field(25, ge=1, le=65535, description="SMTP server port.")
+    username: str = Field("", description="Login name; empty for none.")
+    password: SecretStr = Field(
+        SecretStr(""), description="Login password (set it in the environment)."
+    )
+    security: Literal["none", "starttls", "tls"] = Field("none", description="Transport security.")
+    pool_size: int = Field(4, ge=1, le=64, description="Connections kept open and reused.")
+    rate_per_second: float = Field(
+        0, ge=0, description="Messages a second at most; 0 for no limit."
+    )
+
+
+class MailSettings(Section):
+    """How digests leave the building."""
+
+    transport: Literal["outbox", "smtp"] = Field("outbox", description="outbox (Maildir) or smtp.")
+    from_address: str = Field("Syndicate Demo News <news@site.example>", description="From header.")
+    outbox_dir: Path = Field(Path("var/outbox"), description="Maildir the outbox transport writes.")
+    smtp: SmtpSettings = Field(default_factory=SmtpSettings)
+
+
+class WebSettings(Section):
+    """Syndicate's own HTTP server."""
+
+    host: str = Field("127.0.0.1", description="Address to listen on.")
+    port: int = Field(8000, ge=0, le=65535, description="Port to listen on.")
+    public_url: AnyHttpUrl = Field(
+        AnyHttpUrl("http://127.0.0.1:8000/"),
+        description="Public base URL of Syndicate's pages; feeds live under {public_url}/feeds/.",
+    )
+
+    @property
+    def feeds_url(self) -> str:
+        """The public URL of the feeds folder, ending in a slash."""
+        return str(self.public_url).rstrip("/") + "/feeds/"
+
+
+class SourceSettings(Section):
+    """Where articles come from."""
+
+    inbox_dir: Path = Field(Path("var/inbox"), description="Folder of JSON Lines files to ingest.")
+
+
+class ScheduleSettings(Section):
+    """When things happen."""
+
+    timezone: str = Field("UTC", description="IANA zone that edition dates and send times use.")
+    poll_seconds: int = Field(30, ge=1, description="Seconds between polls of the sources.")
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}") from None
+        return value
+
+    @property
+    def zone(self) -> ZoneInfo:
+        """The configured zone."""
+        return ZoneInfo(self.timezone)
+
+
+class SecuritySettings(Section):
+    """Secrets."""
+
+    secret_key: SecretStr = Field(
+        SecretStr(""), description="Signs subscription tokens; set it in the environment."
+    )
+
+
+class Settings(BaseSettings):
+    """Everything Syndicate can be told."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="SYNDICATE_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        frozen=True,
+    )
+
+    site: SiteSettings = Field(default_factory=SiteSettings)
+    database: DatabaseSettings = Field(default_factory=DatabaseSettings)
+    feeds: FeedSettings = Field(default_factory=FeedSettings)
+    mail: MailSettings = Field(default_factory=MailSettings)
+    web: WebSettings = Field(default_factory=WebSettings)
+    sources: SourceSettings = Field(default_factory=SourceSettings)
+    schedule: ScheduleSettings = Field(default_factory=ScheduleSettings)
+    security: SecuritySettings = Field(default_factory=SecuritySettings)
+
+    # Set by load_settings just before construction; the TOML source reads it.
+    config_path: ClassVar[Path | None] = None
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Environment over the TOML file over defaults."""
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if cls.config_path is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=cls.config_path))
+        return tuple(sources)
+
+
+class SettingsError(Exception):
+    """Settings that cannot be used; the message names the key."""
+
+
+def config_file(explicit: Path | None) -> Path | None:
+    """The settings file to read: --config, else SYNDICATE_CONFIG, else ./settings.toml if present."""
+    if explicit is not None:
+        return explicit
+    if env := os.environ.get("SYNDICATE_CONFIG"):
+        return Path(env)
+    return DEFAULT_CONFIG_FILE if DEFAULT_CONFIG_FILE.exists() else None
+
+
+def load_settings(explicit: Path | None = None) -> Settings:
+    """Load the settings once, raising SettingsError with one line naming the bad key."""
+    path = config_file(explicit)
+    if path is not None and not path.is_file():
+        raise SettingsError(f"settings file {path} does not exist")
+    Settings.config_path = path
+    try:
+        return Settings()
+    except ValidationError as error:
+        raise SettingsError(_describe(error, path)) from None
+    except (ValueError, OSError) as error:  # a TOML syntax error surfaces as ValueError
+        raise SettingsError(f"{path}: {error}") from None
+
+
+def _describe(error: ValidationError, path: Path | None) -> str:
+    first = error.errors()[0]
+    key = ".".join(str(part) for part in first["loc"])
+    env = "SYNDICATE_" + "__".join(str(part).upper() for part in first["loc"])
+    where = f"{path} or {env}" if path else env
+    value = first.get("input")
+    shown = "" if isinstance(value, dict) else f" (got {value!r})"
+    more = f"; and {error.error_count() - 1} more" if error.error_count() > 1 else ""
+    return f"setting {key}: {first['msg']}{shown} [from {where}]{more}"
+
+
+def masked(settings: Settings) -> dict[str, Any]:
+    """The effective settings as plain data, with secrets shown as '********'."""
+    data = settings.model_dump(mode="json")
+    _mask(settings, data)
+    return data
+
+
+def _mask(model: BaseModel, data: dict[str, Any]) -> None:
+    for name in type(model).model_fields:
+        value = getattr(model, name)
+        if isinstance(value, SecretStr):
+            data[name] = "********" if value.get_secret_value() else ""
+        elif isinstance(value, BaseModel):
+            _mask(value, data[name])

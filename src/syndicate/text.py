@@ -1,0 +1,31 @@
+"""Text hygiene shared by every stage: what XML can carry, and how tags are compared."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+# Characters XML 1.0 forbids (C0 controls but tab, newline and return; lone surrogates;
+# U+FFFE and U+FFFF). lxml refuses them outright, so one bad title would break a whole feed.
+_XML_FORBIDDEN = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+_SPACES = re.compile(r"\s+")
+
+
+def xml_safe(text: str) -> str:
+    """Remove the characters XML 1.0 cannot carry."""
+    return _XML_FORBIDDEN.sub("", text)
+
+
+def one_line(text: str) -> str:
+    """XML-safe text with every run of white space (newlines included) folded to one space."""
+    return _SPACES.sub(" ", xml_safe(text)).strip()
+
+
+def tag_name(raw: str) -> str:
+    """A tag as editors wrote it, tidied: NFC, XML-safe, white space folded."""
+    return one_line(unicodedata.normalize("NFC", raw))
+
+
+def tag_key(name: str) -> str:
+    """The identity of a tag: spellings that differ only in case, width or spacing are one tag."""
+    return unicodedata.normalize("NFKC", name).casefold()
