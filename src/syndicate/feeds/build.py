@@ -187,7 +187,6 @@ class FeedBuilder:
         self.progress = progress
         self.folder = FeedFolder(_path(config.feeds_dir))
         self.renderer = FeedRenderer(
-            site_title=config.site_titles[config.languages[0]],
             site_url=config.site_url,
             feeds_url=config.feeds_url,
             hub=config.hub,
@@ -233,6 +232,7 @@ class FeedBuilder:
             description=content.description,
             home_url=self.config.home_url(content.language),
             updated=updated,
+            site_title=self.config.site_titles[content.language],
         )
         changed = False
         for fmt in FORMATS:

@@ -5,26 +5,26 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from syndicate.feeds.layout import Kind, split_key
-from syndicate.i18n import gettext
+from syndicate.i18n import N_, gettext
 
 # Section slugs the site uses, with their English names (msgids for translation).
 SECTION_NAMES = {
-    "news": "News",
-    "report": "Report",
-    "analysis": "Analysis",
-    "interview": "Interview",
-    "photo-gallery": "Photo gallery",
-    "film": "Film",
+    "news": N_("News"),
+    "report": N_("Report"),
+    "analysis": N_("Analysis"),
+    "interview": N_("Interview"),
+    "photo-gallery": N_("Photo gallery"),
+    "film": N_("Film"),
 }
 PERIOD_TITLES = {
-    "day": "Most viewed today",
-    "week": "Most viewed this week",
-    "month": "Most viewed this month",
+    "day": N_("Most viewed today"),
+    "week": N_("Most viewed this week"),
+    "month": N_("Most viewed this month"),
 }
 PERIOD_DESCRIPTIONS = {
-    "day": "The most read articles from {site} in the last 24 hours.",
-    "week": "The most read articles from {site} in the last 7 days.",
-    "month": "The most read articles from {site} in the last 30 days.",
+    "day": N_("The most read articles from {site} in the last 24 hours."),
+    "week": N_("The most read articles from {site} in the last 7 days."),
+    "month": N_("The most read articles from {site} in the last 30 days."),
 }
 
 
@@ -80,7 +80,8 @@ def feed_title(key: str, site: str, name: str | None = None, about: str = "") ->
             description = _("Articles picked by the editors of {site}.")
             return FeedTitle(f"{site}: {subject}", description.format(site=site), subject)
         case Kind.MOST_VIEWED:
-            subject = _(PERIOD_TITLES[param or "day"])
-            description = _(PERIOD_DESCRIPTIONS[param or "day"])
+            period = param or "day"
+            subject = _(PERIOD_TITLES[period])
+            description = _(PERIOD_DESCRIPTIONS[period])
             return FeedTitle(f"{site}: {subject}", description.format(site=site), subject)
     raise AssertionError(f"unhandled feed kind {kind}")

@@ -11,17 +11,17 @@ from urllib.parse import quote
 from babel import Locale
 
 from syndicate.feeds.layout import FORMATS, Kind, split_key
-from syndicate.i18n import gettext
+from syndicate.i18n import N_, gettext
 from syndicate.templating import environment
 
 KIND_ORDER = list(Kind)
 KIND_HEADINGS = {
-    Kind.ALL: "Whole site",
-    Kind.EDITORS_CHOICE: "Editor's Choice",
-    Kind.MOST_VIEWED: "Most viewed",
-    Kind.SECTION: "Sections",
-    Kind.TOPIC: "Topics",
-    Kind.TAG: "Tags",
+    Kind.ALL: N_("Whole site"),
+    Kind.EDITORS_CHOICE: N_("Editor's Choice"),
+    Kind.MOST_VIEWED: N_("Most viewed"),
+    Kind.SECTION: N_("Sections"),
+    Kind.TOPIC: N_("Topics"),
+    Kind.TAG: N_("Tags"),
 }
 
 

@@ -106,16 +106,14 @@ class FeedHead:
     description: str
     home_url: str
     updated: datetime
+    site_title: str
 
 
 class FeedRenderer:
     """Renders fragments and feeds for one site; holds only settings-derived constants."""
 
-    def __init__(
-        self, *, site_title: str, site_url: str, feeds_url: str, hub: str | None = None
-    ) -> None:
+    def __init__(self, *, site_url: str, feeds_url: str, hub: str | None = None) -> None:
         """Render for the site `site_url`, whose feeds are published under `feeds_url`."""
-        self.site_title = site_title
         self.site_url = site_url
         self.feeds_url = feeds_url
         self.hub = hub
@@ -282,7 +280,7 @@ class FeedRenderer:
         generator.id(f"{self.id_prefix}feed:{quote(head.key, safe='/-._~')}")
         generator.link(href=self.feed_url(head.key, "atom"), rel="self")
         generator.link(href=head.home_url, rel="alternate")
-        generator.author(name=one_line(self.site_title), uri=self.site_url)
+        generator.author(name=one_line(head.site_title), uri=self.site_url)
         root, _ = generator._create_atom()  # noqa: SLF001 - the tree, to add what feedgen cannot
         links = root.findall("link")
         # feedgen keeps rel on feed-level links but drops nothing else we need; add types.
@@ -300,7 +298,7 @@ class FeedRenderer:
             "feed_url": self.feed_url(head.key, "json"),
             "description": one_line(head.description),
             "language": head.language,
-            "authors": [{"name": one_line(self.site_title), "url": self.site_url}],
+            "authors": [{"name": one_line(head.site_title), "url": self.site_url}],
         }
         if self.hub:
             data["hubs"] = [{"type": "WebSub", "url": self.hub}]

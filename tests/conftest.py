@@ -1,0 +1,102 @@
+"""Shared fixtures: real databases (SQLite always, PostgreSQL when configured) and a corpus."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.engine import make_url
+
+from syndicate.feeds.build import FeedConfig
+from syndicate.ingest import IngestReport, ingest_lines
+from syndicate.store import open_database
+
+FIXTURES = Path(__file__).parent / "fixtures"
+GOLDEN = Path(__file__).parent / "golden"
+LANGUAGES = ("en", "ar", "fa")
+# The moment the fixture corpus is built at: after every article but the scheduled one.
+NOW = datetime(2025, 8, 22, 12, 0, tzinfo=UTC)
+POSTGRES_URL = os.environ.get("SYNDICATE_TEST_POSTGRES_URL")
+
+
+def _postgres_database() -> Iterator[str]:
+    """A fresh, empty PostgreSQL database for one test, dropped afterwards."""
+    assert POSTGRES_URL is not None
+    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
+    name = f"syndicate_test_{uuid.uuid4().hex[:12]}"
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture(
+    params=[
+        "sqlite",
+        pytest.param("postgresql", marks=pytest.mark.postgres),
+    ]
+)
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A URL of an empty database: SQLite, and PostgreSQL when SYNDICATE_TEST_POSTGRES_URL is set."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'store.db'}"
+        return
+    if not POSTGRES_URL:
+        pytest.skip("SYNDICATE_TEST_POSTGRES_URL is not set (.ci/run sets it)")
+    yield from _postgres_database()
+
+
+@pytest.fixture
+def engine(database_url: str) -> Iterator[Engine]:
+    """An engine on a migrated, empty store."""
+    engine = open_database(database_url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def sqlite_engine(tmp_path: Path) -> Iterator[Engine]:
+    """An engine on a migrated, empty SQLite store (for tests that need only one backend)."""
+    engine = open_database(f"sqlite:///{tmp_path / 'store.db'}")
+    yield engine
+    engine.dispose()
+
+
+def ingest_text(engine: Engine, content: str) -> tuple[IngestReport, list[str]]:
+    """Ingest JSON Lines text; return the report and the `line N: reason` messages."""
+    messages: list[str] = []
+    report = ingest_lines(
+        engine,
+        [line.encode() + b"\n" for line in content.splitlines()],
+        LANGUAGES,
+        on_reject=lambda number, reason: messages.append(f"line {number}: {reason}"),
+    )
+    return report, messages
+
+
+@pytest.fixture
+def corpus_text() -> str:
+    """The fixture corpus: three languages, hostile HTML, nasty tags, a draft, a future article."""
+    return (FIXTURES / "corpus.jsonl").read_text(encoding="utf-8")
+
+
+@pytest.fixture
+def feed_config(tmp_path: Path) -> FeedConfig:
+    """Feed settings writing to a temporary folder, five items a feed."""
+    return FeedConfig(
+        site_url="https://site.example/",
+        site_titles={"en": "Demo News", "ar": "أخبار تجريبية", "fa": "اخبار آزمایشی"},
+        languages=LANGUAGES,
+        feeds_dir=str(tmp_path / "feeds"),
+        feeds_url="https://feeds.example/feeds/",
+        items=5,
+    )
