@@ -237,7 +237,8 @@ def _describe(error: ValidationError, path: Path | None) -> str:
     value = first.get("input")
     shown = "" if isinstance(value, dict) else f" (got {value!r})"
     more = f"; and {error.error_count() - 1} more" if error.error_count() > 1 else ""
-    return f"setting {key}: {first['msg']}{shown} [from {where}]{more}"
+    message = str(first["msg"]).removeprefix("Value error, ")
+    return f"setting {key}: {message}{shown} [from {where}]{more}"
 
 
 def masked(settings: Settings) -> dict[str, Any]:

@@ -1,0 +1,3 @@
+from syndicate.cli import main
+
+main()
