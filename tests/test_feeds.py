@@ -365,3 +365,21 @@ def test_feed_matches_golden_file(built: Path, feed: str, golden: str) -> None:
     if os.environ.get("UPDATE_GOLDEN"):
         (GOLDEN / golden).write_bytes(actual)
     assert actual == (GOLDEN / golden).read_bytes()
+
+
+def test_worker_pool_build_matches_in_process_build(
+    sqlite_engine: Engine, corpus_text: str, feed_config: FeedConfig, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A large build spread over worker processes writes exactly what one process writes."""
+    from syndicate.feeds import build
+
+    ingest_text(sqlite_engine, corpus_text)
+    _build(sqlite_engine, feed_config)
+    monkeypatch.setattr(build, "PARALLEL_THRESHOLD", 1)
+    monkeypatch.setattr(build, "CHUNK", 2)
+    monkeypatch.setattr(build, "FEED_CHUNK", 3)
+    pooled = replace(feed_config, feeds_dir=str(tmp_path / "pooled"), workers=2)
+    report = _build(sqlite_engine, pooled, full=True)
+    assert report.feeds > 20
+    assert _files(tmp_path / "pooled") == _files(Path(feed_config.feeds_dir))

@@ -39,7 +39,7 @@ def test_defaults_need_no_file() -> None:
     """With no settings file at all, the embedded defaults apply."""
     settings = load_settings()
     assert settings.database.url == "sqlite:///var/syndicate.db"
-    assert settings.feeds.items == 30
+    assert settings.feeds.items == 20
     assert settings.mail.transport == "outbox"
     assert settings.web.feeds_url == "http://127.0.0.1:8000/feeds/"
 
@@ -117,7 +117,7 @@ def test_config_command_masks_secrets(tmp_path: Path) -> None:
     assert '[mail.smtp]\nhost = "localhost"' in result.stdout
     import tomllib
 
-    assert tomllib.loads(result.stdout)["feeds"]["items"] == 30
+    assert tomllib.loads(result.stdout)["feeds"]["items"] == 20
 
 
 def test_masked_shows_unset_secrets_as_empty() -> None:

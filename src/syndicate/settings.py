@@ -81,7 +81,10 @@ class FeedSettings(Section):
     """The feeds written to disk."""
 
     dir: Path = Field(Path("feeds"), description="Folder the feeds are written to.")
-    items: int = Field(30, ge=1, le=1000, description="Items in each feed, newest first.")
+    items: int = Field(20, ge=1, le=1000, description="Items in each feed, newest first.")
+    build_workers: int = Field(
+        0, ge=0, le=32, description="Processes a large build uses; 0 for one per CPU core."
+    )
     websub_hub: AnyHttpUrl | None = Field(
         None, description="A WebSub hub every feed advertises and is announced to."
     )

@@ -12,11 +12,11 @@ import hashlib
 import json
 import logging
 import os
-import tempfile
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Protocol
 
 from sqlalchemy import Connection, Engine, and_, delete, or_, select
@@ -25,8 +25,11 @@ from syndicate.feeds import layout
 from syndicate.feeds.contents import ContentReader, FeedContent, visible
 from syndicate.feeds.index import ListedFeed, group_feeds, render_html, render_opml
 from syndicate.feeds.layout import FORMATS, Kind
+from syndicate.feeds.pool import BuildPool, WorkerSetup
 from syndicate.feeds.publish import FeedFolder, feed_file
-from syndicate.feeds.render import EPOCH, FeedHead, FeedRenderer
+from syndicate.feeds.render import FeedRenderer
+from syndicate.feeds.spool import FragmentSpool
+from syndicate.feeds.stages import Published, Publisher, render_articles
 from syndicate.settings import Settings
 from syndicate.store.schema import (
     article,
@@ -48,7 +51,10 @@ log = logging.getLogger(__name__)
 RENDERING_VERSION = "1"
 # Feeds that exist for every language even with no items, so their URLs never 404.
 STANDING_KINDS = {Kind.ALL, Kind.EDITORS_CHOICE, Kind.MOST_VIEWED}
-CHUNK = 500
+CHUNK = 500  # articles a worker renders at a time
+FEED_CHUNK = 200  # feeds a worker writes at a time
+# Below this many articles to render, starting worker processes costs more than it saves.
+PARALLEL_THRESHOLD = 5_000
 
 
 class Progress(Protocol):
@@ -82,6 +88,7 @@ class FeedConfig:
     feeds_url: str
     items: int
     hub: str | None = None
+    workers: int = 1
 
     @classmethod
     def from_settings(cls, settings: Settings) -> FeedConfig:
@@ -95,12 +102,14 @@ class FeedConfig:
             feeds_url=settings.web.feeds_url,
             items=settings.feeds.items,
             hub=str(settings.feeds.websub_hub) if settings.feeds.websub_hub else None,
+            workers=settings.feeds.build_workers,
         )
 
     def fingerprint(self) -> str:
         """A digest of everything that shapes every feed; when it changes, all feeds must."""
         settings = asdict(self) | {"rendering": RENDERING_VERSION}
         settings.pop("feeds_dir")
+        settings.pop("workers")
         return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()
 
     def home_url(self, language: str) -> str:
@@ -132,64 +141,32 @@ class BuildReport:
         )
 
 
-class FragmentSpool:
-    """Rendered articles kept in a temporary file, so memory does not grow with the archive."""
-
-    def __init__(self) -> None:
-        """Open an empty spool."""
-        self._file = tempfile.TemporaryFile(prefix="syndicate-fragments-")  # noqa: SIM115 - closed in close()
-        self._index: dict[int, tuple[int, int, int, int, datetime]] = {}
-        self._end = 0
-
-    def add(self, pk: int, rss: bytes, atom: bytes, json_item: bytes, updated: datetime) -> None:
-        """Keep one article's fragments."""
-        self._file.write(rss + atom + json_item)
-        self._index[pk] = (self._end, len(rss), len(atom), len(json_item), updated)
-        self._end += len(rss) + len(atom) + len(json_item)
-
-    def __contains__(self, pk: object) -> bool:
-        """Whether the article has been rendered."""
-        return pk in self._index
-
-    def updated(self, pk: int) -> datetime:
-        """When the article last changed."""
-        return self._index[pk][4]
-
-    def fragment(self, pk: int, fmt: str) -> bytes:
-        """The article's fragment for format `fmt`."""
-        offset, rss, atom, json_item, _ = self._index[pk]
-        start, length = {
-            "rss": (offset, rss),
-            "atom": (offset + rss, atom),
-            "json": (offset + rss + atom, json_item),
-        }[fmt]
-        return os.pread(self._file.fileno(), length, start)
-
-    def flush(self) -> None:
-        """Make everything added readable."""
-        self._file.flush()
-
-    def close(self) -> None:
-        """Delete the spool."""
-        self._file.close()
-
-
 class FeedBuilder:
-    """One build: a clock, a store connection, a renderer and the feeds folder."""
+    """One build: a clock, a store connection, the renderer, the feeds folder, maybe a pool."""
 
     def __init__(
-        self, connection: Connection, config: FeedConfig, now: datetime, progress: Progress
+        self,
+        connection: Connection,
+        config: FeedConfig,
+        now: datetime,
+        progress: Progress,
+        database_url: str,
     ) -> None:
         """Prepare a build as of `now`."""
         self.connection = connection
         self.config = config
         self.now = now
         self.progress = progress
-        self.folder = FeedFolder(_path(config.feeds_dir))
+        self.database_url = database_url
+        self.folder = FeedFolder(Path(config.feeds_dir))
         self.renderer = FeedRenderer(
-            site_url=config.site_url,
-            feeds_url=config.feeds_url,
-            hub=config.hub,
+            site_url=config.site_url, feeds_url=config.feeds_url, hub=config.hub
+        )
+        self.publisher = Publisher(
+            self.renderer,
+            self.folder,
+            config.site_titles,
+            {language: config.home_url(language) for language in config.languages},
         )
         self.reader = ContentReader(
             connection,
@@ -199,56 +176,92 @@ class FeedBuilder:
             languages=config.languages,
         )
         self.spool = FragmentSpool()
+        self.pool: BuildPool | None = None
+        self._clock = time.perf_counter()
 
-    # -- rendering ---------------------------------------------------------------------
+    def lap(self, phase: str) -> None:
+        """Log how long the phase that just ended took."""
+        now = time.perf_counter()
+        log.info("build phase=%s seconds=%.3f", phase, now - self._clock)
+        self._clock = now
 
-    def render_articles(self, pks: Iterable[int], report: BuildReport) -> None:
-        """Render every article not yet in the spool; a failing article is logged and left out."""
+    def close(self) -> None:
+        """Remove the spool and stop any workers."""
+        self.spool.close()
+        if self.pool is not None:
+            self.pool.close()
+
+    def _pool_for(self, amount: int) -> BuildPool | None:
+        """Workers, when the work is large enough to repay starting them."""
+        workers = self.config.workers or os.cpu_count() or 1
+        if workers < 2 or amount < PARALLEL_THRESHOLD:
+            return None
+        if self.pool is None:
+            self.pool = BuildPool(
+                workers,
+                WorkerSetup(
+                    database_url=self.database_url,
+                    now=self.now,
+                    limit=self.config.items,
+                    site_url=self.config.site_url,
+                    feeds_url=self.config.feeds_url,
+                    hub=self.config.hub,
+                    feeds_dir=Path(self.config.feeds_dir),
+                    site_titles=self.config.site_titles,
+                    home_urls=self.publisher.home_urls,
+                    languages=self.config.languages,
+                ),
+            )
+        return self.pool
+
+    # -- the two stages ----------------------------------------------------------------
+
+    def render(self, pks: Iterable[int], report: BuildReport) -> None:
+        """Render every article not yet in the spool."""
         wanted = sorted(pk for pk in set(pks) if pk not in self.spool)
         self.progress.phase("Rendering articles", len(wanted))
-        for start in range(0, len(wanted), CHUNK):
-            chunk = wanted[start : start + CHUNK]
-            for pk, item in self.reader.items(chunk).items():
-                try:
-                    fragments = self.renderer.fragments(item)
-                except Exception:
-                    log.exception("article failed to render article=%s", item.cms_id)
-                    report.failed.append(item.cms_id)
-                    continue
-                updated = max(item.updated_at, item.published_at)
-                self.spool.add(pk, fragments.rss, fragments.atom, fragments.json, updated)
-            report.articles += len(chunk)
-            self.progress.advance(len(chunk))
+        shares = [wanted[start : start + CHUNK] for start in range(0, len(wanted), CHUNK)]
+        pool = self._pool_for(len(wanted))
+        results = pool.render(shares) if pool else (
+            render_articles(self.reader, self.renderer, share) for share in shares
+        )
+        for rendered in results:
+            for fragment in rendered.fragments:
+                self.spool.add(*fragment)
+            report.failed.extend(rendered.failed)
+            done = len(rendered.fragments) + len(rendered.failed)
+            report.articles += done
+            self.progress.advance(done)
         self.spool.flush()
 
-    def publish(self, content: FeedContent, report: BuildReport) -> ListedFeed:
-        """Write one feed in every format from spooled fragments."""
-        pks = [pk for pk in content.article_pks if pk in self.spool]
-        updated = max((self.spool.updated(pk) for pk in pks), default=EPOCH)
-        head = FeedHead(
-            key=content.key,
-            language=content.language,
-            title=content.title,
-            description=content.description,
-            home_url=self.config.home_url(content.language),
-            updated=updated,
-            site_title=self.config.site_titles[content.language],
-        )
-        changed = False
-        for fmt in FORMATS:
-            document = self.renderer.feed(head, fmt, [self.spool.fragment(pk, fmt) for pk in pks])
-            if self.folder.write(feed_file(content.key, fmt), document):
-                report.written += 1
-                changed = True
-            else:
-                report.unchanged += 1
-        if changed:
-            report.changed_keys.append(content.key)
-        report.feeds += 1
-        return ListedFeed(
-            content.key, content.language, content.kind, content.title, content.subject,
-            len(pks), updated,
-        )
+    def publish(self, contents: Sequence[FeedContent], report: BuildReport) -> list[ListedFeed]:
+        """Write every format of the given feeds."""
+        self.progress.phase("Writing feeds", len(contents))
+        pool = self._pool_for(len(contents) * 10)
+        if pool is None:
+            results: Iterable[Published] = (
+                self.publisher.publish(contents[start : start + FEED_CHUNK], self.spool.reader())
+                for start in range(0, len(contents), FEED_CHUNK)
+            )
+        else:
+            shares = []
+            for start in range(0, len(contents), FEED_CHUNK):
+                share = contents[start : start + FEED_CHUNK]
+                needed = {pk for content in share for pk in content.article_pks}
+                slots = {pk: self.spool.slots[pk] for pk in needed if pk in self.spool.slots}
+                shares.append((share, slots))
+            self.spool.flush()
+            results = pool.publish(self.spool.path, shares)
+        listed: list[ListedFeed] = []
+        for published in results:
+            listed.extend(published.listed)
+            report.written += published.written
+            report.unchanged += published.unchanged
+            report.changed_keys.extend(published.changed_keys)
+            report.feeds += len(published.listed)
+            self.progress.advance(len(published.listed))
+        listed.sort(key=lambda feed: feed.key)
+        return listed
 
     def remove(self, key: str, report: BuildReport) -> None:
         """Delete every format of a feed that no longer has anything in it."""
@@ -261,8 +274,9 @@ class FeedBuilder:
         """Write index.opml and index.html for the given feeds."""
         groups = group_feeds(feeds, self.config.languages)
         title = self.config.site_titles[self.config.languages[0]]
-        self.folder.write("index.opml", render_opml(groups, site_title=title, feeds_url=self.config.feeds_url))
-        self.folder.write("index.html", render_html(groups, site_title=title, feeds_url=self.config.feeds_url))
+        url = self.config.feeds_url
+        self.folder.write("index.opml", render_opml(groups, site_title=title, feeds_url=url))
+        self.folder.write("index.html", render_html(groups, site_title=title, feeds_url=url))
 
     # -- the two kinds of build ---------------------------------------------------------
 
@@ -274,12 +288,11 @@ class FeedBuilder:
             for content in self.reader.everything()
             if content.article_pks or content.kind in STANDING_KINDS
         ]
-        self.render_articles((pk for c in contents for pk in c.article_pks), report)
-        self.progress.phase("Writing feeds", len(contents))
-        listed = []
-        for content in contents:
-            listed.append(self.publish(content, report))
-            self.progress.advance()
+        self.lap("plan")
+        self.render((pk for content in contents for pk in content.article_pks), report)
+        self.lap("render")
+        listed = self.publish(contents, report)
+        self.lap("publish")
         keep = {feed_file(content.key, fmt) for content in contents for fmt in FORMATS}
         for stray in sorted(set(self.folder.feed_files()) - keep):
             self.folder.remove(stray)
@@ -298,8 +311,8 @@ class FeedBuilder:
                 gone.append(key)
             else:
                 contents.append(content)
-        self.render_articles((pk for c in contents for pk in c.article_pks), report)
-        listed = [self.publish(content, report) for content in contents]
+        self.render((pk for content in contents for pk in content.article_pks), report)
+        listed = self.publish(contents, report)
         for key in gone:
             self.remove(key, report)
         return listed, [key for key in gone if key in registry]
@@ -352,7 +365,8 @@ def build_feeds(
     with engine.connect() as connection:
         with connection.begin():
             saved = {name: value for name, value in connection.execute(select(state.c.name, state.c.value))}
-            builder = FeedBuilder(connection, config, now, progress or NoProgress())
+            url = engine.url.render_as_string(hide_password=False)
+            builder = FeedBuilder(connection, config, now, progress or NoProgress(), url)
             dirty = {key: token for key, token in connection.execute(select(dirty_feed.c.key, dirty_feed.c.token))}
             registry = _registry(connection)
             mode = "full" if full or _needs_full_build(saved, config, builder.folder) else "incremental"
@@ -366,7 +380,7 @@ def build_feeds(
                     keys = set(dirty) | builder.time_driven_keys(since)
                     listed, gone = builder.incremental(keys, registry, report)
             finally:
-                builder.spool.close()
+                builder.close()
         with connection.begin():
             index_changed = _record(connection, listed, gone, registry, full=mode == "full")
             if index_changed:
@@ -449,7 +463,3 @@ def _hour(moment: datetime) -> datetime:
     return moment.replace(minute=0, second=0, microsecond=0)
 
 
-def _path(folder: str) -> os.PathLike[str]:
-    from pathlib import Path
-
-    return Path(folder)

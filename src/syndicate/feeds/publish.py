@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,18 +21,28 @@ class FeedFolder:
         """Write under `root`, creating it if needed."""
         root.mkdir(parents=True, exist_ok=True)
         self.root = root.resolve()
+        self._root = str(self.root)
+        self._checked: set[str] = set()  # folders already known to lie inside the root
 
     def path(self, relative: str) -> Path:
         """The file for `relative` (such as `en/tags/iraq.rss`), refusing any escape."""
+        return Path(self._checked_path(relative))
+
+    def _checked_path(self, relative: str) -> str:
         parts = relative.split("/")
         if "\\" in relative or "\x00" in relative:
             raise UnsafePath(relative)
         if any(part in ("", ".", "..") or part.startswith(".") for part in parts):
             raise UnsafePath(relative)
-        path = self.root.joinpath(*parts)
-        if not path.resolve().is_relative_to(self.root):  # a symlink pointing outside
-            raise UnsafePath(relative)
-        return path
+        folder = os.path.join(self._root, *parts[:-1])
+        if folder not in self._checked:
+            # A symlinked folder could point outside; resolve each folder once per build.
+            # (The file itself is replaced by rename, which never follows a symlink.)
+            if not Path(folder).resolve().is_relative_to(self.root):
+                raise UnsafePath(relative)
+            if os.path.isdir(folder):
+                self._checked.add(folder)
+        return os.path.join(folder, parts[-1])
 
     def write(self, relative: str, data: bytes) -> bool:
         """Replace the file with `data` unless it already holds exactly that; True if written.
@@ -40,20 +51,23 @@ class FeedFolder:
         bytes go to a hidden temporary file first and are renamed over the old one, so a reader
         sees either the old file or the new one, never a partial one.
         """
-        path = self.path(relative)
+        path = self._checked_path(relative)
         try:
-            if path.stat().st_size == len(data) and path.read_bytes() == data:
+            if os.stat(path).st_size == len(data) and _read(path) == data:
                 return False
         except FileNotFoundError:
-            path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+        folder, name = os.path.split(path)
+        temporary = os.path.join(folder, f".{name}.{os.getpid()}.tmp")
+        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         try:
-            with temporary.open("wb") as handle:
+            with os.fdopen(descriptor, "wb") as handle:
                 handle.write(data)
-            os.chmod(temporary, 0o644)
             os.replace(temporary, path)
-        finally:
-            temporary.unlink(missing_ok=True)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(temporary)
+            raise
         return True
 
     def remove(self, relative: str) -> bool:
@@ -76,6 +90,11 @@ class FeedFolder:
             for name in files:
                 if name.endswith(suffixes) and not name.startswith("."):
                     yield Path(directory, name).relative_to(self.root).as_posix()
+
+
+def _read(path: str) -> bytes:
+    with open(path, "rb") as handle:
+        return handle.read()
 
 
 def feed_file(key: str, fmt: str) -> str:

@@ -53,6 +53,8 @@ MEDIA_TYPES = {
     "json": "application/feed+json",
 }
 GENERATOR = "Syndicate"
+RSS_CLOSING = b"  </channel>\n</rss>\n"
+ATOM_CLOSING = b"</feed>\n"
 # Where a feed with no items yet takes its date from, so that even it is deterministic.
 EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 
@@ -137,9 +139,10 @@ class FeedRenderer:
         """Render one article for every format."""
         content = self._content(item)
         summary = item.summary or plain_text(item.body_html) or item.title
+        entry = self._entry(item, content, summary)
         return Fragments(
-            rss=self._rss_item(item, content, summary),
-            atom=self._atom_entry(item, content, summary),
+            rss=self._rss_item(item, entry),
+            atom=self._atom_entry(item, entry),
             json=self._json_item(item, content, summary),
         )
 
@@ -150,6 +153,7 @@ class FeedRenderer:
         return html
 
     def _entry(self, item: FeedItem, content: str, summary: str) -> FeedEntry:
+        """One feedgen entry serves both XML formats; what differs is added to the trees."""
         entry = FeedEntry()
         entry.register_extension("dc", DcEntryExtension, atom=False, rss=True)
         entry.register_extension("media", MediaEntryExtension, atom=False, rss=True)
@@ -165,18 +169,22 @@ class FeedRenderer:
             # feedgen writes RSS <author> only with an e-mail address, which we do not have;
             # RSS gets dc:creator instead.
             entry.author(name=name)
-        return entry
-
-    def _rss_item(self, item: FeedItem, content: str, summary: str) -> bytes:
-        entry = self._entry(item, content, summary)
-        for label, kind in _labels(item):
-            entry.category(term=label.name, scheme=f"{self.feeds_url}{item.language}/{kind}/")
         if item.authors:
             entry.dc.dc_creator(list(item.authors))
         if item.image is not None:
             entry.enclosure(item.image.url, str(item.image.length), item.image.type)
             entry.media.content(_media_content(item.image), group=None)
+        return entry
+
+    def _rss_item(self, item: FeedItem, entry: FeedEntry) -> bytes:
         element = entry.rss_entry()
+        # Categories go in directly: feedgen's category() validates each dict at a cost that
+        # dominated full builds, for no gain here.
+        anchor = element.find("guid")
+        for label, kind in reversed(_labels(item)):
+            category = etree.Element("category", domain=f"{self.feeds_url}{item.language}/{kind}/")
+            category.text = label.name
+            anchor.addnext(category)  # type: ignore[union-attr]
         if item.image is not None and item.image.caption:
             media = element.find(f"{{{MEDIA_NS}}}content")
             assert media is not None
@@ -184,21 +192,24 @@ class FeedRenderer:
             caption.text = item.image.caption
         return _fragment(element, "rss")
 
-    def _atom_entry(self, item: FeedItem, content: str, summary: str) -> bytes:
-        entry = self._entry(item, content, summary)
-        for label, kind in _labels(item):
-            entry.category(term=label.name, scheme=f"{self.feeds_url}{item.language}/{kind}/")
+    def _atom_entry(self, item: FeedItem, entry: FeedEntry) -> bytes:
         element = entry.atom_entry()
-        if item.image is not None:
-            enclosure = etree.Element(
-                "link",
-                rel="enclosure",
-                href=item.image.url,
-                type=item.image.type,
-                length=str(item.image.length),
+        anchor = element.find("summary")
+        for label, kind in reversed(_labels(item)):
+            anchor.addnext(  # type: ignore[union-attr]
+                etree.Element(
+                    "category", term=label.name, scheme=f"{self.feeds_url}{item.language}/{kind}/"
+                )
             )
-            # After the alternate link, where feedgen puts links.
-            element.find("link").addnext(enclosure)  # type: ignore[union-attr]
+        if item.image is not None:
+            # feedgen's enclosure() made this link but dropped its rel, type and length (the
+            # loop in atom_entry shadows the link dict); put them back.
+            for link in element.findall("link"):
+                if link.get("href") == item.image.url and link.get("rel") is None:
+                    link.set("rel", "enclosure")
+                    link.set("type", item.image.type)
+                    link.set("length", str(item.image.length))
+                    break
         return _fragment(element, "atom")
 
     def _json_item(self, item: FeedItem, content: str, summary: str) -> bytes:
@@ -230,16 +241,28 @@ class FeedRenderer:
 
     # -- whole feeds ----------------------------------------------------------------------
 
-    def feed(self, head: FeedHead, fmt: str, fragments: Sequence[bytes]) -> bytes:
-        """The complete feed document `fmt` for `head` with the given item fragments."""
-        match fmt:
-            case "rss":
-                return self._splice(self._rss_head(head), b"  </channel>\n</rss>\n", fragments)
-            case "atom":
-                return self._splice(self._atom_head(head), b"</feed>\n", fragments)
-            case "json":
-                return self._json_feed(head, fragments)
-        raise ValueError(f"unknown feed format {fmt!r}")
+    def documents(self, head: FeedHead, fragments: dict[str, Sequence[bytes]]) -> dict[str, bytes]:
+        """The complete feed in every format, from its head and each format's item fragments."""
+        title = one_line(head.title)
+        description = one_line(head.description) or title
+        generator = FeedGenerator()  # one generator serves both XML formats
+        generator.register_extension("dc", DcExtension, DcEntryExtension, atom=False, rss=True)
+        generator.register_extension(
+            "media", MediaExtension, MediaEntryExtension, atom=False, rss=True
+        )
+        generator.id(f"{self.id_prefix}feed:{quote(head.key, safe='/-._~')}")
+        generator.title(title)
+        generator.description(description)
+        generator.subtitle(description)
+        generator.language(head.language)
+        generator.updated(head.updated)
+        generator.lastBuildDate(head.updated)
+        generator.author(name=one_line(head.site_title), uri=self.site_url)
+        return {
+            "rss": self._splice(self._rss_head(generator, head), RSS_CLOSING, fragments["rss"]),
+            "atom": self._splice(self._atom_head(generator, head), ATOM_CLOSING, fragments["atom"]),
+            "json": self._json_feed(head, title, description, fragments["json"]),
+        }
 
     @staticmethod
     def _splice(document: bytes, closing: bytes, fragments: Sequence[bytes]) -> bytes:
@@ -247,56 +270,39 @@ class FeedRenderer:
             raise AssertionError("feed head does not end as expected")
         return b"".join([document[: -len(closing)], *fragments, closing])
 
-    def _generator(self, head: FeedHead) -> FeedGenerator:
-        generator = FeedGenerator()
-        generator.register_extension("dc", DcExtension, DcEntryExtension, atom=False, rss=True)
-        generator.register_extension(
-            "media", MediaExtension, MediaEntryExtension, atom=False, rss=True
-        )
-        generator.title(one_line(head.title))
-        generator.description(one_line(head.description) or one_line(head.title))
-        generator.subtitle(one_line(head.description) or one_line(head.title))
-        generator.language(head.language)
-        generator.updated(head.updated)
-        generator.lastBuildDate(head.updated)
-        generator.generator(GENERATOR, version=__version__)
-        return generator
+    def _links(self, generator: FeedGenerator, head: FeedHead, fmt: str) -> None:
+        self_link = {"href": self.feed_url(head.key, fmt), "rel": "self", "type": MEDIA_TYPES[fmt]}
+        # RSS <link> is taken from the last link, so the site's page goes last.
+        alternate = {"href": head.home_url, "rel": "alternate", "type": "text/html"}
+        generator.link([self_link, alternate], replace=True)
 
-    def _rss_head(self, head: FeedHead) -> bytes:
-        generator = self._generator(head)
-        generator.link(href=self.feed_url(head.key, "rss"), rel="self", type=MEDIA_TYPES["rss"])
-        generator.link(href=head.home_url, rel="alternate")  # RSS <link> is the last link
+    def _rss_head(self, generator: FeedGenerator, head: FeedHead) -> bytes:
+        self._links(generator, head, "rss")
         generator.generator(f"{GENERATOR} {__version__}")
         root, _ = generator._create_rss()  # noqa: SLF001 - the tree, to add what feedgen cannot
-        channel = root[0]
         if self.hub:
-            self_link = channel.find(f"{{{ATOM_NS}}}link")
+            self_link = root[0].find(f"{{{ATOM_NS}}}link")
             assert self_link is not None
             self_link.addnext(etree.Element(f"{{{ATOM_NS}}}link", href=self.hub, rel="hub"))
         return _document(root)
 
-    def _atom_head(self, head: FeedHead) -> bytes:
-        generator = self._generator(head)
-        generator.id(f"{self.id_prefix}feed:{quote(head.key, safe='/-._~')}")
-        generator.link(href=self.feed_url(head.key, "atom"), rel="self")
-        generator.link(href=head.home_url, rel="alternate")
-        generator.author(name=one_line(head.site_title), uri=self.site_url)
+    def _atom_head(self, generator: FeedGenerator, head: FeedHead) -> bytes:
+        self._links(generator, head, "atom")
+        generator.generator(GENERATOR, version=__version__)
         root, _ = generator._create_atom()  # noqa: SLF001 - the tree, to add what feedgen cannot
-        links = root.findall("link")
-        # feedgen keeps rel on feed-level links but drops nothing else we need; add types.
-        links[0].set("type", MEDIA_TYPES["atom"])
-        links[1].set("type", "text/html")
         if self.hub:
-            links[-1].addnext(etree.Element("link", href=self.hub, rel="hub"))
+            root.findall("link")[-1].addnext(etree.Element("link", href=self.hub, rel="hub"))
         return _document(root)
 
-    def _json_feed(self, head: FeedHead, fragments: Sequence[bytes]) -> bytes:
+    def _json_feed(
+        self, head: FeedHead, title: str, description: str, fragments: Sequence[bytes]
+    ) -> bytes:
         data: dict[str, Any] = {
             "version": JSON_FEED_VERSION,
-            "title": one_line(head.title),
+            "title": title,
             "home_page_url": head.home_url,
             "feed_url": self.feed_url(head.key, "json"),
-            "description": one_line(head.description),
+            "description": description,
             "language": head.language,
             "authors": [{"name": one_line(head.site_title), "url": self.site_url}],
         }

@@ -1,0 +1,139 @@
+"""Worker processes for large builds: each renders or publishes a share and sends back the result.
+
+Workers are started fresh (spawn), not forked, so a build inside the threaded service never
+inherits a lock some other thread held. Each worker opens its own database connection.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import TypeVar
+
+from sqlalchemy import Engine
+
+from syndicate.feeds.contents import ContentReader, FeedContent
+from syndicate.feeds.publish import FeedFolder
+from syndicate.feeds.render import FeedRenderer
+from syndicate.feeds.spool import Slot, SpoolReader
+from syndicate.feeds.stages import Published, Publisher, Rendered, render_articles
+
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class WorkerSetup:
+    """Everything a worker needs to rebuild the build's tools on its side (picklable)."""
+
+    database_url: str
+    now: datetime
+    limit: int
+    site_url: str
+    feeds_url: str
+    hub: str | None
+    feeds_dir: Path
+    site_titles: dict[str, str]
+    home_urls: dict[str, str]
+    languages: tuple[str, ...]
+
+    def renderer(self) -> FeedRenderer:
+        """The renderer the parent would use."""
+        return FeedRenderer(site_url=self.site_url, feeds_url=self.feeds_url, hub=self.hub)
+
+
+class _Worker:
+    """Per-process state, created once by the pool's initializer."""
+
+    setup: WorkerSetup
+    engine: Engine
+    renderer: FeedRenderer
+    publisher: Publisher
+    spool_file: int | None = None
+
+
+def _initialise(setup: WorkerSetup) -> None:
+    from syndicate.logs import setup_logging
+    from syndicate.store import open_database
+
+    setup_logging("warning")
+    _Worker.setup = setup
+    _Worker.engine = open_database(setup.database_url, migrate=False)
+    _Worker.renderer = setup.renderer()
+    _Worker.publisher = Publisher(
+        _Worker.renderer, FeedFolder(setup.feeds_dir), setup.site_titles, setup.home_urls
+    )
+
+
+def _render(pks: Sequence[int]) -> Rendered:
+    setup = _Worker.setup
+    with _Worker.engine.connect() as connection:
+        reader = ContentReader(
+            connection, now=setup.now, limit=setup.limit, site_titles=setup.site_titles,
+            languages=setup.languages,
+        )  # fmt: skip
+        return render_articles(reader, _Worker.renderer, pks)
+
+
+def _publish(spool_path: str, contents: Sequence[FeedContent], slots: dict[int, Slot]) -> Published:
+    import os
+
+    if _Worker.spool_file is None:
+        _Worker.spool_file = os.open(spool_path, os.O_RDONLY)
+    return _Worker.publisher.publish(contents, SpoolReader(_Worker.spool_file, slots))
+
+
+class BuildPool:
+    """A pool of build workers; shares are handed out and results come back as they finish."""
+
+    def __init__(self, workers: int, setup: WorkerSetup) -> None:
+        """Start `workers` processes prepared with `setup`."""
+        self._executor = ProcessPoolExecutor(
+            max_workers=workers,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_initialise,
+            initargs=(setup,),
+        )
+        self.workers = workers
+
+    def render(self, shares: Sequence[Sequence[int]]) -> Iterator[Rendered]:
+        """Render each share of article keys; yields results in order as they finish."""
+        return self._run(_render, [(share,) for share in shares])
+
+    def publish(
+        self, spool_path: Path, shares: Sequence[tuple[Sequence[FeedContent], dict[int, Slot]]]
+    ) -> Iterator[Published]:
+        """Publish each share of feeds from the spool file; yields results in order."""
+        return self._run(_publish, [(str(spool_path), *share) for share in shares])
+
+    def _run(self, function: Callable[..., T], calls: Sequence[tuple[object, ...]]) -> Iterator[T]:
+        # A few shares in flight per worker and no more: results are large (rendered
+        # articles), and holding all of them would make memory grow with the archive.
+        window = self.workers * 2
+        pending: deque[Future[T]] = deque()
+        remaining = iter(calls)
+        try:
+            for arguments in remaining:
+                pending.append(self._executor.submit(function, *arguments))
+                if len(pending) >= window:
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
+        finally:
+            for future in pending:
+                future.cancel()
+
+    def close(self) -> None:
+        """Stop the workers."""
+        self._executor.shutdown(wait=True, cancel_futures=True)
+
+
+def shares_of(items: Sequence[object], size: int) -> list[Sequence[object]]:
+    """`items` cut into consecutive shares of at most `size`."""
+    return [items[start : start + size] for start in range(0, len(items), size)]
+
