@@ -58,7 +58,9 @@ def timed_child(args: list[str], env: dict[str, str], **options: object) -> tupl
     """Run a command; return wall seconds, its peak resident memory in MiB, and its stdout."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     started = time.perf_counter()
-    result = subprocess.run(args, env=env, cwd=ROOT, capture_output=True, text=True, check=False, **options)  # type: ignore[call-overload]
+    result = subprocess.run(
+        args, env=env, cwd=ROOT, capture_output=True, text=True, check=False, **options
+    )  # type: ignore[call-overload]
     seconds = time.perf_counter() - started
     if result.returncode != 0:
         raise SystemExit(f"{' '.join(args)} failed ({result.returncode}):\n{result.stderr[-3000:]}")
@@ -101,7 +103,11 @@ def incremental_once(folder: Path, env: dict[str, str], corpus: Path, round_numb
     with corpus.open() as handle:
         for line in handle:
             record = json.loads(line)
-            if record["type"] == "article" and record["status"] == "published" and record.get("tags"):
+            if (
+                record["type"] == "article"
+                and record["status"] == "published"
+                and record.get("tags")
+            ):
                 break
     record["title"] = f"{record['title']} (update {round_number})"
     record["updated_at"] = datetime.now(UTC).isoformat()
@@ -152,14 +158,16 @@ def wrk(url: str, seconds: int, header: str | None = None) -> float:
 def etag_of(port: int, path: str) -> str:
     import urllib.request
 
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}") as response:  # noqa: S310 - loopback
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}") as response:
         return str(response.headers["ETag"])
 
 
-def serve_and_measure(folder: Path, env: dict[str, str], feed: str, seconds: int) -> dict[str, float]:
+def serve_and_measure(
+    folder: Path, env: dict[str, str], feed: str, seconds: int
+) -> dict[str, float]:
     """Requests/second for a 200 and a 304 on one feed: Syndicate's server, then nginx."""
     port = int(env["SYNDICATE_WEB__PORT"])
-    server = subprocess.Popen([*SYNDICATE, "serve"], env=env, cwd=ROOT,  # noqa: S603
+    server = subprocess.Popen([*SYNDICATE, "serve"], env=env, cwd=ROOT,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
     nginx_dir = Path(tempfile.mkdtemp(prefix="syndicate-nginx-"))
     nginx_port = free_port()
@@ -176,12 +184,12 @@ http {{
     fastcgi_temp_path {nginx_dir}; uwsgi_temp_path {nginx_dir}; scgi_temp_path {nginx_dir};
     server {{
         listen 127.0.0.1:{nginx_port};
-        location /feeds/ {{ alias {folder / 'feeds'}/; etag on; }}
+        location /feeds/ {{ alias {folder / "feeds"}/; etag on; }}
     }}
 }}
 """
     )
-    nginx = subprocess.Popen(["nginx", "-c", str(nginx_dir / "nginx.conf"), "-g", "daemon off;"])  # noqa: S603
+    nginx = subprocess.Popen(["nginx", "-c", str(nginx_dir / "nginx.conf"), "-g", "daemon off;"])
     try:
         wait_for(port)
         wait_for(nginx_port)
@@ -256,19 +264,21 @@ def main() -> None:
 | ingest (whole corpus, CLI wall time) | {ingest_seconds:.1f} s, peak {ingest_peak} MiB | |
 | full build (`syndicate build --full`, wall time) | {build_seconds:.1f} s | < 30 s |
 | full build peak memory (max RSS) | {build_peak} MiB | < 500 MB |
-| incremental build after one article changes (median of {len(rounds)}, in-process) | {incremental * 1000:.0f} ms (all: {', '.join(f'{r * 1000:.0f}' for r in rounds)}) | < 200 ms |
-| built-in server, 200 on en/all.rss | {serving['syndicate_200']:,.0f} req/s | |
-| nginx, 200 on the same file | {serving['nginx_200']:,.0f} req/s | |
+| incremental build after one article changes (median of {len(rounds)}, in-process) | {incremental * 1000:.0f} ms (all: {", ".join(f"{r * 1000:.0f}" for r in rounds)}) | < 200 ms |
+| built-in server, 200 on en/all.rss | {serving["syndicate_200"]:,.0f} req/s | |
+| nginx, 200 on the same file | {serving["nginx_200"]:,.0f} req/s | |
 | ratio 200 (Syndicate / nginx) | {ratio_200:.2f} | |
-| built-in server, 304 (If-None-Match) | {serving['syndicate_304']:,.0f} req/s | |
-| nginx, 304 | {serving['nginx_304']:,.0f} req/s | |
+| built-in server, 304 (If-None-Match) | {serving["syndicate_304"]:,.0f} req/s | |
+| nginx, 304 | {serving["nginx_304"]:,.0f} req/s | |
 | ratio 304 (Syndicate / nginx) | {ratio_304:.2f} | ≥ 0.25 |
 
 wrk: `wrk -t2 -c32 -d{args.seconds}s` on 127.0.0.1, one uvicorn process vs nginx with one worker
 (`worker_processes 1`), same machine, same run, same file.
 """
     if not RESULTS.exists():
-        RESULTS.write_text("# Benchmark results\n\nNewest last. Each entry is one run of `make bench`.\n")
+        RESULTS.write_text(
+            "# Benchmark results\n\nNewest last. Each entry is one run of `make bench`.\n"
+        )
     with RESULTS.open("a") as handle:
         handle.write(row)
     print(row)

@@ -29,7 +29,9 @@ def _check(condition: bool, message: str) -> None:
 def _url(value: Any, where: str) -> None:
     _check(isinstance(value, str), f"{where} must be a string")
     parts = urlsplit(value)
-    _check(parts.scheme in ("http", "https") and bool(parts.netloc), f"{where} must be an absolute URL")
+    _check(
+        parts.scheme in ("http", "https") and bool(parts.netloc), f"{where} must be an absolute URL"
+    )
 
 
 def _date(value: Any, where: str) -> None:
@@ -42,7 +44,10 @@ def _authors(value: Any, where: str) -> None:
     _check(isinstance(value, list) and value, f"{where} must be a non-empty array")
     for author in value:
         _check(isinstance(author, dict), f"{where} entries must be objects")
-        _check(bool({"name", "url", "avatar"} & set(author)), f"{where} entries need name, url or avatar")
+        _check(
+            bool({"name", "url", "avatar"} & set(author)),
+            f"{where} entries need name, url or avatar",
+        )
 
 
 def validate_json_feed(feed: Any) -> None:
@@ -68,7 +73,10 @@ def validate_json_feed(feed: Any) -> None:
         _check(isinstance(item, dict), f"{where} must be an object")
         unknown = {key for key in item if key not in ITEM and not key.startswith("_")}
         _check(not unknown, f"{where} has unknown keys {unknown}")
-        _check(isinstance(item.get("id"), str) and bool(item["id"]), f"{where}.id is a non-empty string")
+        _check(
+            isinstance(item.get("id"), str) and bool(item["id"]),
+            f"{where}.id is a non-empty string",
+        )
         _check(item["id"] not in seen, f"{where}.id repeats")
         seen.add(item["id"])
         _check("content_html" in item or "content_text" in item, f"{where} needs content")

@@ -14,7 +14,9 @@ FIXTURES = Path(__file__).parent / "fixtures"
 
 def syndicate(*args: str, cwd: Path, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
     """Run `syndicate` as a user would, in `cwd`, with none of the caller's SYNDICATE_ settings."""
-    environment = {key: value for key, value in os.environ.items() if not key.startswith("SYNDICATE_")}
+    environment = {
+        key: value for key, value in os.environ.items() if not key.startswith("SYNDICATE_")
+    }
     return subprocess.run(
         [sys.executable, "-m", "syndicate", *args],
         cwd=cwd, env=environment, input=stdin, capture_output=True, text=True, timeout=120, check=False,

@@ -25,7 +25,7 @@ def _build(engine: Engine, config: FeedConfig, now: datetime = NOW, **options: b
 @pytest.fixture
 def built(engine: Engine, corpus_text: str, feed_config: FeedConfig) -> Path:
     """The fixture corpus ingested and built as of NOW; returns the feeds folder."""
-    report, messages = ingest_text(engine, corpus_text)
+    _report, messages = ingest_text(engine, corpus_text)
     assert messages == []
     _build(engine, feed_config)
     return Path(feed_config.feeds_dir)
@@ -81,7 +81,12 @@ def test_site_feed_is_newest_first_and_hides_drafts_and_future(built: Path) -> N
 
 def test_every_tag_and_topic_has_its_feeds(built: Path) -> None:
     """Each tag and topic of a visible article has RSS, Atom and JSON, titled as editors wrote it."""
-    for key in ("en/tags/military-withdrawal", "en/tags/oil-gas", "ar/tags/العراق", "fa/topics/kurds"):
+    for key in (
+        "en/tags/military-withdrawal",
+        "en/tags/oil-gas",
+        "ar/tags/العراق",
+        "fa/topics/kurds",
+    ):
         for fmt in ("rss", "atom", "json"):
             assert (built / f"{key}.{fmt}").is_file(), key
     tag = feedparser.parse((built / "en/tags/oil-gas.rss").read_bytes())
@@ -126,7 +131,7 @@ def test_items_carry_dates_authors_categories_and_image(built: Path) -> None:
     entry = next(entry for entry in atom.entries if entry.id.endswith("cms-1001"))
     assert entry.updated == "2025-08-20T07:32:00+00:00"
     assert entry.published == "2025-08-20T06:00:00+00:00"
-    enclosure = [link for link in entry.links if link.rel == "enclosure"][0]
+    enclosure = next(link for link in entry.links if link.rel == "enclosure")
     assert (enclosure.href, enclosure.length, enclosure.type) == (
         "https://site.example/img/1001.jpg",
         "48213",
@@ -149,7 +154,16 @@ def test_content_is_sanitized_and_links_absolute(built: Path) -> None:
     data = json.loads((built / "en/all.json").read_bytes())
     contents = {item["id"].rsplit(":", 1)[-1]: item["content_html"] for item in data["items"]}
     hostile = contents["cms-1001"] + contents["cms-1002"]
-    for forbidden in ("<script", "onclick", "onerror", "javascript:", "<form", "<input", "evil.example", "\x01"):
+    for forbidden in (
+        "<script",
+        "onclick",
+        "onerror",
+        "javascript:",
+        "<form",
+        "<input",
+        "evil.example",
+        "\x01",
+    ):
         assert forbidden not in hostile
     assert '<a href="https://site.example/en/tag/iraq"' in contents["cms-1001"]
     assert '<img src="https://site.example/img/inline.png">' in contents["cms-1002"]
@@ -169,7 +183,7 @@ def test_arabic_and_persian_feeds_are_marked_right_to_left(built: Path) -> None:
     """Arabic feeds declare their language everywhere and wrap content right-to-left."""
     rss = (built / "ar/all.rss").read_text()
     assert "<language>ar</language>" in rss
-    assert "&lt;div dir=\"rtl\" lang=\"ar\"&gt;" in rss
+    assert '&lt;div dir="rtl" lang="ar"&gt;' in rss
     atom = (built / "ar/all.atom").read_text()
     assert '<feed xmlns="http://www.w3.org/2005/Atom" xml:lang="ar">' in atom
     data = json.loads((built / "fa/all.json").read_bytes())
@@ -215,21 +229,28 @@ def test_self_and_hub_links_when_a_hub_is_configured(
     assert links["hub"] == "https://hub.example/"
     atom = feedparser.parse((folder / "ar/tags/العراق.atom").read_bytes())
     links = {link.rel: link.href for link in atom.feed.links}
-    assert links["self"] == "https://feeds.example/feeds/ar/tags/%D8%A7%D9%84%D8%B9%D8%B1%D8%A7%D9%82.atom"
+    assert (
+        links["self"]
+        == "https://feeds.example/feeds/ar/tags/%D8%A7%D9%84%D8%B9%D8%B1%D8%A7%D9%82.atom"
+    )
     assert links["hub"] == "https://hub.example/"
     data = json.loads((folder / "en/all.json").read_bytes())
     assert data["feed_url"] == "https://feeds.example/feeds/en/all.json"
     assert data["hubs"] == [{"type": "WebSub", "url": "https://hub.example/"}]
 
 
-def test_item_count_is_configurable(engine: Engine, corpus_text: str, feed_config: FeedConfig) -> None:
+def test_item_count_is_configurable(
+    engine: Engine, corpus_text: str, feed_config: FeedConfig
+) -> None:
     """A feed holds at most the configured number of items, the newest."""
     ingest_text(engine, corpus_text)
     _build(engine, replace(feed_config, items=1))
     assert _ids(Path(feed_config.feeds_dir), "en/all.rss") == ["cms-1002"]
 
 
-def test_rebuild_with_nothing_changed_rewrites_nothing(built: Path, engine: Engine, feed_config: FeedConfig) -> None:
+def test_rebuild_with_nothing_changed_rewrites_nothing(
+    built: Path, engine: Engine, feed_config: FeedConfig
+) -> None:
     """A full rebuild with no change leaves every file's bytes and mtime as they were."""
     before_files, before_times = _files(built), _mtimes(built)
     report = _build(engine, feed_config, now=NOW + timedelta(minutes=5), full=True)
@@ -256,10 +277,17 @@ def test_incremental_build_touches_only_the_changed_article_feeds(
     before = _mtimes(built)
     update = json.dumps(
         {
-            "type": "article", "id": "cms-1004", "url": "https://site.example/fa/report/1004",
-            "title": "گزارش تازه", "published_at": "2025-08-22T07:00:00+03:30",
-            "updated_at": "2025-08-22T09:00:00+03:30", "status": "published", "language": "fa",
-            "section": "report", "tags": ["کردها", "انتخابات"], "topics": ["kurds"],
+            "type": "article",
+            "id": "cms-1004",
+            "url": "https://site.example/fa/report/1004",
+            "title": "گزارش تازه",
+            "published_at": "2025-08-22T07:00:00+03:30",
+            "updated_at": "2025-08-22T09:00:00+03:30",
+            "status": "published",
+            "language": "fa",
+            "section": "report",
+            "tags": ["کردها", "انتخابات"],
+            "topics": ["kurds"],
         }
     )
     ingest_text(engine, update)
@@ -282,10 +310,16 @@ def test_retracted_article_disappears_and_its_lonely_tags_go(
     """A retraction removes the article everywhere; tags left empty lose their feeds and index entry."""
     retraction = json.dumps(
         {
-            "type": "article", "id": "cms-1007", "url": "https://site.example/en/news/1007",
-            "title": "Oil & Gas: a tag with an ampersand", "published_at": "2025-08-19T12:00:00Z",
-            "updated_at": "2025-08-22T11:00:00Z", "status": "retracted", "language": "en",
-            "section": "news", "tags": ["Oil & Gas", "us"],
+            "type": "article",
+            "id": "cms-1007",
+            "url": "https://site.example/en/news/1007",
+            "title": "Oil & Gas: a tag with an ampersand",
+            "published_at": "2025-08-19T12:00:00Z",
+            "updated_at": "2025-08-22T11:00:00Z",
+            "status": "retracted",
+            "language": "en",
+            "section": "news",
+            "tags": ["Oil & Gas", "us"],
         }
     )
     ingest_text(engine, retraction)
@@ -336,7 +370,10 @@ def test_index_lists_every_feed_with_absolute_urls(built: Path) -> None:
     rss_files = sorted(path.relative_to(built).as_posix() for path in built.rglob("*.rss"))
     from urllib.parse import unquote
 
-    assert sorted(unquote(url.removeprefix("https://feeds.example/feeds/")) for url in xml_urls) == rss_files
+    assert (
+        sorted(unquote(url.removeprefix("https://feeds.example/feeds/")) for url in xml_urls)
+        == rss_files
+    )
     html = (built / "index.html").read_text()
     from urllib.parse import quote
 
@@ -368,7 +405,10 @@ def test_feed_matches_golden_file(built: Path, feed: str, golden: str) -> None:
 
 
 def test_worker_pool_build_matches_in_process_build(
-    sqlite_engine: Engine, corpus_text: str, feed_config: FeedConfig, tmp_path: Path,
+    sqlite_engine: Engine,
+    corpus_text: str,
+    feed_config: FeedConfig,
+    tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """A large build spread over worker processes writes exactly what one process writes."""

@@ -75,7 +75,9 @@ def test_newer_update_replaces_title_and_tags(engine: Engine) -> None:
 
 def test_views_set_the_hour_rather_than_add(engine: Engine) -> None:
     """Two views records for one hour leave the last count, not the sum."""
-    views = '{{"type": "views", "article_id": "cms-1", "hour": "2025-08-20T13:00:00Z", "count": {}}}'
+    views = (
+        '{{"type": "views", "article_id": "cms-1", "hour": "2025-08-20T13:00:00Z", "count": {}}}'
+    )
     ingest_text(engine, "\n".join([_article(), views.format(5), views.format(7)]))
     with engine.connect() as connection:
         assert connection.scalar(select(view_count.c.count)) == 7
@@ -87,7 +89,10 @@ def test_views_set_the_hour_rather_than_add(engine: Engine) -> None:
         ("{not json", "invalid JSON"),
         ("[1, 2]", "expected a JSON object"),
         ('{"type": "comment"}', "unknown type 'comment'"),
-        (_article(published_at="2025-08-20T09:30:00"), "published_at: '2025-08-20T09:30:00' has no UTC offset"),
+        (
+            _article(published_at="2025-08-20T09:30:00"),
+            "published_at: '2025-08-20T09:30:00' has no UTC offset",
+        ),
         (_article(published_at="yesterday"), "is not an RFC 3339 timestamp"),
         (_article(published_at="2025-02-30T09:30:00Z"), "is not a real date and time"),
         (_article(title=""), "title: must not be empty"),
@@ -100,14 +105,33 @@ def test_views_set_the_hour_rather_than_add(engine: Engine) -> None:
         (_article(tags=["  "]), "tags.0: must not be empty"),
         (_article(topics=["nowhere"]), "no topic 'nowhere' is stored"),
         (_article(section="News & Views"), "section: String should match pattern"),
-        (_article(image={"url": "https://x.example/a.jpg", "type": "image/jpeg", "length": "12"}), "image.length: Input should be a valid integer"),
-        ('{"type": "pick", "article_id": "cms-404", "position": 1, "picked_at": "2025-08-20T12:00:00Z"}', "no article 'cms-404' is stored"),
-        ('{"type": "views", "article_id": "cms-1", "hour": "2025-08-20T13:30:00Z", "count": 1}', "is not on the hour"),
-        ('{"type": "views", "article_id": "cms-1", "hour": "2025-08-20T13:00:00Z", "count": -1}', "count: Input should be greater than or equal to 0"),
-        ('{"type": "topic", "slug": "Bad Slug", "name": "x", "language": "en"}', "slug: String should match pattern"),
+        (
+            _article(
+                image={"url": "https://x.example/a.jpg", "type": "image/jpeg", "length": "12"}
+            ),
+            "image.length: Input should be a valid integer",
+        ),
+        (
+            '{"type": "pick", "article_id": "cms-404", "position": 1, "picked_at": "2025-08-20T12:00:00Z"}',
+            "no article 'cms-404' is stored",
+        ),
+        (
+            '{"type": "views", "article_id": "cms-1", "hour": "2025-08-20T13:30:00Z", "count": 1}',
+            "is not on the hour",
+        ),
+        (
+            '{"type": "views", "article_id": "cms-1", "hour": "2025-08-20T13:00:00Z", "count": -1}',
+            "count: Input should be greater than or equal to 0",
+        ),
+        (
+            '{"type": "topic", "slug": "Bad Slug", "name": "x", "language": "en"}',
+            "slug: String should match pattern",
+        ),
     ],
 )
-def test_bad_record_is_rejected_with_its_line_and_reason(engine: Engine, line: str, reason: str) -> None:
+def test_bad_record_is_rejected_with_its_line_and_reason(
+    engine: Engine, line: str, reason: str
+) -> None:
     """A bad record is named by line number and reason; the records around it are stored."""
     good_before = _article(id="cms-before")
     good_after = _article(id="cms-after")
@@ -143,7 +167,9 @@ def test_near_duplicate_tags_are_one_tag(engine: Engine) -> None:
     """Tags that differ only in case or spacing are one tag, named as first written."""
     ingest_text(
         engine,
-        _article(id="a", tags=["Military  Withdrawal"]) + "\n" + _article(id="b", tags=["military withdrawal"]),
+        _article(id="a", tags=["Military  Withdrawal"])
+        + "\n"
+        + _article(id="b", tags=["military withdrawal"]),
     )
     with engine.connect() as connection:
         assert connection.execute(select(tag.c.name, tag.c.slug)).all() == [

@@ -13,10 +13,14 @@ from syndicate.settings import SettingsError, load_settings, masked
 ROOT = Path(__file__).parents[1]
 
 
-def _syndicate(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def _syndicate(
+    *args: str, cwd: Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     import os
 
-    environment = {key: value for key, value in os.environ.items() if not key.startswith("SYNDICATE_")}
+    environment = {
+        key: value for key, value in os.environ.items() if not key.startswith("SYNDICATE_")
+    }
     environment.update(env or {})
     return subprocess.run(
         [sys.executable, "-m", "syndicate", *args],
@@ -49,14 +53,24 @@ def test_committed_settings_file_loads_and_names_every_section() -> None:
     settings = load_settings(ROOT / "settings.toml")
     assert settings.site.title_in("ar") != settings.site.title_in("en")
     text = (ROOT / "settings.toml").read_text()
-    for section in ("site", "database", "feeds", "mail", "mail.smtp", "web", "sources", "schedule", "security"):
+    for section in (
+        "site",
+        "database",
+        "feeds",
+        "mail",
+        "mail.smtp",
+        "web",
+        "sources",
+        "schedule",
+        "security",
+    ):
         assert f"[{section}]" in text
 
 
 def test_file_then_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The file overrides defaults and the environment overrides the file."""
     config = tmp_path / "custom.toml"
-    config.write_text('[feeds]\nitems = 12\n[mail.smtp]\nport = 2525\n')
+    config.write_text("[feeds]\nitems = 12\n[mail.smtp]\nport = 2525\n")
     assert load_settings(config).feeds.items == 12
     monkeypatch.setenv("SYNDICATE_FEEDS__ITEMS", "7")
     monkeypatch.setenv("SYNDICATE_MAIL__SMTP__HOST", "relay.example")
@@ -66,7 +80,9 @@ def test_file_then_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     assert settings.mail.smtp.host == "relay.example"
 
 
-def test_config_file_from_environment_variable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_config_file_from_environment_variable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """SYNDICATE_CONFIG names the settings file when --config is not given."""
     config = tmp_path / "other.toml"
     config.write_text('[site]\ntitle = "Other"\n')
@@ -78,10 +94,22 @@ def test_config_file_from_environment_variable(tmp_path: Path, monkeypatch: pyte
     ("toml", "env", "expected"),
     [
         ('[feeds]\nitems = "many"\n', {}, "setting feeds.items: Input should be a valid integer"),
-        ("", {"SYNDICATE_FEEDS__ITEMS": "0"}, "setting feeds.items: Input should be greater than or equal to 1"),
-        ('[schedule]\ntimezone = "Mars/Olympus"\n', {}, "setting schedule.timezone: unknown time zone 'Mars/Olympus'"),
-        ('[mail]\ntransport = "pigeon"\n', {}, "setting mail.transport: Input should be 'outbox' or 'smtp'"),
-        ('[feeds]\nitemz = 3\n', {}, "setting feeds.itemz: Extra inputs are not permitted"),
+        (
+            "",
+            {"SYNDICATE_FEEDS__ITEMS": "0"},
+            "setting feeds.items: Input should be greater than or equal to 1",
+        ),
+        (
+            '[schedule]\ntimezone = "Mars/Olympus"\n',
+            {},
+            "setting schedule.timezone: unknown time zone 'Mars/Olympus'",
+        ),
+        (
+            '[mail]\ntransport = "pigeon"\n',
+            {},
+            "setting mail.transport: Input should be 'outbox' or 'smtp'",
+        ),
+        ("[feeds]\nitemz = 3\n", {}, "setting feeds.itemz: Extra inputs are not permitted"),
         ("[feeds\n", {}, "settings.toml:"),
     ],
 )
@@ -109,11 +137,14 @@ def test_config_command_masks_secrets(tmp_path: Path) -> None:
     result = _syndicate(
         "config",
         cwd=tmp_path,
-        env={"SYNDICATE_SECURITY__SECRET_KEY": "hunter2-very-secret", "SYNDICATE_MAIL__SMTP__PASSWORD": "pw"},
+        env={
+            "SYNDICATE_SECURITY__SECRET_KEY": "hunter2-very-secret",
+            "SYNDICATE_MAIL__SMTP__PASSWORD": "pw",
+        },
     )
     assert result.returncode == 0, result.stderr
     assert "hunter2" not in result.stdout
-    assert "[security]\nsecret_key = \"********\"" in result.stdout
+    assert '[security]\nsecret_key = "********"' in result.stdout
     assert '[mail.smtp]\nhost = "localhost"' in result.stdout
     import tomllib
 

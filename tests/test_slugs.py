@@ -76,11 +76,13 @@ def test_nasty_tags_get_feeds_inside_the_folder(
         "title": "Tags", "published_at": "2025-08-20T09:30:00Z", "status": "published",
         "language": "en", "tags": NASTY_TAGS,
     }  # fmt: skip
-    report, messages = ingest_text(sqlite_engine, json.dumps(record))
+    _report, messages = ingest_text(sqlite_engine, json.dumps(record))
     assert messages == []
     build_feeds(sqlite_engine, feed_config, now=NOW)
     folder = Path(feed_config.feeds_dir).resolve()
-    written = [path.resolve() for path in tmp_path.rglob("*") if path.is_file() and path.suffix == ".rss"]
+    written = [
+        path.resolve() for path in tmp_path.rglob("*") if path.is_file() and path.suffix == ".rss"
+    ]
     assert all(path.is_relative_to(folder) for path in written)
     with sqlite_engine.connect() as connection:
         slugs = connection.scalars(select(tag.c.slug)).all()
@@ -99,8 +101,12 @@ def test_colliding_tags_are_told_apart_and_keep_their_names(sqlite_engine: Engin
     text = "\n".join(
         json.dumps(
             {
-                "type": "article", "url": "https://site.example/en/news/1", "title": "T",
-                "published_at": "2025-08-20T09:30:00Z", "status": "published", "language": "en",
+                "type": "article",
+                "url": "https://site.example/en/news/1",
+                "title": "T",
+                "published_at": "2025-08-20T09:30:00Z",
+                "status": "published",
+                "language": "en",
                 **line,
             }
         )
@@ -110,13 +116,23 @@ def test_colliding_tags_are_told_apart_and_keep_their_names(sqlite_engine: Engin
     with sqlite_engine.connect() as connection:
         rows = dict(connection.execute(select(tag.c.name, tag.c.slug)).all())
     assert rows["Iraq/Syria"] == "iraq-syria"
-    assert rows["Iraq Syria"].startswith("iraq-syria-") and len(rows["Iraq Syria"]) == len("iraq-syria-") + 8
+    assert rows["Iraq Syria"].startswith("iraq-syria-")
+    assert len(rows["Iraq Syria"]) == len("iraq-syria-") + 8
     assert len(set(rows.values())) == 3
 
 
 @pytest.mark.parametrize(
     "relative",
-    ["../x.rss", "en/../../x.rss", "/etc/passwd", "en/.x.rss", "", "en\\..\\x.rss", "a\x00b.rss", "en//x.rss"],
+    [
+        "../x.rss",
+        "en/../../x.rss",
+        "/etc/passwd",
+        "en/.x.rss",
+        "",
+        "en\\..\\x.rss",
+        "a\x00b.rss",
+        "en//x.rss",
+    ],
 )
 def test_folder_refuses_paths_that_could_escape(tmp_path: Path, relative: str) -> None:
     """The writer refuses any relative path that could leave the feeds folder or hide a file."""

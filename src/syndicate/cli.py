@@ -79,7 +79,11 @@ def show_config(context: Context) -> None:
 def _toml(data: dict[str, Any], prefix: str = "") -> str:
     """Settings as TOML: a table per section, nested sections as dotted tables."""
     lines = [f"[{prefix}]"] if prefix else []
-    lines += [f"{key} = {_toml_value(value)}" for key, value in data.items() if not isinstance(value, dict)]
+    lines += [
+        f"{key} = {_toml_value(value)}"
+        for key, value in data.items()
+        if not isinstance(value, dict)
+    ]
     text = "".join(line + "\n" for line in lines)
     for key, value in data.items():
         if isinstance(value, dict):
@@ -151,9 +155,19 @@ def _open_input(source: str) -> Iterator[tuple[IO[bytes], int | None]]:
 
 
 @main.command("demo-data")
-@click.option("--articles", default=3000, show_default=True, type=click.IntRange(1), help="How many articles.")
-@click.option("--tags", default=2000, show_default=True, type=click.IntRange(1), help="How many distinct tags.")
-@click.option("--seed", default=1, show_default=True, type=int, help="Seed: same seed, same corpus.")
+@click.option(
+    "--articles", default=3000, show_default=True, type=click.IntRange(1), help="How many articles."
+)
+@click.option(
+    "--tags",
+    default=2000,
+    show_default=True,
+    type=click.IntRange(1),
+    help="How many distinct tags.",
+)
+@click.option(
+    "--seed", default=1, show_default=True, type=int, help="Seed: same seed, same corpus."
+)
 @click.option(
     "--now",
     "at",

@@ -33,7 +33,7 @@ def translations(language: str) -> NullTranslations:
     return Translations(compiled, domain=DOMAIN)
 
 
-def N_(message: str) -> str:  # noqa: N802 - the conventional name extraction tools look for
+def N_(message: str) -> str:
     """Mark `message` for translation where it is defined; translate it where it is shown."""
     return message
 

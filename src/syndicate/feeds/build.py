@@ -222,8 +222,10 @@ class FeedBuilder:
         self.progress.phase("Rendering articles", len(wanted))
         shares = [wanted[start : start + CHUNK] for start in range(0, len(wanted), CHUNK)]
         pool = self._pool_for(len(wanted))
-        results = pool.render(shares) if pool else (
-            render_articles(self.reader, self.renderer, share) for share in shares
+        results = (
+            pool.render(shares)
+            if pool
+            else (render_articles(self.reader, self.renderer, share) for share in shares)
         )
         for rendered in results:
             for fragment in rendered.fragments:
@@ -364,20 +366,31 @@ def build_feeds(
     now = now or datetime.now(UTC)
     with engine.connect() as connection:
         with connection.begin():
-            saved = {name: value for name, value in connection.execute(select(state.c.name, state.c.value))}
+            saved = {
+                name: value
+                for name, value in connection.execute(select(state.c.name, state.c.value))
+            }
             url = engine.url.render_as_string(hide_password=False)
             builder = FeedBuilder(connection, config, now, progress or NoProgress(), url)
-            dirty = {key: token for key, token in connection.execute(select(dirty_feed.c.key, dirty_feed.c.token))}
-            registry = _registry(connection)
-            mode = "full" if full or _needs_full_build(saved, config, builder.folder) else "incremental"
+            dirty = {
+                key: token
+                for key, token in connection.execute(select(dirty_feed.c.key, dirty_feed.c.token))
+            }
+            mode = (
+                "full"
+                if full or _needs_full_build(saved, config, builder.folder)
+                else "incremental"
+            )
             report = BuildReport(mode)
             try:
                 if mode == "full":
+                    registry = _registry(connection)
                     listed = builder.full(report)
                     gone = sorted(set(registry) - {feed.key for feed in listed})
                 else:
                     since = datetime.fromisoformat(saved["built_at"])
                     keys = set(dirty) | builder.time_driven_keys(since)
+                    registry = _registry(connection, keys)
                     listed, gone = builder.incremental(keys, registry, report)
             finally:
                 builder.close()
@@ -402,8 +415,14 @@ def build_feeds(
     log.info(
         "feeds built mode=%s feeds=%d written=%d unchanged=%d removed=%d articles=%d "
         "failed=%d seconds=%.3f",
-        report.mode, report.feeds, report.written, report.unchanged, report.removed,
-        report.articles, len(report.failed), report.seconds,
+        report.mode,
+        report.feeds,
+        report.written,
+        report.unchanged,
+        report.removed,
+        report.articles,
+        len(report.failed),
+        report.seconds,
     )
     return report
 
@@ -416,8 +435,20 @@ def _needs_full_build(saved: dict[str, str], config: FeedConfig, folder: FeedFol
     )
 
 
-def _registry(connection: Connection) -> dict[str, ListedFeed]:
-    rows = connection.execute(select(published_feed).order_by(published_feed.c.key))
+def _registry(connection: Connection, keys: Iterable[str] | None = None) -> dict[str, ListedFeed]:
+    """The published feeds on record (only those of `keys`, when given)."""
+    query = select(published_feed).order_by(published_feed.c.key)
+    if keys is not None:
+        wanted = sorted(keys)
+        rows = [
+            row
+            for start in range(0, len(wanted), CHUNK)
+            for row in connection.execute(
+                query.where(published_feed.c.key.in_(wanted[start : start + CHUNK]))
+            )
+        ]
+    else:
+        rows = list(connection.execute(query))
     return {
         row.key: ListedFeed(
             row.key, row.language, Kind(row.kind), row.title, row.subject, row.items, row.updated_at
@@ -461,5 +492,3 @@ def _record(
 
 def _hour(moment: datetime) -> datetime:
     return moment.replace(minute=0, second=0, microsecond=0)
-
-

@@ -68,7 +68,9 @@ def feed_title(key: str, site: str, name: str | None = None, about: str = "") ->
         case Kind.TAG:
             subject = name or param or ""
             description = _("Articles tagged “{tag}” from {site}.")
-            return FeedTitle(f"{site}: {subject}", description.format(tag=subject, site=site), subject)
+            return FeedTitle(
+                f"{site}: {subject}", description.format(tag=subject, site=site), subject
+            )
         case Kind.TOPIC:
             subject = name or param or ""
             description = about or _("Articles about {topic} from {site}.").format(

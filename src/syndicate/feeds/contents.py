@@ -12,7 +12,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Connection, Select, and_, func, or_, select
+from sqlalchemy import Column, Connection, Select, Table, and_, func, or_, select
 
 from syndicate.feeds import layout
 from syndicate.feeds.catalog import feed_title
@@ -103,15 +103,43 @@ class ContentReader:
 
     def latest(self, language: str | None = None) -> Iterator[FeedContent]:
         """The whole-site feed of each language (or of one)."""
-        base = select(article.c.pk, article.c.language, article.c.published_at).where(
-            visible(self.now), article.c.language.in_([language] if language else self.languages)
-        )
-        groups = self._grouped(self.connection.execute(_ranked([article.c.language], base, self.limit)))
         for lang in [language] if language else self.languages:
-            yield self._content(layout.all_key(lang), groups.get((lang,), []))
+            query = select(article.c.pk).where(visible(self.now), article.c.language == lang)
+            yield self._content(layout.all_key(lang), self._newest(query))
 
-    def sections(self, language: str | None = None, section: str | None = None) -> Iterator[FeedContent]:
+    def _newest(self, query: Select[tuple[int]]) -> list[int]:
+        """The newest `limit` articles a query selects (served by the indexes, no sorting)."""
+        ordered = query.order_by(article.c.published_at.desc(), article.c.pk.desc())
+        return list(self.connection.scalars(ordered.limit(self.limit)))
+
+    def _newest_linked(
+        self, links: Table, owner: Column[int], owner_pk: int, language: str
+    ) -> list[int]:
+        """The newest articles linked to one tag or topic, from the link table's own copies."""
+        query = (
+            select(links.c.article_pk)
+            .where(
+                owner == owner_pk,
+                links.c.language == language,
+                links.c.status == Status.PUBLISHED.value,
+                links.c.published_at <= self.now,
+            )
+            .order_by(links.c.published_at.desc(), links.c.article_pk.desc())
+            .limit(self.limit)
+        )
+        return list(self.connection.scalars(query))
+
+    def sections(
+        self, language: str | None = None, section: str | None = None
+    ) -> Iterator[FeedContent]:
         """Section feeds with at least one article."""
+        if language and section:
+            query = select(article.c.pk).where(
+                visible(self.now), article.c.language == language, article.c.section == section
+            )
+            if pks := self._newest(query):
+                yield self._content(layout.section_key(language, section), pks)
+            return
         base = select(
             article.c.pk, article.c.language, article.c.section, article.c.published_at
         ).where(visible(self.now), article.c.section.is_not(None))
@@ -127,6 +155,15 @@ class ContentReader:
 
     def tags(self, language: str | None = None, slug: str | None = None) -> Iterator[FeedContent]:
         """Tag feeds with at least one article."""
+        if language and slug:
+            found = self.connection.execute(
+                select(tag.c.pk, tag.c.name).where(tag.c.slug == slug)
+            ).first()
+            if found and (
+                pks := self._newest_linked(article_tag, article_tag.c.tag_pk, found.pk, language)
+            ):
+                yield self._content(layout.tag_key(language, slug), pks, found.name)
+            return
         base = (
             select(article.c.pk, article.c.language, article_tag.c.tag_pk, article.c.published_at)
             .join(article_tag, article_tag.c.article_pk == article.c.pk)
@@ -150,6 +187,16 @@ class ContentReader:
 
     def topics(self, language: str | None = None, slug: str | None = None) -> Iterator[FeedContent]:
         """Topic feeds with at least one article."""
+        if language and slug:
+            topic_pk = self.connection.scalar(select(topic.c.pk).where(topic.c.slug == slug))
+            if topic_pk is not None and (
+                pks := self._newest_linked(
+                    article_topic, article_topic.c.topic_pk, topic_pk, language
+                )
+            ):
+                name, about = _in_language(self._topic_texts()[topic_pk][1], language)
+                yield self._content(layout.topic_key(language, slug), pks, name, about)
+            return
         base = (
             select(
                 article.c.pk, article.c.language, article_topic.c.topic_pk, article.c.published_at
@@ -190,7 +237,9 @@ class ContentReader:
         for lang in [language] if language else self.languages:
             yield self._content(layout.editors_choice_key(lang), groups.get(lang, []))
 
-    def most_viewed(self, language: str | None = None, period: str | None = None) -> Iterator[FeedContent]:
+    def most_viewed(
+        self, language: str | None = None, period: str | None = None
+    ) -> Iterator[FeedContent]:
         """The most read articles of each language over the last day, week and month."""
         for window_name in [period] if period else layout.PERIODS:
             total = func.sum(view_count.c.count).label("total")
@@ -294,8 +343,13 @@ class ContentReader:
         if not hasattr(self, "_texts"):
             texts: dict[int, tuple[str, dict[str, tuple[str, str]]]] = {}
             rows = self.connection.execute(
-                select(topic.c.pk, topic.c.slug, topic_text.c.language, topic_text.c.name,
-                       topic_text.c.description)
+                select(
+                    topic.c.pk,
+                    topic.c.slug,
+                    topic_text.c.language,
+                    topic_text.c.name,
+                    topic_text.c.description,
+                )
                 .join(topic_text, topic_text.c.topic_pk == topic.c.pk)
                 .order_by(topic.c.pk, topic_text.c.language)
             )

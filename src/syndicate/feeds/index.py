@@ -86,15 +86,19 @@ def _language_name(language: str) -> str:
 
 def render_opml(groups: Sequence[LanguageGroup], *, site_title: str, feeds_url: str) -> bytes:
     """The OPML 2.0 subscription list: one outline per feed (its RSS), by language and kind."""
-    text = environment().get_template("feeds/index.opml").render(
-        groups=groups, site_title=site_title, feeds_url=feeds_url
+    text = (
+        environment()
+        .get_template("feeds/index.opml")
+        .render(groups=groups, site_title=site_title, feeds_url=feeds_url)
     )
     return text.encode()
 
 
 def render_html(groups: Sequence[LanguageGroup], *, site_title: str, feeds_url: str) -> bytes:
     """The human index: every feed with links to its RSS, Atom and JSON versions."""
-    text = environment().get_template("feeds/index.html").render(
-        groups=groups, site_title=site_title, feeds_url=feeds_url, formats=FORMATS
+    text = (
+        environment()
+        .get_template("feeds/index.html")
+        .render(groups=groups, site_title=site_title, feeds_url=feeds_url, formats=FORMATS)
     )
     return text.encode()

@@ -56,9 +56,8 @@ def most_viewed_key(language: str, period: str) -> str:
 def article_keys(
     language: str, section: str | None, tag_slugs: Iterable[str], topic_slugs: Iterable[str]
 ) -> set[str]:
-    """Every feed an article of this shape can appear in."""
-    keys = {all_key(language), editors_choice_key(language)}
-    keys.update(most_viewed_key(language, period) for period in PERIODS)
+    """The feeds an article of this shape appears in by what it is (not by picks or views)."""
+    keys = {all_key(language)}
     if section:
         keys.add(section_key(language, section))
     keys.update(tag_key(language, slug) for slug in tag_slugs)

@@ -23,7 +23,6 @@ from syndicate.feeds.render import FeedRenderer
 from syndicate.feeds.spool import Slot, SpoolReader
 from syndicate.feeds.stages import Published, Publisher, Rendered, render_articles
 
-
 T = TypeVar("T")
 
 
@@ -136,4 +135,3 @@ class BuildPool:
 def shares_of(items: Sequence[object], size: int) -> list[Sequence[object]]:
     """`items` cut into consecutive shares of at most `size`."""
     return [items[start : start + size] for start in range(0, len(items), size)]
-

@@ -77,10 +77,8 @@ class FeedFolder:
             path.unlink()
         except FileNotFoundError:
             return False
-        try:
+        with contextlib.suppress(OSError):  # not empty, which is the usual case
             path.parent.rmdir()
-        except OSError:
-            pass  # not empty, which is the usual case
         return True
 
     def feed_files(self) -> Iterator[str]:

@@ -279,7 +279,7 @@ class FeedRenderer:
     def _rss_head(self, generator: FeedGenerator, head: FeedHead) -> bytes:
         self._links(generator, head, "rss")
         generator.generator(f"{GENERATOR} {__version__}")
-        root, _ = generator._create_rss()  # noqa: SLF001 - the tree, to add what feedgen cannot
+        root, _ = generator._create_rss()
         if self.hub:
             self_link = root[0].find(f"{{{ATOM_NS}}}link")
             assert self_link is not None
@@ -289,7 +289,7 @@ class FeedRenderer:
     def _atom_head(self, generator: FeedGenerator, head: FeedHead) -> bytes:
         self._links(generator, head, "atom")
         generator.generator(GENERATOR, version=__version__)
-        root, _ = generator._create_atom()  # noqa: SLF001 - the tree, to add what feedgen cannot
+        root, _ = generator._create_atom()
         if self.hub:
             root.findall("link")[-1].addnext(etree.Element("link", href=self.hub, rel="hub"))
         return _document(root)
@@ -362,4 +362,3 @@ def _fragment(element: etree._Element, fmt: str) -> bytes:
     serialized = etree.tostring(root, pretty_print=True, encoding="UTF-8")
     begin = serialized.index(start) + len(start)
     return serialized[begin : serialized.rindex(end)]
-

@@ -80,4 +80,3 @@ class SpoolReader:
     def updated(self, pk: int) -> datetime:
         """When the article last changed."""
         return self.slots[pk].updated
-

@@ -90,8 +90,13 @@ class Publisher:
                 result.changed_keys.append(content.key)
             result.listed.append(
                 ListedFeed(
-                    content.key, content.language, content.kind, content.title,
-                    content.subject, len(pks), updated,
-                )  # fmt: skip
+                    content.key,
+                    content.language,
+                    content.kind,
+                    content.title,
+                    content.subject,
+                    len(pks),
+                    updated,
+                )
             )
         return result

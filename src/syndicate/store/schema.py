@@ -89,13 +89,18 @@ tag = Table(
     Column("slug", String(200), nullable=False, unique=True),
 )
 
+# Links carry copies of the article's language, status and date (rewritten with the article
+# on every update), so "the newest N of this tag" is one index range, not a sort of thousands.
 article_tag = Table(
     "article_tag",
     metadata,
     Column("article_pk", ForeignKey("article.pk", ondelete="CASCADE"), primary_key=True),
     Column("tag_pk", ForeignKey("tag.pk", ondelete="CASCADE"), primary_key=True),
     Column("position", Integer, nullable=False),
-    Index(None, "tag_pk", "article_pk"),
+    Column("language", String(8), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("published_at", UTCDateTime, nullable=False),
+    Index(None, "tag_pk", "language", "status", "published_at"),
 )
 
 topic = Table(
@@ -120,7 +125,10 @@ article_topic = Table(
     Column("article_pk", ForeignKey("article.pk", ondelete="CASCADE"), primary_key=True),
     Column("topic_pk", ForeignKey("topic.pk", ondelete="CASCADE"), primary_key=True),
     Column("position", Integer, nullable=False),
-    Index(None, "topic_pk", "article_pk"),
+    Column("language", String(8), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("published_at", UTCDateTime, nullable=False),
+    Index(None, "topic_pk", "language", "status", "published_at"),
 )
 
 pick = Table(

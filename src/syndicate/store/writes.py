@@ -5,8 +5,9 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import asdict
+from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import Connection, delete, select, update
+from sqlalchemy import Connection, Table, delete, func, or_, select, update
 
 from syndicate.feeds import layout
 from syndicate.model import Article, Pick, Topic, Views
@@ -26,6 +27,8 @@ from syndicate.store.schema import (
 from syndicate.store.sql import upsert
 from syndicate.text import tag_key
 
+# The longest Most Viewed window, plus a day of slack for builds that run late.
+MOST_VIEWED_REACH = timedelta(days=31)
 # Bounded caches: ingest memory must not grow with the input's length.
 _TAG_CACHE_LIMIT = 20_000
 
@@ -81,12 +84,40 @@ class StoreWriter:
             self.connection.execute(delete(article_tag).where(article_tag.c.article_pk == pk))
             self.connection.execute(delete(article_topic).where(article_topic.c.article_pk == pk))
         tags = [self._tag(name) for name in item.tags]
-        self._insert_links(article_tag, "tag_pk", pk, [tag_pk for tag_pk, _ in tags])
-        self._insert_links(article_topic, "topic_pk", pk, topic_pks)
+        copied = {
+            "language": item.language,
+            "status": item.status.value,
+            "published_at": item.published_at,
+        }
+        self._insert_links(article_tag, "tag_pk", pk, [tag_pk for tag_pk, _ in tags], copied)
+        self._insert_links(article_topic, "topic_pk", pk, topic_pks, copied)
         self.dirty |= layout.article_keys(
             item.language, item.section, [slug for _, slug in tags], item.topics
         )
+        self._mark_ranked_feeds(pk, {item.language} | ({old.language} if old else set()))
         return True
+
+    def _mark_ranked_feeds(self, pk: int, languages: set[str]) -> None:
+        """Editor's Choice and Most Viewed change with an article only if it is in them."""
+        now = datetime.now(UTC)
+        picked = select(pick.c.article_pk).where(
+            pick.c.article_pk == pk, or_(pick.c.unpicked_at.is_(None), pick.c.unpicked_at > now)
+        )
+        if self.connection.scalar(picked.limit(1)) is not None:
+            self.dirty.update(layout.editors_choice_key(language) for language in languages)
+        # "Recent" is measured from the newest hour of views the store holds, not from this
+        # machine's clock, so replaying an old archive marks what a build of it will show.
+        newest = self.connection.scalar(select(func.max(view_count.c.hour)))
+        if newest is not None and self.connection.scalar(
+            select(view_count.c.article_pk)
+            .where(view_count.c.article_pk == pk, view_count.c.hour > newest - MOST_VIEWED_REACH)
+            .limit(1)
+        ):
+            self.dirty.update(
+                layout.most_viewed_key(language, period)
+                for language in languages
+                for period in layout.PERIODS
+            )
 
     def topic(self, item: Topic) -> bool:
         """Store a topic's name and description in one language."""
@@ -188,10 +219,12 @@ class StoreWriter:
         self._tags[key] = (row.pk, row.slug)
         return row.pk, row.slug
 
-    def _insert_links(self, table: object, column: str, article_pk: int, pks: list[int]) -> None:
+    def _insert_links(
+        self, table: Table, column: str, article_pk: int, pks: list[int], copied: dict[str, object]
+    ) -> None:
         if pks:
             rows = [
-                {"article_pk": article_pk, column: pk, "position": position}
+                {"article_pk": article_pk, column: pk, "position": position, **copied}
                 for position, pk in enumerate(pks)
             ]
-            self.connection.execute(table.insert(), rows)  # type: ignore[attr-defined]
+            self.connection.execute(table.insert(), rows)

@@ -1,4 +1,4 @@
-"""Articles, tags, topics, picks, views and feed state
+"""Articles, tags, topics, picks, views and feed state.
 
 Revision ID: 0001
 Revises:
@@ -16,7 +16,6 @@ depends_on = None
 
 def upgrade() -> None:
     """Apply this migration."""
-
     op.create_table(
         "article",
         sa.Column("pk", sa.Integer(), nullable=False),
@@ -93,6 +92,9 @@ def upgrade() -> None:
         sa.Column("article_pk", sa.Integer(), nullable=False),
         sa.Column("tag_pk", sa.Integer(), nullable=False),
         sa.Column("position", sa.Integer(), nullable=False),
+        sa.Column("language", sa.String(length=8), nullable=False),
+        sa.Column("status", sa.String(length=16), nullable=False),
+        sa.Column("published_at", sa.DateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["article_pk"],
             ["article.pk"],
@@ -106,7 +108,9 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("article_tag", schema=None) as batch_op:
         batch_op.create_index(
-            batch_op.f("ix_article_tag_tag_pk_article_pk"), ["tag_pk", "article_pk"], unique=False
+            batch_op.f("ix_article_tag_tag_pk_language_status_published_at"),
+            ["tag_pk", "language", "status", "published_at"],
+            unique=False,
         )
 
     op.create_table(
@@ -114,6 +118,9 @@ def upgrade() -> None:
         sa.Column("article_pk", sa.Integer(), nullable=False),
         sa.Column("topic_pk", sa.Integer(), nullable=False),
         sa.Column("position", sa.Integer(), nullable=False),
+        sa.Column("language", sa.String(length=8), nullable=False),
+        sa.Column("status", sa.String(length=16), nullable=False),
+        sa.Column("published_at", sa.DateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["article_pk"],
             ["article.pk"],
@@ -130,8 +137,8 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("article_topic", schema=None) as batch_op:
         batch_op.create_index(
-            batch_op.f("ix_article_topic_topic_pk_article_pk"),
-            ["topic_pk", "article_pk"],
+            batch_op.f("ix_article_topic_topic_pk_language_status_published_at"),
+            ["topic_pk", "language", "status", "published_at"],
             unique=False,
         )
 
@@ -187,7 +194,6 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     """Revert this migration."""
-
     with op.batch_alter_table("view_count", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_view_count_hour_article_pk"))
 
@@ -198,11 +204,11 @@ def downgrade() -> None:
 
     op.drop_table("pick")
     with op.batch_alter_table("article_topic", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_article_topic_topic_pk_article_pk"))
+        batch_op.drop_index(batch_op.f("ix_article_topic_topic_pk_language_status_published_at"))
 
     op.drop_table("article_topic")
     with op.batch_alter_table("article_tag", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_article_tag_tag_pk_article_pk"))
+        batch_op.drop_index(batch_op.f("ix_article_tag_tag_pk_language_status_published_at"))
 
     op.drop_table("article_tag")
     op.drop_table("topic")
