@@ -1,0 +1,244 @@
+"""The feeds folder over HTTP: media types, validators, 304s, gzip and CORS for pollers.
+
+A raw ASGI app rather than Starlette's StaticFiles: partner sites poll the same few feeds all
+day, so the hot path is a stat, a dictionary lookup and a 304; StaticFiles re-reads files, has no
+content-based ETag and no compressed variant.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import os
+import stat
+from collections import OrderedDict
+from dataclasses import dataclass
+from email.utils import formatdate, parsedate_to_datetime
+from pathlib import Path
+from typing import Any
+
+Scope = dict[str, Any]
+Receive = Any
+Send = Any
+
+MEDIA_TYPES = {
+    ".rss": b"application/rss+xml; charset=utf-8",
+    ".atom": b"application/atom+xml; charset=utf-8",
+    ".json": b"application/feed+json; charset=utf-8",
+    ".opml": b"text/x-opml; charset=utf-8",
+    ".html": b"text/html; charset=utf-8",
+}
+INDEX_FILE = "index.html"
+# Below this size gzip saves less than its header and the CPU it costs.
+GZIP_MIN_BYTES = 512
+CACHE_BYTES = 64 * 1024 * 1024
+ALLOWED = b"GET, HEAD, OPTIONS"
+# How many URL paths to remember the checked file of (a few per feed; scanners add junk).
+PATH_MEMORY = 200_000
+
+
+@dataclass(frozen=True, slots=True)
+class Variant:
+    """One representation of a file: its body and its validator."""
+
+    body: bytes
+    etag: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class CachedFile:
+    """A file's bytes and headers, valid while the file's stat identity is unchanged."""
+
+    identity: tuple[int, int, int]
+    media_type: bytes
+    last_modified: bytes
+    modified_seconds: int
+    plain: Variant
+    gzipped: Variant | None
+
+    def etags(self) -> set[bytes]:
+        """Every ETag this file has answered with, for If-None-Match."""
+        tags = {self.plain.etag}
+        if self.gzipped:
+            tags.add(self.gzipped.etag)
+        return tags
+
+
+class FeedFiles:
+    """Answers ASGI requests for one folder's feed files, read-only, never leaving the folder."""
+
+    def __init__(self, folder: Path | str, *, max_age: int = 300) -> None:
+        """Serve `folder`; clients may reuse an answer for `max_age` seconds."""
+        self.folder = Path(folder).resolve()
+        self.cache_control = f"public, max-age={max_age}".encode()
+        self._cache: OrderedDict[str, CachedFile] = OrderedDict()
+        self._cached_bytes = 0
+        # URL path -> checked real path. Resolving symbolic links costs a system call per
+        # path component, so it is done once per name; a stat per request still sees changes.
+        self._paths: dict[str, str | None] = {}
+
+    async def respond(self, scope: Scope, relative: str, send: Send) -> None:
+        """Answer a request for the file at `relative`, a path inside the folder."""
+        method = scope["method"]
+        if method == "OPTIONS":
+            await _respond(send, 204, _PREFLIGHT)
+            return
+        if method not in ("GET", "HEAD"):
+            await _respond(send, 405, [(b"allow", ALLOWED)], b"Method Not Allowed\n")
+            return
+        found = self._lookup(relative)
+        if found is None:
+            await _respond(send, 404, _NOT_FOUND_HEADERS, b"Not Found\n")
+            return
+        request = dict(scope["headers"])
+        variant = found.plain
+        if found.gzipped and b"gzip" in request.get(b"accept-encoding", b""):
+            variant = found.gzipped
+        headers = [
+            (b"content-type", found.media_type),
+            (b"etag", variant.etag),
+            (b"last-modified", found.last_modified),
+            (b"cache-control", self.cache_control),
+            *_COMMON,
+        ]
+        if found.gzipped:
+            headers.append((b"vary", b"Accept-Encoding"))
+        if _not_modified(request, found):
+            await send({"type": "http.response.start", "status": 304, "headers": headers})
+            await send({"type": "http.response.body", "body": b""})
+            return
+        if variant is found.gzipped:
+            headers.append((b"content-encoding", b"gzip"))
+        body = variant.body if method == "GET" else b""
+        headers.append((b"content-length", str(len(variant.body)).encode()))
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+    def _lookup(self, relative: str) -> CachedFile | None:
+        """The cached file at `relative`, reloaded if it changed on disk, or None."""
+        try:
+            path = self._paths[relative]
+        except KeyError:
+            path = self._safe_path(relative)
+            if len(self._paths) >= PATH_MEMORY:
+                self._paths.clear()
+            self._paths[relative] = path
+        if path is None:
+            return None
+        try:
+            info = os.stat(path)
+        except (OSError, ValueError):
+            return None
+        if not stat.S_ISREG(info.st_mode):
+            return None
+        identity = (info.st_ino, info.st_size, info.st_mtime_ns)
+        cached = self._cache.get(path)
+        if cached is not None and cached.identity == identity:
+            self._cache.move_to_end(path)
+            return cached
+        loaded = _load(path, identity, int(info.st_mtime))
+        if loaded is not None:
+            self._remember(path, loaded)
+        return loaded
+
+    def _safe_path(self, relative: str) -> str | None:
+        """The file a URL path names inside the folder, or None if it names anything else."""
+        if relative == "" or relative.endswith("/"):
+            relative += INDEX_FILE
+        parts = relative.split("/")
+        # No parent or current-directory steps, no hidden files (temp files begin with a dot),
+        # no empty segments, no backslashes or NULs that another layer might read differently.
+        if any(
+            part in ("", ".", "..") or part.startswith(".") or "\\" in part or "\x00" in part
+            for part in parts
+        ):
+            return None
+        if os.path.splitext(parts[-1])[1] not in MEDIA_TYPES:
+            return None
+        path = os.path.join(self.folder, *parts)
+        # Symbolic links could still point out of the folder; the real path must stay inside.
+        real = os.path.realpath(path)
+        if not real.startswith(str(self.folder) + os.sep):
+            return None
+        return real
+
+    def _remember(self, path: str, item: CachedFile) -> None:
+        """Keep `item`, evicting the least recently used files beyond the cache's budget."""
+        old = self._cache.pop(path, None)
+        if old is not None:
+            self._cached_bytes -= _size(old)
+        self._cache[path] = item
+        self._cached_bytes += _size(item)
+        while self._cached_bytes > CACHE_BYTES and len(self._cache) > 1:
+            _, evicted = self._cache.popitem(last=False)
+            self._cached_bytes -= _size(evicted)
+
+
+def _load(path: str, identity: tuple[int, int, int], modified: int) -> CachedFile | None:
+    """Read a file and prepare its plain and gzip variants."""
+    try:
+        with open(path, "rb") as stream:
+            body = stream.read()
+    except OSError:
+        return None
+    digest = hashlib.blake2b(body, digest_size=12).hexdigest()
+    gzipped = None
+    if len(body) >= GZIP_MIN_BYTES:
+        # mtime=0 keeps the compressed bytes a function of the content alone.
+        compressed = gzip.compress(body, compresslevel=6, mtime=0)
+        gzipped = Variant(compressed, f'"{digest}-gzip"'.encode())
+    return CachedFile(
+        identity=identity,
+        media_type=MEDIA_TYPES[os.path.splitext(path)[1]],
+        last_modified=formatdate(modified, usegmt=True).encode(),
+        modified_seconds=modified,
+        plain=Variant(body, f'"{digest}"'.encode()),
+        gzipped=gzipped,
+    )
+
+
+def _not_modified(request: dict[bytes, bytes], found: CachedFile) -> bool:
+    """Whether the client's copy is current (RFC 9110 section 13.2.2 order of precedence)."""
+    if_none_match = request.get(b"if-none-match")
+    if if_none_match is not None:
+        if if_none_match.strip() == b"*":
+            return True
+        offered = {tag.strip().removeprefix(b"W/") for tag in if_none_match.split(b",")}
+        return not offered.isdisjoint(found.etags())
+    if_modified_since = request.get(b"if-modified-since")
+    if if_modified_since is not None:
+        try:
+            since = parsedate_to_datetime(if_modified_since.decode("latin-1"))
+        except (TypeError, ValueError):
+            return False  # an unreadable date is ignored, as the RFC says
+        return found.modified_seconds <= int(since.timestamp())
+    return False
+
+
+def _size(item: CachedFile) -> int:
+    return len(item.plain.body) + (len(item.gzipped.body) if item.gzipped else 0)
+
+
+async def _respond(
+    send: Send, status: int, headers: list[tuple[bytes, bytes]], body: bytes = b""
+) -> None:
+    """Send a small complete response."""
+    headers = [*headers, *_COMMON, (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+# Partner sites read feeds from their own pages' scripts, so any origin may read them; the
+# validators are exposed so that those scripts can poll conditionally too.
+_COMMON = [
+    (b"access-control-allow-origin", b"*"),
+    (b"access-control-expose-headers", b"ETag, Last-Modified"),
+    (b"x-content-type-options", b"nosniff"),
+]
+_PREFLIGHT = [
+    (b"allow", ALLOWED),
+    (b"access-control-allow-methods", ALLOWED),
+    (b"access-control-allow-headers", b"If-None-Match, If-Modified-Since"),
+    (b"access-control-max-age", b"86400"),
+]
+_NOT_FOUND_HEADERS = [(b"content-type", b"text/plain; charset=utf-8")]
