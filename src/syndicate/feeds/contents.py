@@ -11,8 +11,9 @@ from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import Column, Connection, Select, Table, and_, func, or_, select
+from sqlalchemy import Column, ColumnElement, Connection, Select, Table, and_, func, or_, select
 
 from syndicate.feeds import layout
 from syndicate.feeds.catalog import feed_title
@@ -46,13 +47,13 @@ class FeedContent:
     article_pks: tuple[int, ...]
 
 
-def visible(now: datetime) -> object:
+def visible(now: datetime) -> ColumnElement[bool]:
     """The condition for an article to appear anywhere: published, and its time has come."""
     return and_(article.c.status == Status.PUBLISHED.value, article.c.published_at <= now)
 
 
 def _ranked(
-    group_columns: Sequence[object], base: Select[tuple[object, ...]], limit: int
+    group_columns: Sequence[ColumnElement[Any]], base: Select[tuple[object, ...]], limit: int
 ) -> Select[tuple[object, ...]]:
     """Keep the newest `limit` articles of each group of `base`."""
     rank = (
@@ -65,9 +66,9 @@ def _ranked(
     )
     ranked = base.add_columns(rank).subquery()
     return (
-        select(*[ranked.c[column.name] for column in group_columns], ranked.c.pk)  # type: ignore[attr-defined]
+        select(*[ranked.c[column.name] for column in group_columns], ranked.c.pk)
         .where(ranked.c.rank <= limit)
-        .order_by(*[ranked.c[column.name] for column in group_columns], ranked.c.rank)  # type: ignore[attr-defined]
+        .order_by(*[ranked.c[column.name] for column in group_columns], ranked.c.rank)
     )
 
 
@@ -151,7 +152,7 @@ class ContentReader:
             _ranked([article.c.language, article.c.section], base, self.limit)
         )
         for (lang, name), pks in self._grouped(rows).items():
-            yield self._content(layout.section_key(lang, name), pks)
+            yield self._content(layout.section_key(str(lang), str(name)), pks)
 
     def tags(self, language: str | None = None, slug: str | None = None) -> Iterator[FeedContent]:
         """Tag feeds with at least one article."""
@@ -182,8 +183,8 @@ class ContentReader:
         groups = self._grouped(rows)
         known = {row.pk: (row.slug, row.name) for row in self.connection.execute(names)}
         for (lang, tag_pk), pks in groups.items():
-            tag_slug, name = known[tag_pk]
-            yield self._content(layout.tag_key(lang, tag_slug), pks, name)
+            tag_slug, name = known[int(tag_pk)]  # type: ignore[call-overload]
+            yield self._content(layout.tag_key(str(lang), tag_slug), pks, name)
 
     def topics(self, language: str | None = None, slug: str | None = None) -> Iterator[FeedContent]:
         """Topic feeds with at least one article."""
@@ -214,9 +215,9 @@ class ContentReader:
         )
         texts = self._topic_texts()
         for (lang, topic_pk), pks in self._grouped(rows).items():
-            topic_slug, by_language = texts[topic_pk]
-            name, about = _in_language(by_language, lang)
-            yield self._content(layout.topic_key(lang, topic_slug), pks, name, about)
+            topic_slug, by_language = texts[int(topic_pk)]  # type: ignore[call-overload]
+            name, about = _in_language(by_language, str(lang))
+            yield self._content(layout.topic_key(str(lang), topic_slug), pks, name, about)
 
     def editors_choice(self, language: str | None = None) -> Iterator[FeedContent]:
         """The current picks of each language, the most recently picked first."""

@@ -20,7 +20,7 @@ feedgen's traps, all handled here:
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -184,7 +184,7 @@ class FeedRenderer:
         for label, kind in reversed(_labels(item)):
             category = etree.Element("category", domain=f"{self.feeds_url}{item.language}/{kind}/")
             category.text = label.name
-            anchor.addnext(category)  # type: ignore[union-attr]
+            anchor.addnext(category)
         if item.image is not None and item.image.caption:
             media = element.find(f"{{{MEDIA_NS}}}content")
             assert media is not None
@@ -196,7 +196,7 @@ class FeedRenderer:
         element = entry.atom_entry()
         anchor = element.find("summary")
         for label, kind in reversed(_labels(item)):
-            anchor.addnext(  # type: ignore[union-attr]
+            anchor.addnext(
                 etree.Element(
                     "category", term=label.name, scheme=f"{self.feeds_url}{item.language}/{kind}/"
                 )
@@ -241,7 +241,9 @@ class FeedRenderer:
 
     # -- whole feeds ----------------------------------------------------------------------
 
-    def documents(self, head: FeedHead, fragments: dict[str, Sequence[bytes]]) -> dict[str, bytes]:
+    def documents(
+        self, head: FeedHead, fragments: Mapping[str, Sequence[bytes]]
+    ) -> dict[str, bytes]:
         """The complete feed in every format, from its head and each format's item fragments."""
         title = one_line(head.title)
         description = one_line(head.description) or title
@@ -342,7 +344,7 @@ def _json(data: dict[str, Any]) -> bytes:
 
 
 def _document(root: etree._Element) -> bytes:
-    return etree.tostring(root, pretty_print=True, xml_declaration=True, encoding="UTF-8")
+    return bytes(etree.tostring(root, pretty_print=True, xml_declaration=True, encoding="UTF-8"))
 
 
 def _fragment(element: etree._Element, fmt: str) -> bytes:
@@ -352,13 +354,13 @@ def _fragment(element: etree._Element, fmt: str) -> bytes:
     namespaces as the real one, so the fragment carries no declarations of its own.
     """
     if fmt == "rss":
-        root = etree.Element("rss", nsmap=RSS_NSMAP)  # type: ignore[arg-type]
+        root = etree.Element("rss", nsmap=RSS_NSMAP)
         etree.SubElement(root, "channel").append(element)
         start, end = b"<channel>\n", b"  </channel>"
     else:
         root = etree.Element("feed", xmlns=ATOM_NS)
         root.append(element)
         start, end = b'">\n', b"</feed>"
-    serialized = etree.tostring(root, pretty_print=True, encoding="UTF-8")
+    serialized = bytes(etree.tostring(root, pretty_print=True, encoding="UTF-8"))
     begin = serialized.index(start) + len(start)
     return serialized[begin : serialized.rindex(end)]

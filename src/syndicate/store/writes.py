@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 
@@ -76,7 +76,8 @@ class StoreWriter:
             "image": asdict(item.image) if item.image else None,
         }
         if old is None:
-            pk = self.connection.execute(article.insert().values(values)).inserted_primary_key[0]
+            inserted = self.connection.execute(article.insert().values(values))
+            pk = inserted.inserted_primary_key[0]  # type: ignore[index]
         else:
             pk = old.pk
             self._mark_article_feeds(pk, old.language, old.section)  # where it was
@@ -220,7 +221,12 @@ class StoreWriter:
         return row.pk, row.slug
 
     def _insert_links(
-        self, table: Table, column: str, article_pk: int, pks: list[int], copied: dict[str, object]
+        self,
+        table: Table,
+        column: str,
+        article_pk: int,
+        pks: list[int],
+        copied: Mapping[str, object],
     ) -> None:
         if pks:
             rows = [
