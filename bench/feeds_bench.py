@@ -12,7 +12,6 @@ import json
 import os
 import platform
 import re
-import resource
 import shutil
 import signal
 import socket
@@ -54,19 +53,48 @@ def environment(folder: Path, port: int = 8000) -> dict[str, str]:
     return env
 
 
-def timed_child(args: list[str], env: dict[str, str], **options: object) -> tuple[float, int, str]:
-    """Run a command; return wall seconds, its peak resident memory in MiB, and its stdout."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+def tree_rss_kib(root: int) -> int:
+    """Resident memory of a process and all its descendants, in KiB, read from /proc."""
+    children: dict[int, list[int]] = {}
+    rss: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            status = (entry / "status").read_text()
+        except OSError:
+            continue  # the process ended while we looked
+        children.setdefault(int(fields[1]), []).append(int(entry.name))
+        found = re.search(r"^VmRSS:\s+(\d+) kB", status, re.MULTILINE)
+        rss[int(entry.name)] = int(found.group(1)) if found else 0
+    total, stack = 0, [root]
+    while stack:
+        pid = stack.pop()
+        total += rss.get(pid, 0)
+        stack.extend(children.get(pid, []))
+    return total
+
+
+def timed_child(args: list[str], env: dict[str, str]) -> tuple[float, int, str]:
+    """Run a command; return wall seconds, its whole process tree's peak memory, and stdout.
+
+    Memory is sampled every 50 ms and summed over the child and its descendants (MiB), so a
+    build's worker processes count too.
+    """
     started = time.perf_counter()
-    result = subprocess.run(
-        args, env=env, cwd=ROOT, capture_output=True, text=True, check=False, **options
-    )  # type: ignore[call-overload]
-    seconds = time.perf_counter() - started
-    if result.returncode != 0:
-        raise SystemExit(f"{' '.join(args)} failed ({result.returncode}):\n{result.stderr[-3000:]}")
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    # ru_maxrss of children is the largest of any child so far; run the big one first.
-    return seconds, max(peak, before) // 1024, result.stdout
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        child = subprocess.Popen(args, env=env, cwd=ROOT, stdout=out, stderr=err, text=True)
+        peak = 0
+        while child.poll() is None:
+            peak = max(peak, tree_rss_kib(child.pid))
+            time.sleep(0.05)
+        seconds = time.perf_counter() - started
+        out.seek(0)
+        err.seek(0)
+        if child.returncode != 0:
+            raise SystemExit(f"{' '.join(args)} failed ({child.returncode}):\n{err.read()[-3000:]}")
+        return seconds, peak // 1024, out.read()
 
 
 def make_corpus(articles: int, tags: int) -> Path:
@@ -98,8 +126,10 @@ def count_tags(corpus: Path) -> tuple[int, int, int]:
     return articles, tags, len(topics)
 
 
-def incremental_once(folder: Path, env: dict[str, str], corpus: Path, round_number: int) -> float:
-    """Change one article (a newer title) and time the in-process build that follows."""
+def newest_article(corpus: Path) -> dict[str, object]:
+    """The newest published, tagged article: the one whose change touches the most feeds."""
+    moment = datetime.fromisoformat(CORPUS_MOMENT)
+    newest: dict[str, object] = {}
     with corpus.open() as handle:
         for line in handle:
             record = json.loads(line)
@@ -107,8 +137,17 @@ def incremental_once(folder: Path, env: dict[str, str], corpus: Path, round_numb
                 record["type"] == "article"
                 and record["status"] == "published"
                 and record.get("tags")
+                and datetime.fromisoformat(record["published_at"]) <= moment
             ):
-                break
+                newest = record  # the stream is in time order
+    return newest
+
+
+def incremental_once(
+    env: dict[str, str], article: dict[str, object], round_number: int
+) -> tuple[float, int]:
+    """Change one article (a newer title) and time the in-process build that follows."""
+    record = dict(article)
     record["title"] = f"{record['title']} (update {round_number})"
     record["updated_at"] = datetime.now(UTC).isoformat()
     subprocess.run([*SYNDICATE, "ingest", "-"], input=json.dumps(record) + "\n", text=True,
@@ -129,8 +168,9 @@ def incremental_once(folder: Path, env: dict[str, str], corpus: Path, round_numb
                             capture_output=True, check=True)  # fmt: skip
     seconds, mode, written = result.stdout.split()
     assert mode == "incremental", result.stdout
+    assert int(written) > 0, "the changed article should rewrite its feeds"
     log(f"incremental build {round_number}: {float(seconds):.3f}s, {written} files written")
-    return float(seconds)
+    return float(seconds), int(written)
 
 
 def wait_for(url_port: int, timeout: float = 30) -> None:
@@ -244,13 +284,15 @@ def main() -> None:
     build_seconds, build_peak, summary = timed_child([*SYNDICATE, "build", "--full"], env)
     log(f"full build: {build_seconds:.1f}s, peak {build_peak} MiB: {summary.strip()}")
     feed_files = sum(1 for _ in (folder / "feeds").rglob("*.*"))
-    rounds = [incremental_once(folder, env, corpus, number) for number in range(1, args.rounds + 1)]
+    changed = newest_article(corpus)
+    measured = [incremental_once(env, changed, number) for number in range(1, args.rounds + 1)]
+    rounds = [seconds for seconds, _ in measured]
     serving = serve_and_measure(folder, env, "en/all.rss", args.seconds)
 
     incremental = statistics.median(rounds)
     ratio_304 = serving["syndicate_304"] / serving["nginx_304"]
     ratio_200 = serving["syndicate_200"] / serving["nginx_200"]
-    command = "make bench  (bench/run: " + " ".join(sys.argv[1:]) + ")"
+    command = " ".join(["make bench", *sys.argv[1:]])
     row = f"""
 ## {datetime.now(UTC):%Y-%m-%d %H:%M} UTC
 
@@ -263,8 +305,8 @@ def main() -> None:
 | --- | --- | --- |
 | ingest (whole corpus, CLI wall time) | {ingest_seconds:.1f} s, peak {ingest_peak} MiB | |
 | full build (`syndicate build --full`, wall time) | {build_seconds:.1f} s | < 30 s |
-| full build peak memory (max RSS) | {build_peak} MiB | < 500 MB |
-| incremental build after one article changes (median of {len(rounds)}, in-process) | {incremental * 1000:.0f} ms (all: {", ".join(f"{r * 1000:.0f}" for r in rounds)}) | < 200 ms |
+| full build peak memory (all its processes, RSS summed) | {build_peak} MiB | < 500 MB |
+| incremental build after one article changes (median of {len(rounds)}, in-process; {measured[0][1]} files rewritten) | {incremental * 1000:.0f} ms (all: {", ".join(f"{r * 1000:.0f}" for r in rounds)}) | < 200 ms |
 | built-in server, 200 on en/all.rss | {serving["syndicate_200"]:,.0f} req/s | |
 | nginx, 200 on the same file | {serving["nginx_200"]:,.0f} req/s | |
 | ratio 200 (Syndicate / nginx) | {ratio_200:.2f} | |

@@ -10,10 +10,11 @@ from pathlib import Path
 
 import feedparser
 import pytest
+from lxml import etree
 from sqlalchemy import Engine
 
 from syndicate.feeds.build import BuildReport, FeedConfig, build_feeds
-from syndicate.feeds.render import FeedRenderer
+from syndicate.feeds.render import ATOM_NS, RSS_NSMAP, FeedItem, FeedRenderer
 from tests.conftest import NOW, ingest_text
 from tests.jsonfeed import validate_json_feed
 
@@ -152,7 +153,7 @@ def test_feed_date_is_its_newest_item(built: Path) -> None:
 def test_content_is_sanitized_and_links_absolute(built: Path) -> None:
     """Full content keeps ordinary markup and allowed embeds, loses scripts, handlers and forms."""
     data = json.loads((built / "en/all.json").read_bytes())
-    contents = {item["id"].rsplit(":", 1)[-1]: item["content_html"] for item in data["items"]}
+    contents = {item["id"].rsplit(":", 1)[-1]: item.get("content_html") for item in data["items"]}
     hostile = contents["cms-1001"] + contents["cms-1002"]
     for forbidden in (
         "<script",
@@ -167,10 +168,85 @@ def test_content_is_sanitized_and_links_absolute(built: Path) -> None:
         assert forbidden not in hostile
     assert '<a href="https://site.example/en/tag/iraq"' in contents["cms-1001"]
     assert '<img src="https://site.example/img/inline.png">' in contents["cms-1002"]
-    assert '<iframe src="https://www.youtube.com/embed/abc123"></iframe>' in contents["cms-1002"]
+    # Allowed players become links by default: the W3C validator warns about any iframe.
+    player = "https://www.youtube.com/embed/abc123"
+    assert f'<a href="{player}">{player}</a>' in contents["cms-1002"]
+    assert "<iframe" not in contents["cms-1002"]
     assert "<h2>Context</h2>" in contents["cms-1002"]
     rss = feedparser.parse((built / "en/all.rss").read_bytes())
     assert "Second paragraph." in rss.entries[1].content[0].value
+
+
+def test_embed_frames_keep_allowed_players_as_iframes(
+    engine: Engine, corpus_text: str, feed_config: FeedConfig
+) -> None:
+    """With `embed_frames` on, an allowed player stays an iframe; others are still dropped."""
+    ingest_text(engine, corpus_text)
+    _build(engine, replace(feed_config, embed_frames=True))
+    data = json.loads(Path(feed_config.feeds_dir, "en/all.json").read_bytes())
+    contents = {item["id"].rsplit(":", 1)[-1]: item.get("content_html") for item in data["items"]}
+    assert '<iframe src="https://www.youtube.com/embed/abc123"></iframe>' in contents["cms-1002"]
+    assert "evil.example" not in contents["cms-1002"]
+
+
+def test_article_without_body_has_no_empty_content(built: Path) -> None:
+    """An empty body leaves out the content element (empty Atom content is invalid)."""
+    data = json.loads((built / "en/all.json").read_bytes())
+    bodiless = [item for item in data["items"] if "content_html" not in item]
+    assert bodiless
+    assert all(item["content_text"] == item["summary"] for item in bodiless)
+    atom = (built / "en/all.atom").read_text()
+    assert '<content type="html"/>' not in atom
+    assert "<content:encoded></content:encoded>" not in (built / "en/all.rss").read_text()
+
+
+def test_rss_description_is_escaped_html(built: Path) -> None:
+    """RSS descriptions are HTML: a plain-text `<` reaches readers as text, not a tag."""
+    parsed = feedparser.parse((built / "en/all.rss").read_bytes())
+    titles = {entry.id.rsplit(":", 1)[-1]: entry for entry in parsed.entries}
+    assert titles["cms-1001"].title == "US & Iraq agree on <withdrawal> timetable"
+    rss = (built / "en/all.rss").read_text()
+    assert "US &#x26; Iraq agree on &#x3C;withdrawal&#x3E; timetable" in rss
+    assert "&amp;" not in rss
+
+
+def test_plain_text_summary_is_html_escaped_in_rss_only() -> None:
+    """A summary with `<` and `&` is escaped as HTML in RSS, and stays plain text in Atom."""
+    renderer = FeedRenderer(site_url="https://site.example/", feeds_url="https://f.example/")
+    item = FeedItem(
+        cms_id="1",
+        url="https://site.example/1",
+        title="T",
+        summary="Why 3 < 4 & entities matter",
+        body_html="",
+        published_at=NOW,
+        updated_at=NOW,
+        language="en",
+    )
+    fragments = renderer.fragments(item)
+    namespaces = " ".join(f'xmlns:{prefix}="{uri}"' for prefix, uri in RSS_NSMAP.items())
+    channel = etree.fromstring(f"<channel {namespaces}>".encode() + fragments.rss + b"</channel>")
+    assert channel.findtext("item/description") == "Why 3 &lt; 4 &amp; entities matter"
+    feed = etree.fromstring(f'<feed xmlns="{ATOM_NS}">'.encode() + fragments.atom + b"</feed>")
+    assert feed.findtext(f"{{{ATOM_NS}}}entry/{{{ATOM_NS}}}summary") == item.summary
+
+
+def test_markup_pasted_into_a_summary_is_dropped() -> None:
+    """Summaries are plain text: tags an editor pasted in are removed, their words kept."""
+    renderer = FeedRenderer(site_url="https://site.example/", feeds_url="https://f.example/")
+    item = FeedItem(
+        cms_id="1",
+        url="https://site.example/1",
+        title="T",
+        summary="Lead with <b>markup</b> &amp; more\ufffd",
+        body_html="<p>x&#0;y</p>",
+        published_at=NOW,
+        updated_at=NOW,
+        language="en",
+    )
+    data = json.loads(renderer.fragments(item).json)
+    assert data["summary"] == "Lead with markup & more"
+    assert data["content_html"] == "<p>xy</p>"
 
 
 def test_summary_falls_back_to_body_text(built: Path) -> None:
@@ -181,9 +257,10 @@ def test_summary_falls_back_to_body_text(built: Path) -> None:
 
 def test_arabic_and_persian_feeds_are_marked_right_to_left(built: Path) -> None:
     """Arabic feeds declare their language everywhere and wrap content right-to-left."""
-    rss = (built / "ar/all.rss").read_text()
-    assert "<language>ar</language>" in rss
-    assert '&lt;div dir="rtl" lang="ar"&gt;' in rss
+    rss = etree.parse(built / "ar/all.rss")
+    assert rss.findtext("channel/language") == "ar"
+    content = rss.findtext("channel/item/{http://purl.org/rss/1.0/modules/content/}encoded")
+    assert content.startswith('<div dir="rtl" lang="ar">')
     atom = (built / "ar/all.atom").read_text()
     assert '<feed xmlns="http://www.w3.org/2005/Atom" xml:lang="ar">' in atom
     data = json.loads((built / "fa/all.json").read_bytes())

@@ -45,7 +45,11 @@ EMBED_PREFIXES = (
     "https://w.soundcloud.com/player/",
 )
 _IFRAME_WITHOUT_SOURCE = re.compile(r"<iframe(?![^>]*\ssrc=)[^>]*></iframe>")
+_IFRAME = re.compile(r'<iframe[^>]*\ssrc="(?P<src>[^"]*)"[^>]*></iframe>')
 _BLOCK_END = re.compile(r"(</(?:p|div|li|h[1-6]|blockquote|tr|td|th|figcaption)>|<br\s*/?>)", re.I)
+
+
+_REPLACEMENT = "\ufffd"
 
 
 def _keep_allowed_embeds(tag: str, attribute: str, value: str) -> str | None:
@@ -54,8 +58,12 @@ def _keep_allowed_embeds(tag: str, attribute: str, value: str) -> str | None:
     return value
 
 
-def sanitize_html(html: str, base_url: str) -> str:
-    """Clean untrusted article HTML, resolving relative links and images against `base_url`."""
+def sanitize_html(html: str, base_url: str, *, frames: bool = True) -> str:
+    """Clean untrusted article HTML, resolving relative links and images against `base_url`.
+
+    Allow-listed players stay iframes when `frames` is true; otherwise each becomes a link to
+    its player, for places that refuse frames.
+    """
     # The embed filter is a Python callback run for every attribute; only frames need it.
     embeds = _keep_allowed_embeds if "<iframe" in html.lower() else None
     cleaned = nh3.clean(
@@ -69,14 +77,19 @@ def sanitize_html(html: str, base_url: str) -> str:
         link_rel="noopener",
     )
     # An iframe whose source was refused would render as an empty box; drop it.
-    return _IFRAME_WITHOUT_SOURCE.sub("", cleaned).strip()
+    cleaned = _IFRAME_WITHOUT_SOURCE.sub("", cleaned)
+    if not frames:
+        # The source is already an escaped attribute value, so it can stand as text too.
+        cleaned = _IFRAME.sub(r'<a href="\g<src>">\g<src></a>', cleaned)
+    # A NUL or lone-surrogate reference comes out as U+FFFD: a casualty, never content.
+    return cleaned.replace(_REPLACEMENT, "").strip()
 
 
 def plain_text(html: str, limit: int = 300) -> str:
     """A short plain-text lead drawn from HTML, for items whose summary is empty."""
     spaced = _BLOCK_END.sub(r"\1 ", xml_safe(html))  # keep words of adjacent blocks apart
     text = unescape(nh3.clean(spaced, tags=set(), clean_content_tags={"script", "style"}))
-    text = " ".join(text.split())
+    text = " ".join(text.replace(_REPLACEMENT, "").split())
     if len(text) <= limit:
         return text
     return text[:limit].rsplit(" ", 1)[0] + "…"

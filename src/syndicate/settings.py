@@ -89,6 +89,11 @@ class FeedSettings(Section):
         None, description="A WebSub hub every feed advertises and is announced to."
     )
     max_age: int = Field(300, ge=0, description="Seconds clients may cache a feed (Cache-Control).")
+    embed_frames: bool = Field(
+        False,
+        description="Keep allow-listed video players as iframes in feed content; off, each "
+        "becomes a link to the player (the W3C validator warns about every iframe).",
+    )
 
 
 class SmtpSettings(Section):
@@ -105,6 +110,18 @@ class SmtpSettings(Section):
     rate_per_second: float = Field(
         0, ge=0, description="Messages a second at most; 0 for no limit."
     )
+    timeout: float = Field(30, gt=0, description="Seconds to wait for the server to answer.")
+    retries: int = Field(
+        5, ge=0, le=20, description="Tries after a 4xx reply or a dropped connection, with backoff."
+    )
+
+
+class DkimSettings(Section):
+    """DKIM signing of every digest message (off while `domain` is empty)."""
+
+    domain: str = Field("", description="The signing domain (d=); empty to send unsigned.")
+    selector: str = Field("syndicate", description="The DNS selector (s=).")
+    key_file: Path | None = Field(None, description="PEM file holding the RSA private key.")
 
 
 class MailSettings(Section):
@@ -113,7 +130,47 @@ class MailSettings(Section):
     transport: Literal["outbox", "smtp"] = Field("outbox", description="outbox (Maildir) or smtp.")
     from_address: str = Field("Syndicate Demo News <news@site.example>", description="From header.")
     outbox_dir: Path = Field(Path("var/outbox"), description="Maildir the outbox transport writes.")
+    unsubscribe_mailto: str = Field(
+        "",
+        description="Address of the mailto: List-Unsubscribe URI; empty for unsubscribe@ the "
+        "From address's domain.",
+    )
     smtp: SmtpSettings = Field(default_factory=SmtpSettings)
+    dkim: DkimSettings = Field(default_factory=DkimSettings)
+
+
+DigestKind = Literal["daily", "weekly", "monthly"]
+
+
+class DigestSettings(Section):
+    """The digest newsletters: which run, and what goes in them."""
+
+    kinds: tuple[DigestKind, ...] = Field(
+        ("daily", "weekly", "monthly"), description="Which digests exist and are sent."
+    )
+    picks: int = Field(6, ge=0, le=50, description="Editor's Choice items in an edition, at most.")
+    most_viewed: int = Field(6, ge=0, le=50, description="Most Viewed items in an edition, at most.")
+    topic_items: int = Field(
+        3, ge=0, le=20, description="Latest articles per followed topic, for topic followers."
+    )
+    skip_empty: bool = Field(
+        True, description="Skip an edition with nothing new since the previous one of its kind."
+    )
+    max_html_bytes: int = Field(
+        100_000, ge=10_000, description="HTML size limit (Gmail clips past 102 KB); items trimmed."
+    )
+
+
+class SubscriberSettings(Section):
+    """Subscription pages and confirmation."""
+
+    confirm_hours: int = Field(48, ge=1, description="Hours a confirmation link stays valid.")
+    link_days: int = Field(
+        365, ge=1, description="Days an unsubscribe or preferences link in a digest stays valid."
+    )
+    subscribe_per_hour: int = Field(
+        10, ge=1, description="Subscribe requests one client address may make in an hour."
+    )
 
 
 class WebSettings(Section):
@@ -181,6 +238,8 @@ class Settings(BaseSettings):
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     feeds: FeedSettings = Field(default_factory=FeedSettings)
     mail: MailSettings = Field(default_factory=MailSettings)
+    digests: DigestSettings = Field(default_factory=DigestSettings)
+    subscribers: SubscriberSettings = Field(default_factory=SubscriberSettings)
     web: WebSettings = Field(default_factory=WebSettings)
     sources: SourceSettings = Field(default_factory=SourceSettings)
     schedule: ScheduleSettings = Field(default_factory=ScheduleSettings)

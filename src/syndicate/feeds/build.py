@@ -89,6 +89,7 @@ class FeedConfig:
     items: int
     hub: str | None = None
     workers: int = 1
+    embed_frames: bool = False
 
     @classmethod
     def from_settings(cls, settings: Settings) -> FeedConfig:
@@ -103,6 +104,7 @@ class FeedConfig:
             items=settings.feeds.items,
             hub=str(settings.feeds.websub_hub) if settings.feeds.websub_hub else None,
             workers=settings.feeds.build_workers,
+            embed_frames=settings.feeds.embed_frames,
         )
 
     def fingerprint(self) -> str:
@@ -160,7 +162,10 @@ class FeedBuilder:
         self.database_url = database_url
         self.folder = FeedFolder(Path(config.feeds_dir))
         self.renderer = FeedRenderer(
-            site_url=config.site_url, feeds_url=config.feeds_url, hub=config.hub
+            site_url=config.site_url,
+            feeds_url=config.feeds_url,
+            hub=config.hub,
+            embed_frames=config.embed_frames,
         )
         self.publisher = Publisher(
             self.renderer,
@@ -206,6 +211,7 @@ class FeedBuilder:
                     site_url=self.config.site_url,
                     feeds_url=self.config.feeds_url,
                     hub=self.config.hub,
+                    embed_frames=self.config.embed_frames,
                     feeds_dir=Path(self.config.feeds_dir),
                     site_titles=self.config.site_titles,
                     home_urls=self.publisher.home_urls,

@@ -331,7 +331,9 @@ class ContentReader:
                 summary=row.summary,
                 body_html=row.body_html,
                 published_at=row.published_at,
-                updated_at=row.updated_at,
+                # An update stamped in the future (a CMS clock running ahead) must not date a
+                # feed in the future; publication is the latest moment known to have come.
+                updated_at=row.updated_at if row.updated_at <= self.now else row.published_at,
                 language=row.language,
                 authors=tuple(row.authors),
                 tags=tuple(tags.get(row.pk, ())),

@@ -36,6 +36,7 @@ class WorkerSetup:
     site_url: str
     feeds_url: str
     hub: str | None
+    embed_frames: bool
     feeds_dir: Path
     site_titles: dict[str, str]
     home_urls: dict[str, str]
@@ -43,7 +44,12 @@ class WorkerSetup:
 
     def renderer(self) -> FeedRenderer:
         """The renderer the parent would use."""
-        return FeedRenderer(site_url=self.site_url, feeds_url=self.feeds_url, hub=self.hub)
+        return FeedRenderer(
+            site_url=self.site_url,
+            feeds_url=self.feeds_url,
+            hub=self.hub,
+            embed_frames=self.embed_frames,
+        )
 
 
 class _Worker:

@@ -15,11 +15,18 @@ feedgen's traps, all handled here:
   supported, so it is added here.
 - RSS channels only get the self link; the hub link is added here.
 - Atom content type "CDATA" is not valid Atom; content is always type="html" (escaped).
+- RSS <description> is HTML, but feedgen fills it from the plain-text summary as is; it is
+  escaped here. An empty body gets no content element at all (an empty one is invalid Atom).
+
+RSS text uses hexadecimal character references for `&`, `<` and `>` (`&#x26;`), as the RSS
+Advisory Board's profile recommends: some RSS readers decode named entities twice.
 """
 
 from __future__ import annotations
 
+import html
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -57,6 +64,9 @@ RSS_CLOSING = b"  </channel>\n</rss>\n"
 ATOM_CLOSING = b"</feed>\n"
 # Where a feed with no items yet takes its date from, so that even it is deterministic.
 EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
+SUMMARY_LIMIT = 2000  # characters of an editor's summary kept
+_NAMED_MARKUP = re.compile(rb"&(amp|lt|gt);")
+_HEX_REFERENCES = {b"amp": b"&#x26;", b"lt": b"&#x3C;", b"gt": b"&#x3E;"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,11 +124,14 @@ class FeedHead:
 class FeedRenderer:
     """Renders fragments and feeds for one site; holds only settings-derived constants."""
 
-    def __init__(self, *, site_url: str, feeds_url: str, hub: str | None = None) -> None:
+    def __init__(
+        self, *, site_url: str, feeds_url: str, hub: str | None = None, embed_frames: bool = False
+    ) -> None:
         """Render for the site `site_url`, whose feeds are published under `feeds_url`."""
         self.site_url = site_url
         self.feeds_url = feeds_url
         self.hub = hub
+        self.embed_frames = embed_frames
         # Ids are tag URIs (RFC 4151) minted from the site's host: they never depend on an
         # article's URL or title, so an article keeps one id in every feed, forever.
         self.id_prefix = f"tag:{urlsplit(site_url).hostname},2000:"
@@ -138,7 +151,10 @@ class FeedRenderer:
     def fragments(self, item: FeedItem) -> Fragments:
         """Render one article for every format."""
         content = self._content(item)
-        summary = item.summary or plain_text(item.body_html) or item.title
+        # Summaries and captions are plain text by contract, but CMS editors paste markup.
+        summary = (
+            plain_text(item.summary, SUMMARY_LIMIT) or plain_text(item.body_html) or item.title
+        )
         entry = self._entry(item, content, summary)
         return Fragments(
             rss=self._rss_item(item, entry),
@@ -147,10 +163,10 @@ class FeedRenderer:
         )
 
     def _content(self, item: FeedItem) -> str:
-        html = sanitize_html(item.body_html, item.url)
-        if direction(item.language) == "rtl":
-            return f'<div dir="rtl" lang="{item.language}">{html}</div>'
-        return html
+        cleaned = sanitize_html(item.body_html, item.url, frames=self.embed_frames)
+        if cleaned and direction(item.language) == "rtl":
+            return f'<div dir="rtl" lang="{item.language}">{cleaned}</div>'
+        return cleaned
 
     def _entry(self, item: FeedItem, content: str, summary: str) -> FeedEntry:
         """One feedgen entry serves both XML formats; what differs is added to the trees."""
@@ -164,7 +180,8 @@ class FeedRenderer:
         entry.updated(_updated(item))
         # summary() also fills RSS <description>; description() would overwrite Atom content.
         entry.summary(summary)
-        entry.content(content, type="html")
+        if content:
+            entry.content(content, type="html")
         for name in item.authors:
             # feedgen writes RSS <author> only with an e-mail address, which we do not have;
             # RSS gets dc:creator instead.
@@ -178,6 +195,9 @@ class FeedRenderer:
 
     def _rss_item(self, item: FeedItem, entry: FeedEntry) -> bytes:
         element = entry.rss_entry()
+        description = element.find("description")
+        assert description is not None
+        description.text = html.escape(description.text or "", quote=False)
         # Categories go in directly: feedgen's category() validates each dict at a cost that
         # dominated full builds, for no gain here.
         anchor = element.find("guid")
@@ -189,7 +209,7 @@ class FeedRenderer:
             media = element.find(f"{{{MEDIA_NS}}}content")
             assert media is not None
             caption = etree.SubElement(media, f"{{{MEDIA_NS}}}description", type="plain")
-            caption.text = item.image.caption
+            caption.text = plain_text(item.image.caption, SUMMARY_LIMIT)
         return _fragment(element, "rss")
 
     def _atom_entry(self, item: FeedItem, entry: FeedEntry) -> bytes:
@@ -217,7 +237,7 @@ class FeedRenderer:
             "id": self.article_id(item.cms_id),
             "url": item.url,
             "title": item.title,
-            "content_html": content,
+            **({"content_html": content} if content else {"content_text": summary}),
             "summary": summary,
             "date_published": _iso(item.published_at),
             "date_modified": _iso(_updated(item)),
@@ -286,7 +306,7 @@ class FeedRenderer:
             self_link = root[0].find(f"{{{ATOM_NS}}}link")
             assert self_link is not None
             self_link.addnext(etree.Element(f"{{{ATOM_NS}}}link", href=self.hub, rel="hub"))
-        return _document(root)
+        return _hex_references(_document(root))
 
     def _atom_head(self, generator: FeedGenerator, head: FeedHead) -> bytes:
         self._links(generator, head, "atom")
@@ -363,4 +383,10 @@ def _fragment(element: etree._Element, fmt: str) -> bytes:
         start, end = b'">\n', b"</feed>"
     serialized = bytes(etree.tostring(root, pretty_print=True, encoding="UTF-8"))
     begin = serialized.index(start) + len(start)
-    return serialized[begin : serialized.rindex(end)]
+    fragment = serialized[begin : serialized.rindex(end)]
+    return _hex_references(fragment) if fmt == "rss" else fragment
+
+
+def _hex_references(rss: bytes) -> bytes:
+    """`&amp;`, `&lt;` and `&gt;` as `&#x26;`, `&#x3C;` and `&#x3E;`: the same characters."""
+    return _NAMED_MARKUP.sub(lambda match: _HEX_REFERENCES[match.group(1)], rss)

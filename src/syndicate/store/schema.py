@@ -181,3 +181,82 @@ state = Table(
     Column("name", String(100), primary_key=True),
     Column("value", Text, nullable=False),
 )
+
+# -- newsletters -------------------------------------------------------------------------
+
+# One person who asked for digests. `email` is the normalised address (see subscribers), so
+# one person is one row whatever case or spacing they typed.
+subscriber = Table(
+    "subscriber",
+    metadata,
+    Column("pk", Integer, primary_key=True),
+    Column("email", String(320), nullable=False, unique=True),
+    Column("name", Text, nullable=False),
+    Column("language", String(8), nullable=False),
+    Column("digests", JSON, nullable=False),  # kinds received: ["daily", "weekly"]
+    Column("topics", JSON, nullable=False),  # slugs of the topics followed
+    Column("status", String(16), nullable=False),  # pending, confirmed, unsubscribed
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("confirmed_at", UTCDateTime),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Index(None, "status", "language", "pk"),
+)
+
+# Addresses no send may ever reach: unsubscribed, hard-bounced or complained.
+suppression = Table(
+    "suppression",
+    metadata,
+    Column("email", String(320), primary_key=True),
+    Column("reason", String(32), nullable=False),  # unsubscribed, bounced, complained
+    Column("detail", Text, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+# A digest edition, frozen at its first build: `content` holds everything rendering needs.
+edition = Table(
+    "edition",
+    metadata,
+    Column("id", String(64), primary_key=True),  # daily-en-2026-11-23
+    Column("kind", String(16), nullable=False),
+    Column("language", String(8), nullable=False),
+    Column("date", String(10), nullable=False),  # YYYY-MM-DD in [schedule] timezone
+    Column("window_start", UTCDateTime, nullable=False),
+    Column("window_end", UTCDateTime, nullable=False),
+    Column("built_at", UTCDateTime, nullable=False),
+    Column("subject", Text, nullable=False),
+    Column("content", JSON, nullable=False),
+)
+
+# The delivery ledger: one row per (edition, subscriber) once a message's fate is known.
+delivery = Table(
+    "delivery",
+    metadata,
+    Column("edition_id", ForeignKey("edition.id", ondelete="CASCADE"), primary_key=True),
+    Column("subscriber_pk", ForeignKey("subscriber.pk", ondelete="CASCADE"), primary_key=True),
+    Column("status", String(16), nullable=False),  # sent, failed, suppressed
+    Column("message_id", Text, nullable=False),
+    Column("detail", Text, nullable=False),
+    Column("at", UTCDateTime, nullable=False),
+    Index(None, "edition_id", "status"),
+)
+
+# Leases: who may do a job that only one process at a time may do (send an edition, run the
+# scheduler). A holder renews before `expires_at`; a crashed holder's lease simply runs out.
+lease = Table(
+    "lease",
+    metadata,
+    Column("name", String(200), primary_key=True),
+    Column("holder", String(200), nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+)
+
+# Recent attempts of rate-limited actions (subscribe), kept in the database so that every
+# process of a deployment counts the same attempts.
+attempt = Table(
+    "attempt",
+    metadata,
+    Column("pk", Integer, primary_key=True),
+    Column("key", String(200), nullable=False),
+    Column("at", UTCDateTime, nullable=False),
+    Index(None, "key", "at"),
+)

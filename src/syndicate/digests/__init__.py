@@ -1,0 +1,1 @@
+"""Digest newsletters: editions gathered from Editor's Choice and Most Viewed, rendered as email."""
