@@ -15,6 +15,7 @@ from sqlalchemy.engine import make_url
 from syndicate.feeds.build import FeedConfig
 from syndicate.ingest import IngestReport, ingest_lines
 from syndicate.store import open_database
+from tests.smtpserver import serve  # noqa: F401  # the SMTP server fixture, for every test module
 
 FIXTURES = Path(__file__).parent / "fixtures"
 GOLDEN = Path(__file__).parent / "golden"

@@ -215,10 +215,37 @@ def serve(context: Context) -> None:
 
 
 def _serve(settings: Settings) -> None:
+    from starlette.routing import Mount
+
+    from syndicate.dispatch import confirmation_sender
+    from syndicate.store import open_database
+    from syndicate.subscribers.links import MOUNT_PATH
+    from syndicate.subscribers.tokens import secret_key
+    from syndicate.subscribers.web import create_subscription_app
     from syndicate.web.app import create_app
+    from syndicate.web.archive import archive_routes
     from syndicate.web.server import serve as run_server
 
-    app = create_app(settings.feeds.dir, max_age=settings.feeds.max_age)
+    engine = open_database(settings.database.url)
+    subscriptions = create_subscription_app(
+        engine,
+        site=settings.site,
+        web=settings.web,
+        subscribers=settings.subscribers,
+        digests=settings.digests,
+        secret_key=secret_key(engine, settings.security.secret_key.get_secret_value()),
+        send_confirmation=confirmation_sender(settings),
+    )
+    routes = [
+        Mount(MOUNT_PATH, app=subscriptions),
+        *archive_routes(
+            engine,
+            site_title=settings.site.title_in,
+            web_url=str(settings.web.public_url),
+            max_html_bytes=settings.digests.max_html_bytes,
+        ),
+    ]
+    app = create_app(settings.feeds.dir, max_age=settings.feeds.max_age, routes=routes)
     run_server(app, settings.web.host, settings.web.port)
 
 
@@ -238,6 +265,11 @@ def run(context: Context, seed_demo: bool) -> None:
     click.echo(report.summary(), err=True)
     feeds_url = settings.web.feeds_url
     click.echo(f"Feeds index: {feeds_url}  ·  OPML: {feeds_url}index.opml", err=True)
+    site = str(settings.web.public_url).rstrip("/")
+    click.echo(
+        f"Subscribe: {site}/subscribe/  ·  outbox (mail written here): {settings.mail.outbox_dir}",
+        err=True,
+    )
     _serve(settings)
 
 
@@ -265,3 +297,13 @@ def _seed_demo(context: Context) -> None:
         on_reject=lambda line, reason: click.echo(f"demo line {line}: {reason}", err=True),
     )
     click.echo(f"Demo corpus: {report.summary()}", err=True)
+
+
+def _register_newsletter_commands() -> None:
+    from syndicate.cli_newsletters import digest, subscribers
+
+    main.add_command(digest)
+    main.add_command(subscribers)
+
+
+_register_newsletter_commands()

@@ -149,7 +149,9 @@ class DigestSettings(Section):
         ("daily", "weekly", "monthly"), description="Which digests exist and are sent."
     )
     picks: int = Field(6, ge=0, le=50, description="Editor's Choice items in an edition, at most.")
-    most_viewed: int = Field(6, ge=0, le=50, description="Most Viewed items in an edition, at most.")
+    most_viewed: int = Field(
+        6, ge=0, le=50, description="Most Viewed items in an edition, at most."
+    )
     topic_items: int = Field(
         3, ge=0, le=20, description="Latest articles per followed topic, for topic followers."
     )

@@ -1,13 +1,14 @@
-"""The web front: the feeds folder at /feeds/, and a health check for load balancers."""
+"""The web front: the feeds folder at /feeds/, the pages mounted beside it, and /healthz."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
 from syndicate.web.static_feeds import FeedFiles, Receive, Scope, Send
 
@@ -38,8 +39,10 @@ class FeedsFirst:
             await self.pages(scope, receive, send)
 
 
-def create_app(feeds_dir: Path | str, *, max_age: int = 300) -> FeedsFirst:
-    """The ASGI app serving `feeds_dir` at /feeds/ with /healthz beside it."""
+def create_app(
+    feeds_dir: Path | str, *, max_age: int = 300, routes: Sequence[BaseRoute] = ()
+) -> FeedsFirst:
+    """The ASGI app serving `feeds_dir` at /feeds/, /healthz, and `routes` (other pages)."""
     folder = Path(feeds_dir)
     feeds = FeedFiles(folder, max_age=max_age)
 
@@ -61,6 +64,7 @@ def create_app(feeds_dir: Path | str, *, max_age: int = 300) -> FeedsFirst:
             Route("/", to_feeds, methods=["GET", "HEAD"]),
             Route("/feeds", to_feeds, methods=["GET", "HEAD"]),
             Route("/healthz", healthz, methods=["GET", "HEAD"]),
+            *routes,
         ]
     )
     return FeedsFirst(feeds, pages)

@@ -1,0 +1,232 @@
+"""The newsletter commands: `syndicate digest ...` and `syndicate subscribers ...`.
+
+Like cli.py, this is composition only: settings in, parts wired, results on standard output,
+logs and progress on standard error, and an exit status that tells the truth.
+"""
+
+from __future__ import annotations
+
+import sys
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import click
+
+from syndicate.digests.model import KINDS, Kind
+from syndicate.settings import Settings
+
+
+def _context_settings() -> tuple[Settings, Any]:
+    """The settings and an engine on the store, from the shared command context."""
+    from syndicate.cli import Context
+    from syndicate.store import open_database
+
+    context = click.get_current_context().find_object(Context)
+    assert context is not None
+    settings = context.settings
+    return settings, open_database(settings.database.url)
+
+
+def _kind_choice() -> click.Choice[str]:
+    return click.Choice(KINDS)
+
+
+def _kind(value: str) -> Kind:
+    """A digest kind checked against the known ones (click has checked it already)."""
+    for kind in KINDS:
+        if kind == value:
+            return kind
+    raise click.BadParameter(f"{value!r} is not one of {', '.join(KINDS)}")
+
+
+# -- digests -----------------------------------------------------------------------------
+
+
+@click.group()
+def digest() -> None:
+    """Build, preview and send the digest newsletters."""
+
+
+@digest.command("build")
+@click.argument("kind", type=_kind_choice())
+@click.option(
+    "--date", "day", type=click.DateTime(["%Y-%m-%d"]), help="Edition date (default: today)."
+)
+@click.option("--lang", "language", help="Language (default: every language of the site).")
+def build_digest(kind: str, day: datetime | None, language: str | None) -> None:
+    """Build and store an edition; print its id (nothing when skipped as empty)."""
+    from syndicate.digests.editions import DigestConfig, build_edition
+
+    settings, engine = _context_settings()
+    config = DigestConfig.from_settings(settings)
+    languages = [language] if language else list(settings.site.languages)
+    now = datetime.now(UTC)
+    for code in languages:
+        try:
+            result = build_edition(engine, config, _kind(kind), code, _day(day), now)
+        except ValueError as error:
+            click.echo(f"syndicate: {error}", err=True)
+            sys.exit(2)
+        if result.edition_id is None:
+            click.echo(f"{kind} {code}: skipped: {result.skipped}", err=True)
+            continue
+        if not result.created:
+            click.echo(f"{result.edition_id}: already built; its content is frozen", err=True)
+        click.echo(result.edition_id)
+
+
+def _day(value: datetime | None) -> date | None:
+    return value.date() if value else None
+
+
+@digest.command("send")
+@click.argument("edition_id")
+def send_digest(edition_id: str) -> None:
+    """Send an edition to its subscribers; resumable, and never twice to anyone."""
+    from syndicate.delivery.dkim import DkimKeyError, DkimSigner
+    from syndicate.delivery.ledger import SendInProgress, pending_count, send_edition
+    from syndicate.delivery.transports import transport_from_settings
+    from syndicate.digests.editions import load_edition
+    from syndicate.dispatch import plan_send
+    from syndicate.progress import ProgressBar
+
+    settings, engine = _context_settings()
+    edition = load_edition(engine, edition_id)
+    if edition is None:
+        click.echo(f"syndicate: no edition {edition_id!r} (build it with `digest build`)", err=True)
+        sys.exit(2)
+    try:
+        signer = DkimSigner.from_settings(settings.mail.dkim)
+    except DkimKeyError as error:
+        click.echo(f"syndicate: {error}", err=True)
+        sys.exit(2)
+    transport = transport_from_settings(settings.mail)
+    plan = plan_send(engine, settings, edition, transport, signer)
+    todo, _ = pending_count(engine, plan)
+    try:
+        with ProgressBar() as bar:
+            bar.phase(f"Sending {edition_id}", todo)
+            report = send_edition(engine, plan, on_progress=bar.advance)
+    except SendInProgress as error:
+        click.echo(f"syndicate: not sending: {error}", err=True)
+        sys.exit(2)
+    click.echo(report.summary())
+    sys.exit(1 if report.failed else 0)
+
+
+@digest.command("preview")
+@click.argument("kind_or_id")
+@click.option(
+    "--date", "day", type=click.DateTime(["%Y-%m-%d"]), help="Edition date (default: today)."
+)
+@click.option("--lang", "language", default=None, help="Language (default: the site's first).")
+@click.option(
+    "--topics", default=None, help="Followed topic slugs, comma-separated (default: all)."
+)
+@click.option("--name", default="", help="The recipient's name in the greeting.")
+@click.option(
+    "--out",
+    "folder",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=Path("var/preview"),
+    show_default=True,
+    help="Folder the preview files are written to.",
+)
+def preview_digest(
+    kind_or_id: str,
+    day: datetime | None,
+    language: str | None,
+    topics: str | None,
+    name: str,
+    folder: Path,
+) -> None:
+    """Write an edition as HTML and text files to look at (a stored one, or a draft of KIND)."""
+    from syndicate.digests.editions import DigestConfig, draft_edition, load_edition
+    from syndicate.digests.render import write_preview
+
+    settings, engine = _context_settings()
+    if kind_or_id in KINDS:
+        config = DigestConfig.from_settings(settings)
+        code = language or settings.site.languages[0]
+        try:
+            with engine.connect() as connection:
+                edition = draft_edition(
+                    connection,
+                    config,
+                    _kind(kind_or_id),
+                    code,
+                    _day(day),
+                    datetime.now(UTC),
+                )
+        except ValueError as error:
+            click.echo(f"syndicate: {error}", err=True)
+            sys.exit(2)
+    else:
+        found = load_edition(engine, kind_or_id)
+        if found is None:
+            click.echo(f"syndicate: no edition {kind_or_id!r}", err=True)
+            sys.exit(2)
+        edition = found
+    paths = write_preview(
+        edition,
+        folder,
+        site_title=settings.site.title_in(edition.language),
+        web_url=str(settings.web.public_url),
+        max_html_bytes=settings.digests.max_html_bytes,
+        followed_topics=topics.split(",") if topics else None,
+        name=name,
+    )
+    for path in paths:
+        click.echo(str(path))
+
+
+# -- subscribers -------------------------------------------------------------------------
+
+
+@click.group()
+def subscribers() -> None:
+    """Import and export subscribers."""
+
+
+@subscribers.command("import")
+@click.argument("source", type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--confirmed", is_flag=True, help="The list is already confirmed (an existing list).")
+def import_subscribers(source: Path, confirmed: bool) -> None:
+    """Import subscribers from CSV (email, name, language, digests, topics)."""
+    from syndicate.subscribers.csvfile import CsvHeaderError, import_csv
+
+    settings, engine = _context_settings()
+    try:
+        with source.open(newline="", encoding="utf-8-sig") as stream:
+            report = import_csv(
+                engine,
+                stream,
+                confirmed=confirmed,
+                languages=settings.site.languages,
+                kinds=settings.digests.kinds,
+                on_error=lambda line, reason: click.echo(f"line {line}: {reason}", err=True),
+            )
+    except OSError as error:
+        click.echo(f"syndicate: cannot read {source}: {error.strerror or error}", err=True)
+        sys.exit(2)
+    except (CsvHeaderError, UnicodeDecodeError) as error:
+        click.echo(f"syndicate: {source}: {error}", err=True)
+        sys.exit(2)
+    click.echo(report.summary())
+    sys.exit(1 if report.rejected else 0)
+
+
+@subscribers.command("export")
+@click.argument("target", default="-", metavar="[FILE|-]")
+def export_subscribers(target: str) -> None:
+    """Export every subscriber as CSV (standard output by default)."""
+    from syndicate.subscribers.csvfile import export_csv
+
+    _, engine = _context_settings()
+    if target == "-":
+        count = export_csv(engine, sys.stdout)
+    else:
+        with Path(target).open("w", newline="", encoding="utf-8") as stream:
+            count = export_csv(engine, stream)
+    click.echo(f"{count} subscribers exported", err=True)

@@ -1,0 +1,346 @@
+"""Sending an edition: every recipient exactly once, recorded in the ledger as each is sent.
+
+The send pages through recipients by subscriber id (never OFFSET), skips those the ledger
+already has, and hands each to one of `concurrency` workers, one per transport connection.
+A worker records a message's fate and waits for that record to be committed before it takes
+the next recipient, so a crash at any moment leaves at most one unrecorded message per worker:
+those few are sent again on the next run (the README states the bound), and nobody is skipped.
+
+Commits are grouped: a single writer thread commits whatever outcomes are waiting at once, so
+the database sees hundreds of commits a second, not thousands.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import queue
+import threading
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Protocol
+
+from sqlalchemy import Connection, Engine, select
+
+from syndicate.store import leases
+from syndicate.store.schema import delivery
+from syndicate.store.sql import upsert
+
+log = logging.getLogger(__name__)
+
+LEASE_TTL = timedelta(seconds=60)
+RENEW_EVERY = 15.0  # seconds
+DONE = ("sent", "bounced")  # outcomes a later run must not repeat; "deferred" is tried again
+
+
+class SendInProgress(Exception):
+    """Another process is sending this edition."""
+
+
+class Recipient(Protocol):
+    """What the ledger needs of a recipient: a stable id and an address."""
+
+    @property
+    def pk(self) -> int:
+        """The subscriber's id: the order of the send and the key of the ledger."""
+
+    @property
+    def email(self) -> str:
+        """Where the message goes."""
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """One composed message, ready for the transport."""
+
+    envelope_from: str
+    recipient: str
+    message_id: str
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What became of one recipient's message."""
+
+    subscriber_pk: int
+    email: str
+    status: str  # sent, bounced (permanent failure) or deferred (gave up for now)
+    message_id: str
+    detail: str
+
+
+@dataclass
+class SendReport:
+    """How a send went."""
+
+    edition_id: str
+    sent: int = 0
+    failed: int = 0
+    suppressed: int = 0
+    skipped: int = 0
+    seconds: float = 0.0
+
+    def summary(self) -> str:
+        """One line for people: what happened to everyone."""
+        rate = self.sent / self.seconds if self.seconds else 0.0
+        return (
+            f"{self.edition_id}: {self.sent} sent, {self.failed} failed, "
+            f"{self.suppressed} suppressed, {self.skipped} skipped (already sent) "
+            f"in {self.seconds:.1f}s ({rate:.0f}/s)"
+        )
+
+
+class Sender(Protocol):
+    """Delivers one message; raises PermanentFailure or TransientFailure."""
+
+    def __call__(self, outgoing: Outgoing) -> Awaitable[None]:
+        """Send `outgoing` through the transport."""
+
+
+class Classifier(Protocol):
+    """Sorts a failed send into bounced (permanent) or deferred (worth trying again)."""
+
+    def __call__(self, error: Exception) -> str | None:
+        """The outcome for `error`: bounced, deferred, or None when it is no send failure."""
+
+
+@dataclass(frozen=True)
+class SendPlan:
+    """Everything one send of one edition needs, wired by the caller."""
+
+    edition_id: str
+    page: Callable[[Connection, int, int], Sequence[Recipient]]  # (connection, after_pk, limit)
+    compose: Callable[[Recipient], Outgoing]
+    send: Sender
+    classify: Classifier
+    # Suppresses a bounced address (email, detail) in the transaction that records the bounce,
+    # so the ledger and the suppression list never disagree, and one thread does all writing.
+    on_bounce: Callable[[Connection, str, str], None]
+    concurrency: int = 4
+    batch_size: int = 500
+    suppressed: int = 0  # subscribers of the edition left out because they are suppressed
+    # Closes the transport inside the send's event loop, whose connections it holds.
+    finish: Callable[[], Awaitable[None]] | None = None
+
+
+def send_edition(
+    engine: Engine,
+    plan: SendPlan,
+    *,
+    on_progress: Callable[[int], None] | None = None,
+    holder: str | None = None,
+) -> SendReport:
+    """Send the edition to every recipient the ledger does not have yet; refuse if one runs."""
+    holder = holder or leases.holder_name()
+    lease_name = f"send:{plan.edition_id}"
+    try:
+        leases.acquire(engine, lease_name, holder, LEASE_TTL)
+    except leases.LeaseHeld as held:
+        raise SendInProgress(str(held)) from None
+    report = SendReport(plan.edition_id, suppressed=plan.suppressed)
+    started = time.perf_counter()
+    recorder = _Recorder(engine, plan.edition_id, lease_name, holder, plan.on_bounce)
+    try:
+        asyncio.run(_send_all(engine, plan, report, recorder, on_progress))
+    finally:
+        recorder.close()
+        leases.release(engine, lease_name, holder)
+        report.seconds = time.perf_counter() - started
+    log.info(
+        "edition sent edition=%s sent=%d failed=%d suppressed=%d skipped=%d seconds=%.1f",
+        plan.edition_id, report.sent, report.failed, report.suppressed, report.skipped,
+        report.seconds,
+    )  # fmt: skip
+    return report
+
+
+def pending_count(engine: Engine, plan: SendPlan) -> tuple[int, int]:
+    """How many recipients the send still has to reach, and how many the ledger already has."""
+    todo = done = 0
+    after = 0
+    with engine.connect() as connection:
+        while batch := plan.page(connection, after, plan.batch_size):
+            finished = _finished(connection, plan.edition_id, [r.pk for r in batch])
+            done += len(finished)
+            todo += len(batch) - len(finished)
+            after = batch[-1].pk
+    return todo, done
+
+
+async def _send_all(
+    engine: Engine,
+    plan: SendPlan,
+    report: SendReport,
+    recorder: _Recorder,
+    on_progress: Callable[[int], None] | None,
+) -> None:
+    work: asyncio.Queue[Recipient | None] = asyncio.Queue(maxsize=plan.concurrency * 4)
+
+    async def worker() -> None:
+        while (recipient := await work.get()) is not None:
+            outcome = await _deliver(plan, recipient)
+            await recorder.record(outcome)  # committed before the next message is taken
+            if outcome.status == "sent":
+                report.sent += 1
+            else:
+                report.failed += 1
+            if on_progress:
+                on_progress(1)
+
+    workers = [asyncio.create_task(worker()) for _ in range(plan.concurrency)]
+    try:
+        after: int | None = 0
+        while after is not None:
+            batch, after = await asyncio.to_thread(_next_batch, engine, plan, after, report)
+            for recipient in batch:
+                await work.put(recipient)
+        for _ in workers:
+            await work.put(None)
+        await asyncio.gather(*workers)
+    finally:
+        for task in workers:
+            task.cancel()
+        if plan.finish is not None:
+            await plan.finish()
+
+
+def _next_batch(
+    engine: Engine, plan: SendPlan, after: int, report: SendReport
+) -> tuple[list[Recipient], int | None]:
+    """The next page's recipients the ledger does not have yet, and where the page ended."""
+    with engine.connect() as connection:
+        batch = list(plan.page(connection, after, plan.batch_size))
+        if not batch:
+            return [], None
+        finished = _finished(connection, plan.edition_id, [r.pk for r in batch])
+    report.skipped += len(finished)
+    return [recipient for recipient in batch if recipient.pk not in finished], batch[-1].pk
+
+
+async def _deliver(plan: SendPlan, recipient: Recipient) -> Outcome:
+    outgoing = plan.compose(recipient)
+    try:
+        await plan.send(outgoing)
+    except Exception as error:
+        status = plan.classify(error)
+        if status is None:
+            raise
+        detail = str(error)[:500]
+        log.warning(
+            "message failed edition=%s subscriber=%d status=%s detail=%r",
+            plan.edition_id, recipient.pk, status, detail,
+        )  # fmt: skip
+        return Outcome(recipient.pk, recipient.email, status, outgoing.message_id, detail)
+    return Outcome(recipient.pk, recipient.email, "sent", outgoing.message_id, "")
+
+
+def _finished(connection: Connection, edition_id: str, pks: list[int]) -> set[int]:
+    rows = connection.execute(
+        select(delivery.c.subscriber_pk).where(
+            delivery.c.edition_id == edition_id,
+            delivery.c.subscriber_pk.in_(pks),
+            delivery.c.status.in_(DONE),
+        )
+    )
+    return set(rows.scalars())
+
+
+class _Recorder:
+    """One thread that commits outcomes as they come, in groups, and keeps the lease alive."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        edition_id: str,
+        lease_name: str,
+        holder: str,
+        on_bounce: Callable[[Connection, str, str], None],
+    ) -> None:
+        self.engine = engine
+        self.on_bounce = on_bounce
+        self.edition_id = edition_id
+        self.lease_name = lease_name
+        self.holder = holder
+        self.inbox: queue.Queue[tuple[Outcome, asyncio.Future[None]] | None] = queue.Queue()
+        self.lost = False
+        self.thread = threading.Thread(target=self._run, name="ledger", daemon=True)
+        self.thread.start()
+
+    async def record(self, outcome: Outcome) -> None:
+        """Return once `outcome` is committed to the ledger."""
+        if self.lost:
+            raise SendInProgress(f"lost {self.lease_name} to another process; stopping")
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.inbox.put((outcome, done))
+        await done
+
+    def close(self) -> None:
+        """Commit what is waiting, then stop."""
+        self.inbox.put(None)
+        self.thread.join()
+
+    def _run(self) -> None:
+        renewed = time.monotonic()
+        while True:
+            try:
+                first = self.inbox.get(timeout=RENEW_EVERY)
+            except queue.Empty:
+                continue  # nothing to commit; the lease is renewed below all the same
+            finally:
+                if time.monotonic() - renewed > RENEW_EVERY:
+                    if not leases.renew(self.engine, self.lease_name, self.holder, LEASE_TTL):
+                        # Stalled past the lease and someone else took over: stop sending.
+                        self.lost = True
+                    renewed = time.monotonic()
+            if first is None:
+                return
+            group = [first]
+            while True:
+                try:
+                    item = self.inbox.get_nowait()
+                except queue.Empty:
+                    break
+                if item is None:
+                    self.inbox.put(None)  # stop after this group
+                    break
+                group.append(item)
+            self._commit(group)
+
+    def _commit(self, group: list[tuple[Outcome, asyncio.Future[None]]]) -> None:
+        now = datetime.now(UTC)
+        rows = [
+            {
+                "edition_id": self.edition_id,
+                "subscriber_pk": outcome.subscriber_pk,
+                "status": outcome.status,
+                "message_id": outcome.message_id,
+                "detail": outcome.detail,
+                "at": now,
+            }
+            for outcome, _ in group
+        ]
+        try:
+            with self.engine.begin() as connection:
+                upsert(connection, delivery, rows, ["edition_id", "subscriber_pk"])
+                for outcome, _ in group:
+                    if outcome.status == "bounced":
+                        self.on_bounce(connection, outcome.email, outcome.detail)
+        except BaseException as error:  # the send must stop: it cannot record what it sends
+            for _, done in group:
+                done.get_loop().call_soon_threadsafe(_fail, done, error)
+            return
+        for _, done in group:
+            done.get_loop().call_soon_threadsafe(_resolve, done)
+
+
+def _resolve(done: asyncio.Future[None]) -> None:
+    if not done.done():
+        done.set_result(None)
+
+
+def _fail(done: asyncio.Future[None], error: BaseException) -> None:
+    if not done.done():
+        done.set_exception(error)

@@ -1,0 +1,38 @@
+"""The outbox transport: every message becomes a file in a Maildir, so no mail server is needed.
+
+`make run` sends here by default (`[mail] outbox_dir`, under `var/`). Maildir delivery is atomic:
+a message is written under tmp/ and then moved into new/, so a reader (a mail client, `mutt -f`,
+Python's `mailbox`) never sees half a message. Each file starts with the Return-Path and
+Delivered-To lines a local delivery adds, which keep the envelope.
+"""
+
+from __future__ import annotations
+
+import mailbox
+from pathlib import Path
+
+from syndicate.delivery.message import MessageError, checked_address
+from syndicate.delivery.transports import PermanentFailure
+
+
+class OutboxTransport:
+    """Delivers into a Maildir folder, created on first use."""
+
+    def __init__(self, maildir: Path) -> None:
+        """Deliver into `maildir` (with its tmp/, new/ and cur/), creating it if missing."""
+        maildir.parent.mkdir(parents=True, exist_ok=True)
+        self.path = maildir
+        self._box = mailbox.Maildir(maildir, factory=None, create=True)
+
+    async def send(self, envelope_from: str, recipient: str, message: bytes) -> None:
+        """Write `message` into new/ with its envelope; local files take no waiting worth a thread."""
+        try:
+            sender, to = checked_address(envelope_from), checked_address(recipient)
+        except MessageError as error:
+            raise PermanentFailure(553, str(error)) from None
+        envelope = f"Return-Path: <{sender}>\nDelivered-To: {to}\n".encode("ascii")
+        # Files in a Maildir end lines with LF, as a local delivery agent writes them.
+        self._box.add(envelope + message.replace(b"\r\n", b"\n"))
+
+    async def close(self) -> None:
+        """Nothing to release: every message is complete on disk once `send` returns."""

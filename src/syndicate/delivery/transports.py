@@ -1,0 +1,69 @@
+"""How a message leaves: the `Transport` interface, its failures, and the configured transport.
+
+A transport delivers one message to one recipient at a time and says how it went: it returns
+when the message was accepted, raises `PermanentFailure` when the receiving server refused it
+for good (a 5xx reply to the recipient or the message), and `TransientFailure` when it could
+not be delivered now and may be tried again later. The sender decides what to record.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from syndicate.settings import MailSettings
+
+
+class DeliveryFailure(Exception):
+    """A message that was not delivered; `code` is the SMTP reply code when there was one."""
+
+    def __init__(self, reply: str, code: int | None = None) -> None:
+        """A failure with the server's reply (or what went wrong) and its code."""
+        super().__init__(f"{code} {reply}" if code is not None else reply)
+        self.reply = reply
+        self.code = code
+
+
+class TransientFailure(DeliveryFailure):
+    """Not delivered now (a 4xx reply, a timeout, a lost connection): try again later."""
+
+
+class SessionFailure(TransientFailure):
+    """The server refused the session itself (greeting, TLS, login or sender), not the recipient.
+
+    Nothing is known about the recipient, so nothing is to be counted against them; every
+    message will fail the same way until the settings or the server change, so stop sending.
+    """
+
+
+class PermanentFailure(DeliveryFailure):
+    """The receiving server refused this message for this recipient for good (a 5xx reply)."""
+
+    code: int
+
+    def __init__(self, code: int, reply: str) -> None:
+        """A refusal with the server's reply code and text."""
+        super().__init__(reply, code)
+
+
+class Transport(Protocol):
+    """Somewhere messages go: an outbox folder, an SMTP server, or a list in memory."""
+
+    async def send(self, envelope_from: str, recipient: str, message: bytes) -> None:
+        """Deliver `message` to `recipient`, raising a DeliveryFailure when it was not."""
+        ...
+
+    async def close(self) -> None:
+        """Release connections and files; the transport is not used afterwards."""
+        ...
+
+
+def transport_from_settings(mail: MailSettings) -> Transport:
+    """The transport [mail] names: the outbox folder (the default) or an SMTP server."""
+    # Imported here: both modules import the failures above from this one.
+    if mail.transport == "smtp":
+        from syndicate.delivery.smtp import SmtpTransport
+
+        return SmtpTransport(mail.smtp)
+    from syndicate.delivery.outbox import OutboxTransport
+
+    return OutboxTransport(mail.outbox_dir)

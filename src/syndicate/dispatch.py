@@ -1,0 +1,190 @@
+"""Sending mail: editions to their subscribers, confirmation links to new ones.
+
+This is where the three newsletter parts meet: an edition's rendering (digests), each
+subscriber's links (subscribers), and message building, signing and the ledger (delivery).
+Each part stays ignorant of the others; `plan_send` wires one edition's send.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.policy import SMTP
+from email.utils import formatdate, parseaddr
+
+from sqlalchemy import Connection, Engine
+
+from syndicate.delivery.dkim import DkimSigner
+from syndicate.delivery.ledger import Outgoing, SendPlan
+from syndicate.delivery.message import Letter, build_message, make_message_id
+from syndicate.delivery.transports import (
+    PermanentFailure,
+    SessionFailure,
+    TransientFailure,
+    Transport,
+    transport_from_settings,
+)
+from syndicate.digests.model import Edition
+from syndicate.digests.render import EditionRenderer
+from syndicate.i18n import direction, gettext
+from syndicate.settings import Settings
+from syndicate.subscribers import registry
+from syndicate.subscribers.links import ConfirmationRequest, SubscriptionLinks
+from syndicate.subscribers.tokens import Tokens, secret_key
+from syndicate.templating import environment
+
+log = logging.getLogger(__name__)
+
+LIST_NAMES = {
+    "daily": "Daily digest",
+    "weekly": "Weekly digest",
+    "monthly": "Monthly digest",
+}
+
+
+def subscription_links(engine: Engine, settings: Settings) -> SubscriptionLinks:
+    """Link minting with the configured (or stored) secret key."""
+    secret = secret_key(engine, settings.security.secret_key.get_secret_value())
+    return SubscriptionLinks(Tokens(secret), str(settings.web.public_url))
+
+
+def sender_domain(from_address: str) -> str:
+    """The domain of the From address: it names the lists and the message ids."""
+    return parseaddr(from_address)[1].rpartition("@")[2].lower()
+
+
+def plan_send(
+    engine: Engine,
+    settings: Settings,
+    edition: Edition,
+    transport: Transport,
+    signer: DkimSigner | None,
+) -> SendPlan:
+    """Everything the ledger needs to send `edition`: recipients, composing, sending."""
+    links = subscription_links(engine, settings)
+    site_title = settings.site.title_in(edition.language)
+    renderer = EditionRenderer(
+        edition,
+        site_title=site_title,
+        web_url=str(settings.web.public_url),
+        max_html_bytes=settings.digests.max_html_bytes,
+    )
+    mail = settings.mail
+    domain = sender_domain(mail.from_address)
+    envelope_from = parseaddr(mail.from_address)[1]
+    list_id = f"{edition.kind}.{edition.language}.{domain}"
+    list_name = f"{site_title}: {gettext(edition.language, LIST_NAMES[edition.kind])}"
+
+    def compose(recipient: registry.Recipient) -> Outgoing:
+        compiled = renderer.for_topics(recipient.topics)
+        unsubscribe = links.unsubscribe(recipient.pk, recipient.email, recipient.language)
+        html, text = compiled.personalise(
+            recipient.name,
+            unsubscribe,
+            links.preferences(recipient.pk, recipient.email, recipient.language),
+        )
+        message_id = make_message_id(domain)
+        data: bytes = build_message(
+            Letter(
+                from_address=mail.from_address,
+                to_email=recipient.email,
+                to_name=recipient.name,
+                subject=compiled.subject,
+                text=text,
+                html=html,
+                list_id=list_id,
+                list_name=list_name,
+                unsubscribe_url=unsubscribe,
+                unsubscribe_mailto=mail.unsubscribe_mailto,
+                message_id=message_id,
+            )
+        )
+        if signer is not None:
+            data = signer.sign(data)
+        return Outgoing(envelope_from, recipient.email, message_id, data)
+
+    def page(connection: Connection, after: int, limit: int) -> list[registry.Recipient]:
+        return registry.recipients(connection, edition.kind, edition.language, after, limit)
+
+    def bounce(connection: Connection, email: str, detail: str) -> None:
+        registry.suppress(connection, email, "bounced", detail)
+
+    with engine.connect() as connection:
+        suppressed = registry.count_suppressed(connection, edition.kind, edition.language)
+    return SendPlan(
+        edition_id=edition.id,
+        page=page,
+        compose=compose,  # type: ignore[arg-type]  # the ledger hands back what page gave
+        send=lambda outgoing: transport.send(
+            outgoing.envelope_from, outgoing.recipient, outgoing.data
+        ),
+        classify=classify_failure,
+        on_bounce=bounce,
+        concurrency=mail.smtp.pool_size if mail.transport == "smtp" else 1,
+        suppressed=suppressed,
+        finish=transport.close,
+    )
+
+
+def classify_failure(error: Exception) -> str | None:
+    """The ledger status of a failed send: "bounced" (permanent), "deferred" (passing), or None.
+
+    None stops the send: a refused session (bad login, TLS, a sender the server refuses) says
+    nothing about the recipient and would fail for everyone the same way.
+    """
+    if isinstance(error, SessionFailure):
+        return None
+    if isinstance(error, PermanentFailure):
+        return "bounced"
+    if isinstance(error, TransientFailure):
+        return "deferred"
+    return None
+
+
+def confirmation_sender(settings: Settings) -> Callable[[ConfirmationRequest], None]:
+    """A function that mails a confirmation link (the subscription pages call it)."""
+
+    def send(request: ConfirmationRequest) -> None:
+        message = confirmation_message(settings, request)
+        asyncio.run(_deliver_one(settings, message))
+        log.info("confirmation sent language=%s", request.language)
+
+    return send
+
+
+def confirmation_message(settings: Settings, request: ConfirmationRequest) -> EmailMessage:
+    """The confirmation mail: a short text and HTML note with the link, in the reader's language."""
+    language = request.language
+    site = settings.site.title_in(language)
+    context = {
+        "site": site,
+        "name": request.name,
+        "url": request.confirm_url,
+        "language": language,
+        "dir": direction(language),
+        "_": lambda message: gettext(language, message),
+    }
+    env = environment()
+    message = EmailMessage()
+    message["From"] = settings.mail.from_address
+    message["To"] = Address(display_name=request.name, addr_spec=request.email)
+    message["Subject"] = gettext(language, "Confirm your subscription to {site}").format(site=site)
+    message["Date"] = formatdate(localtime=False, usegmt=True)
+    message["Message-ID"] = make_message_id(sender_domain(settings.mail.from_address))
+    message["Auto-Submitted"] = "auto-generated"
+    message.set_content(env.get_template("mail/confirm.txt.j2").render(**context))
+    message.add_alternative(env.get_template("mail/confirm.html").render(**context), subtype="html")
+    return message
+
+
+async def _deliver_one(settings: Settings, message: EmailMessage) -> None:
+    transport = transport_from_settings(settings.mail)
+    try:
+        envelope_from = parseaddr(settings.mail.from_address)[1]
+        recipient = parseaddr(str(message["To"]))[1]
+        await transport.send(envelope_from, recipient, message.as_bytes(policy=SMTP))
+    finally:
+        await transport.close()

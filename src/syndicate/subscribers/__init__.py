@@ -1,0 +1,1 @@
+"""Subscribers: addresses, signed links, the subscriber registry, CSV import/export, web pages."""

@@ -1,0 +1,56 @@
+"""Absolute links to the subscription pages, carrying signed tokens, for mails and pages."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from urllib.parse import urlencode
+
+from syndicate.subscribers.tokens import Purpose, Tokens
+
+# Where the server mounts the subscription app (see syndicate.subscribers.web).
+MOUNT_PATH = "/subscribe"
+PATHS = {
+    Purpose.CONFIRM: "/confirm",
+    Purpose.UNSUBSCRIBE: "/unsubscribe",
+    Purpose.PREFERENCES: "/preferences",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class ConfirmationRequest:
+    """A confirmation mail to send: to whom, in which language, and the link to click."""
+
+    email: str
+    name: str
+    language: str
+    confirm_url: str
+
+
+class SubscriptionLinks:
+    """Mints the links of one subscriber: confirm, unsubscribe (also RFC 8058), preferences."""
+
+    def __init__(self, tokens: Tokens, public_url: str) -> None:
+        """Links under `public_url` (Syndicate's public base URL) signed by `tokens`."""
+        self.tokens = tokens
+        self.base = public_url.rstrip("/") + MOUNT_PATH
+
+    def subscribe_page(self, language: str) -> str:
+        """The subscribe form in `language`."""
+        return f"{self.base}/?{urlencode({'lang': language})}"
+
+    def link(self, purpose: Purpose, pk: int, email: str, language: str) -> str:
+        """The page for `purpose` of subscriber `pk` at `email`; error pages use `language`."""
+        token = self.tokens.mint(purpose, pk, email)
+        return f"{self.base}{PATHS[purpose]}?{urlencode({'token': token, 'lang': language})}"
+
+    def confirm(self, pk: int, email: str, language: str) -> str:
+        """The link in a confirmation mail."""
+        return self.link(Purpose.CONFIRM, pk, email, language)
+
+    def unsubscribe(self, pk: int, email: str, language: str) -> str:
+        """The unsubscribe link of a digest: List-Unsubscribe (one-click POST) and the footer."""
+        return self.link(Purpose.UNSUBSCRIBE, pk, email, language)
+
+    def preferences(self, pk: int, email: str, language: str) -> str:
+        """The manage-preferences link of a digest's footer."""
+        return self.link(Purpose.PREFERENCES, pk, email, language)

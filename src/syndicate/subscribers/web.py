@@ -1,0 +1,513 @@
+"""The subscription pages: subscribe, confirm, preferences and unsubscribe (RFC 8058 too).
+
+A Starlette app the server mounts at /subscribe. Every answer is a real HTML page in the
+reader's language; forms carry a CSRF double-submit token; subscribing is rate-limited per
+client network; the subscribe answer is one page whatever the address's standing, and the
+confirmation mail leaves after the answer, so neither the page nor its timing tells them apart.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy import Engine
+from starlette.applications import Starlette
+from starlette.background import BackgroundTask
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import FormData, MutableHeaders
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from syndicate.i18n import N_
+from syndicate.settings import DigestSettings, SiteSettings, SubscriberSettings, WebSettings
+from syndicate.subscribers import registry, throttle
+from syndicate.subscribers.addresses import normalise_address
+from syndicate.subscribers.links import ConfirmationRequest, SubscriptionLinks
+from syndicate.subscribers.pages import Csrf, Pages, page_language
+from syndicate.subscribers.registry import Choices, PreferenceError, Preferences, Subscriber
+from syndicate.subscribers.tokens import Purpose, TokenError, Tokens
+from syndicate.templating import templates_dir
+
+log = logging.getLogger(__name__)
+
+SendConfirmation = Callable[[ConfirmationRequest], None]
+
+# One address gets at most this many confirmation mails an hour, whoever asks and from where.
+CONFIRMATIONS_PER_ADDRESS = 3
+MAX_BODY_BYTES = 64 * 1024
+HOUR = 3600
+DAY = 24 * HOUR
+
+SECURITY_HEADERS = {
+    # Pages use one stylesheet of their own and no script at all.
+    "content-security-policy": "default-src 'none'; style-src 'self'; img-src 'self'; "
+    "form-action 'self'; base-uri 'none'; frame-ancestors 'none'",
+    "x-content-type-options": "nosniff",
+    # Tokens travel in URLs: never hand them to another site in a Referer.
+    "referrer-policy": "no-referrer",
+    "x-frame-options": "DENY",
+    "cross-origin-opener-policy": "same-origin",
+}
+
+FIELD_ERRORS = {
+    "email": N_("Enter a valid email address, such as name@example.com."),
+    "name": N_("The name is too long or contains characters that are not allowed."),
+    "language": N_("Choose a language from the list."),
+    "digests": N_("Choose at least one digest."),
+    "topics": N_("Choose topics from the list."),
+}
+
+
+class SecurityHeaders:
+    """Adds the security headers to every answer, and no-store to every page."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        """Wrap `app`."""
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Pass the request on; add the headers to the answer."""
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                for name, value in SECURITY_HEADERS.items():
+                    headers[name] = value
+                if "cache-control" not in headers:
+                    headers["cache-control"] = "no-store"
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+def _text(form: FormData, name: str) -> str:
+    value = form.get(name)
+    return value if isinstance(value, str) else ""
+
+
+def _texts(form: FormData, name: str) -> tuple[str, ...]:
+    return tuple(value for value in form.getlist(name) if isinstance(value, str))
+
+
+class SubscriptionPages:
+    """The request handlers, with what they share: the store, settings, tokens and pages."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        site: SiteSettings,
+        web: WebSettings,
+        subscribers: SubscriberSettings,
+        digests: DigestSettings,
+        secret_key: str,
+        send_confirmation: SendConfirmation,
+    ) -> None:
+        """Serve the subscription pages from `engine`'s store."""
+        self.engine = engine
+        self.settings = subscribers
+        self.choices = Choices(tuple(site.languages), tuple(digests.kinds))
+        self.tokens = Tokens(secret_key)
+        self.links = SubscriptionLinks(self.tokens, str(web.public_url))
+        secure = str(web.public_url).startswith("https:")
+        self.pages = Pages(site, site.languages, Csrf(secret_key, secure=secure))
+        self.send_confirmation = send_confirmation
+        self.stylesheet = (templates_dir() / "pages" / "style.css").read_bytes()
+
+    # -- helpers -------------------------------------------------------------------------
+
+    def _language(self, request: Request, preferred: str | None = None) -> str:
+        return page_language(request, self.choices.languages, preferred)
+
+    def _subscribe_link(self, request: Request, language: str) -> tuple[str, str]:
+        return (f"{request.scope.get('root_path', '')}/?lang={language}", N_("Subscribe again"))
+
+    def _refused(self, request: Request, language: str, reason: str) -> Response:
+        log.info("subscription token refused reason=%s path=%s", reason, request.url.path)
+        expired = reason == "expired"
+        return self.pages.message(
+            request,
+            language,
+            status=410 if expired else 400,
+            title=N_("This link has expired") if expired else N_("This link is not valid"),
+            body=N_(
+                "For your security, links in our emails work for a limited time. Use the link "
+                "in our most recent email, or subscribe again to get a new one."
+            )
+            if expired
+            else N_(
+                "The link may be incomplete or altered. Copy the whole link from the email "
+                "into your browser, or subscribe again."
+            ),
+            link=self._subscribe_link(request, language),
+        )
+
+    def _forbidden(self, request: Request, language: str) -> Response:
+        return self.pages.message(
+            request,
+            language,
+            status=403,
+            title=N_("This form has expired"),
+            body=N_(
+                "For your security, the form could not be accepted. Go back, reload the page "
+                "and try again. Cookies must be enabled for this site."
+            ),
+        )
+
+    async def _holder(self, request: Request, purpose: Purpose) -> Subscriber | Response:
+        """The subscriber whose token for `purpose` the request carries, or the refusal page."""
+        language = self._language(request, request.query_params.get("lang"))
+        max_age = self.settings.confirm_hours * HOUR
+        if purpose is not Purpose.CONFIRM:
+            max_age = self.settings.link_days * DAY
+        try:
+            claim = self.tokens.read(
+                purpose, request.query_params.get("token", ""), max_age=max_age
+            )
+        except TokenError as error:
+            return self._refused(request, language, error.reason)
+        found = await run_in_threadpool(registry.find, self.engine, claim.pk)
+        if found is None or not self.tokens.owns(claim, found.email):
+            return self._refused(request, language, "stale")
+        return found
+
+    async def _form(self, request: Request) -> FormData:
+        return await request.form(max_files=0, max_fields=100)
+
+    # -- subscribe -----------------------------------------------------------------------
+
+    def _subscribe_page(
+        self,
+        request: Request,
+        language: str,
+        *,
+        values: dict[str, Any] | None = None,
+        errors: dict[str, str] | None = None,
+        status: int = 200,
+    ) -> Response:
+        shown = {"email": "", "name": "", "language": language, "digests": self.choices.kinds[:1]}
+        shown.update(values or {})
+        return self.pages.render(
+            request,
+            "subscribe.html",
+            language,
+            status=status,
+            values=shown,
+            errors=errors or {},
+            field_errors=FIELD_ERRORS,
+            kinds=self.choices.kinds,
+        )
+
+    async def subscribe_form(self, request: Request) -> Response:
+        """GET /: the subscribe form, in the `lang` asked for or the browser's language."""
+        return self._subscribe_page(
+            request, self._language(request, request.query_params.get("lang"))
+        )
+
+    async def subscribe(self, request: Request) -> Response:
+        """POST /: ask for a subscription; the answer never says whether the address is known."""
+        form = await self._form(request)
+        language = self._language(request, _text(form, "lang") or None)
+        if not self.pages.csrf.accepts(request, form):
+            return self._forbidden(request, language)
+        client = request.client.host if request.client else None
+        key = throttle.client_key("subscribe", client)
+        allowed = await run_in_threadpool(
+            throttle.allow, self.engine, key, self.settings.subscribe_per_hour
+        )
+        if not allowed:
+            return self.pages.message(
+                request,
+                language,
+                status=429,
+                title=N_("Too many attempts"),
+                body=N_(
+                    "Too many subscription requests came from your network. Try again in an hour."
+                ),
+                headers={"retry-after": str(HOUR)},
+            )
+        email = _text(form, "email")
+        preferences = Preferences(
+            language=_text(form, "language"),
+            digests=_texts(form, "digests"),
+            name=_text(form, "name"),
+        )
+        try:
+            confirmation = await run_in_threadpool(self._subscribe, email, preferences)
+        except PreferenceError as error:
+            errors: dict[str, str] = {error.field: FIELD_ERRORS[error.field]}
+        except ValueError:
+            errors = {"email": FIELD_ERRORS["email"]}
+        else:
+            response = self.pages.message(
+                request,
+                language,
+                status=200,
+                title=N_("Check your inbox"),
+                body=N_(
+                    "If {email} is not subscribed yet, we have sent it a message with a link "
+                    "to confirm. Your subscription starts when you click that link. If nothing "
+                    "arrives within a few minutes, look in your spam folder."
+                ),
+                params={"email": email.strip()},
+            )
+            if confirmation is not None:
+                response.background = BackgroundTask(self._send, confirmation)
+            return response
+        values = {
+            "email": email,
+            "name": preferences.name,
+            "language": preferences.language,
+            "digests": preferences.digests,
+        }
+        return self._subscribe_page(request, language, values=values, errors=errors, status=422)
+
+    def _subscribe(self, email: str, preferences: Preferences) -> ConfirmationRequest | None:
+        """Record the request; the confirmation mail to send, if one may be sent."""
+        address = normalise_address(email)
+        # Counted on every branch, so that all of them do the same work.
+        mail_allowed = throttle.allow(
+            self.engine,
+            "confirmation:" + self.tokens.fingerprint(address),
+            CONFIRMATIONS_PER_ADDRESS,
+        )
+        pending = registry.subscribe(self.engine, address, preferences, self.choices)
+        if pending is None or not mail_allowed:
+            return None
+        url = self.links.confirm(pending.pk, pending.email, pending.language)
+        return ConfirmationRequest(pending.email, pending.name, pending.language, url)
+
+    def _send(self, confirmation: ConfirmationRequest) -> None:
+        try:
+            self.send_confirmation(confirmation)
+        except Exception:
+            log.exception("confirmation mail could not be sent language=%s", confirmation.language)
+
+    # -- confirm -------------------------------------------------------------------------
+
+    async def confirm(self, request: Request) -> Response:
+        """GET /confirm?token=…: confirm the subscription the link was sent for."""
+        holder = await self._holder(request, Purpose.CONFIRM)
+        if isinstance(holder, Response):
+            return holder
+        confirmed = await run_in_threadpool(registry.confirm, self.engine, holder.pk)
+        if confirmed is None:
+            return self.pages.message(
+                request,
+                holder.language,
+                status=410,
+                title=N_("This subscription cannot be confirmed"),
+                body=N_(
+                    "This address has unsubscribed since the link was sent, or cannot receive "
+                    "our mail. You can subscribe again."
+                ),
+                link=self._subscribe_link(request, holder.language),
+            )
+        preferences = self.links.preferences(confirmed.pk, confirmed.email, confirmed.language)
+        return self.pages.message(
+            request,
+            confirmed.language,
+            status=200,
+            title=N_("Subscription confirmed"),
+            body=N_("Thank you. Your first digest arrives with the next edition."),
+            link=(preferences, N_("Manage your preferences")),
+        )
+
+    # -- preferences ---------------------------------------------------------------------
+
+    def _preferences_page(
+        self,
+        request: Request,
+        holder: Subscriber,
+        *,
+        values: Preferences | None = None,
+        errors: dict[str, str] | None = None,
+        saved: bool = False,
+        status: int = 200,
+    ) -> Response:
+        shown = values or Preferences(holder.language, holder.digests, holder.topics, holder.name)
+        language = holder.language
+        topics = registry.topic_choices(self.engine, language)
+        unsubscribe = self.links.unsubscribe(holder.pk, holder.email, language)
+        return self.pages.render(
+            request,
+            "preferences.html",
+            language,
+            status=status,
+            email=holder.email,
+            values=shown,
+            errors=errors or {},
+            field_errors=FIELD_ERRORS,
+            kinds=self.choices.kinds,
+            topics=topics,
+            saved=saved,
+            action=f"{request.url.path}?{request.url.query}",
+            unsubscribe_url=unsubscribe,
+        )
+
+    def _unsubscribed_page(self, request: Request, holder: Subscriber) -> Response:
+        return self.pages.message(
+            request,
+            holder.language,
+            status=200,
+            title=N_("You are unsubscribed"),
+            body=N_("We will not send any more newsletters to {email}."),
+            params={"email": holder.email},
+            link=self._subscribe_link(request, holder.language),
+        )
+
+    async def preferences_form(self, request: Request) -> Response:
+        """GET /preferences?token=…: the subscriber's digests, language and topics."""
+        holder = await self._holder(request, Purpose.PREFERENCES)
+        if isinstance(holder, Response):
+            return holder
+        if holder.status == "unsubscribed":
+            return self._unsubscribed_page(request, holder)
+        return await run_in_threadpool(self._preferences_page, request, holder)
+
+    async def save_preferences(self, request: Request) -> Response:
+        """POST /preferences?token=…: store the subscriber's new choices."""
+        holder = await self._holder(request, Purpose.PREFERENCES)
+        if isinstance(holder, Response):
+            return holder
+        form = await self._form(request)
+        if not self.pages.csrf.accepts(request, form):
+            return self._forbidden(request, holder.language)
+        if holder.status == "unsubscribed":
+            return self._unsubscribed_page(request, holder)
+        wanted = Preferences(
+            language=_text(form, "language"),
+            digests=_texts(form, "digests"),
+            topics=_texts(form, "topics"),
+            name=_text(form, "name"),
+        )
+        try:
+            stored = await run_in_threadpool(
+                registry.update_preferences, self.engine, holder.pk, wanted, self.choices
+            )
+        except PreferenceError as error:
+            problems: dict[str, str] = {error.field: FIELD_ERRORS[error.field]}
+            return await run_in_threadpool(
+                lambda: self._preferences_page(
+                    request, holder, values=wanted, errors=problems, status=422
+                )
+            )
+        return await run_in_threadpool(lambda: self._preferences_page(request, stored, saved=True))
+
+    # -- unsubscribe ---------------------------------------------------------------------
+
+    async def unsubscribe_form(self, request: Request) -> Response:
+        """GET /unsubscribe?token=…: a page with one button; a GET never unsubscribes anyone.
+
+        Mail scanners and link previews follow every link in a message.
+        """
+        holder = await self._holder(request, Purpose.UNSUBSCRIBE)
+        if isinstance(holder, Response):
+            return holder
+        if holder.status == "unsubscribed":
+            return self._unsubscribed_page(request, holder)
+        return self.pages.render(
+            request,
+            "unsubscribe.html",
+            holder.language,
+            email=holder.email,
+            action=f"{request.url.path}?{request.url.query}",
+            preferences_url=self.links.preferences(holder.pk, holder.email, holder.language),
+        )
+
+    async def unsubscribe(self, request: Request) -> Response:
+        """POST /unsubscribe?token=…: RFC 8058 one-click (no CSRF token), or the page's form."""
+        holder = await self._holder(request, Purpose.UNSUBSCRIBE)
+        if isinstance(holder, Response):
+            return holder
+        form = await self._form(request)
+        # A mail client posts "List-Unsubscribe=One-Click" with no cookie; the signed token in
+        # the URL is what authorises it, and a forged request cannot know that token.
+        one_click = _text(form, "List-Unsubscribe") == "One-Click"
+        if not one_click and not self.pages.csrf.accepts(request, form):
+            return self._forbidden(request, holder.language)
+        detail = "one-click" if one_click else "web page"
+        done = await run_in_threadpool(
+            lambda: registry.unsubscribe(self.engine, holder.pk, detail=detail)
+        )
+        return self._unsubscribed_page(request, done or holder)
+
+    # -- the rest ------------------------------------------------------------------------
+
+    async def stylesheet_file(self, request: Request) -> Response:
+        """GET /style.css: the pages' one stylesheet."""
+        return Response(
+            self.stylesheet,
+            media_type="text/css",
+            headers={"cache-control": "public, max-age=86400"},
+        )
+
+    async def http_error(self, request: Request, exc: Exception) -> Response:
+        """A human page for 404, 405, 413 and malformed forms."""
+        status = exc.status_code if isinstance(exc, HTTPException) else 500
+        language = self._language(request, request.query_params.get("lang"))
+        missing = status == 404
+        headers = exc.headers if isinstance(exc, HTTPException) else None
+        return self.pages.message(
+            request,
+            language,
+            status=status,
+            title=N_("Page not found") if missing else N_("This request cannot be accepted"),
+            body=N_("There is no page at this address.")
+            if missing
+            else N_("Go back, reload the page and try again."),
+            link=(
+                f"{request.scope.get('root_path', '')}/?lang={language}",
+                N_("Go to the subscription page"),
+            ),
+            headers=headers,
+        )
+
+
+def create_subscription_app(
+    engine: Engine,
+    *,
+    site: SiteSettings,
+    web: WebSettings,
+    subscribers: SubscriberSettings,
+    digests: DigestSettings,
+    secret_key: str,
+    send_confirmation: SendConfirmation,
+) -> Starlette:
+    """The subscription pages as an ASGI app, for the server to mount at /subscribe."""
+    pages = SubscriptionPages(
+        engine,
+        site=site,
+        web=web,
+        subscribers=subscribers,
+        digests=digests,
+        secret_key=secret_key,
+        send_confirmation=send_confirmation,
+    )
+    return Starlette(
+        routes=[
+            Route("/", pages.subscribe_form, methods=["GET"]),
+            Route("/", pages.subscribe, methods=["POST"]),
+            Route("/confirm", pages.confirm, methods=["GET"]),
+            Route("/preferences", pages.preferences_form, methods=["GET"]),
+            Route("/preferences", pages.save_preferences, methods=["POST"]),
+            Route("/unsubscribe", pages.unsubscribe_form, methods=["GET"]),
+            Route("/unsubscribe", pages.unsubscribe, methods=["POST"]),
+            Route("/style.css", pages.stylesheet_file, methods=["GET"]),
+        ],
+        middleware=[Middleware(SecurityHeaders)],
+        exception_handlers={HTTPException: pages.http_error},
+        max_body_size=MAX_BODY_BYTES,
+    )
+
+
+__all__ = ["ConfirmationRequest", "SendConfirmation", "create_subscription_app"]

@@ -1,0 +1,117 @@
+"""A real SMTP server for tests: aiosmtpd on a free loopback port, recording what it accepts."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP, Envelope, Session
+
+from syndicate.settings import SmtpSettings
+
+
+@dataclass
+class Received:
+    """One message the test server accepted."""
+
+    sender: str
+    recipients: tuple[str, ...]
+    content: bytes
+    peer: Any
+    tls: bool
+    login: bytes | None
+
+
+@dataclass
+class Recorder:
+    """An aiosmtpd handler: records what it accepts, answers as the test tells it to."""
+
+    received: list[Received] = field(default_factory=list)
+    peers: set[Any] = field(default_factory=set)  # client ends of connections that sent RCPT
+    rcpt_replies: list[str] = field(default_factory=list)  # answered before accepting RCPT
+    data_replies: list[str] = field(default_factory=list)  # answered instead of accepting DATA
+    drops: int = 0  # connections to drop at RCPT
+    refuse: dict[str, str] = field(default_factory=dict)  # address -> reply, every time
+    delay: float = 0.0  # seconds each DATA takes, to stretch a send out
+
+    async def handle_RCPT(
+        self,
+        server: SMTP,
+        session: Session,
+        envelope: Envelope,
+        address: str,
+        rcpt_options: list[str],
+    ) -> str:
+        """Refuse, drop the connection, or accept, as told."""
+        self.peers.add(session.peer)
+        if self.drops:
+            self.drops -= 1
+            assert server.transport is not None
+            server.transport.abort()
+            return "421 4.3.0 going away"
+        if self.rcpt_replies:
+            return self.rcpt_replies.pop(0)
+        if address in self.refuse:
+            return self.refuse[address]
+        envelope.rcpt_tos.append(address)
+        return "250 2.1.5 OK"
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        """Refuse as told, else keep the message."""
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        if self.data_replies:
+            return self.data_replies.pop(0)
+        assert isinstance(envelope.content, bytes)
+        assert envelope.mail_from is not None
+        self.received.append(
+            Received(
+                envelope.mail_from,
+                tuple(envelope.rcpt_tos),
+                envelope.content,
+                session.peer,
+                server.transport is not None
+                and server.transport.get_extra_info("ssl_object") is not None,
+                session.auth_data,
+            )
+        )
+        return "250 2.0.0 queued"
+
+    def addresses(self) -> list[str]:
+        """Every recipient address of every accepted message, repeats included."""
+        return [address for message in self.received for address in message.recipients]
+
+
+def free_port() -> int:
+    """A TCP port on loopback that nothing listens on just now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+Serve = Callable[..., tuple[Recorder, SmtpSettings]]
+
+
+@pytest.fixture
+def serve() -> Iterator[Serve]:
+    """Start aiosmtpd servers on free loopback ports; each call returns its recorder and settings."""
+    controllers: list[Controller] = []
+
+    def start(**server_options: Any) -> tuple[Recorder, SmtpSettings]:
+        recorder = Recorder()
+        port = free_port()
+        controller = Controller(recorder, hostname="127.0.0.1", port=port, **server_options)
+        controller.start()
+        controllers.append(controller)
+        settings = SmtpSettings(host="127.0.0.1", port=port, timeout=5, retries=3, pool_size=2)
+        return recorder, settings
+
+    yield start
+    for controller in controllers:
+        controller.stop()

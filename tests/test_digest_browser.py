@@ -1,0 +1,97 @@
+"""Digest emails in a real browser: headless Chromium at phone and desktop widths.
+
+Debian's chromium (CI installs it) is driven by Playwright. Screenshots are kept under
+test-artifacts/ for people to look at. Set SYNDICATE_SKIP_BROWSER=1 to skip these tests.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, Route, sync_playwright
+from sqlalchemy import Engine
+
+from syndicate.digests.render import compile_edition
+from tests.test_editions import SITE_TITLES, build, digest_corpus, ingest
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = Path(__file__).parents[1] / "test-artifacts"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+# Every picture is this gradient, so screenshots look like the real thing without a network.
+PICTURE = (
+    '<svg xmlns="http://www.w3.org/2000/svg" width="1200" height="675">'
+    '<defs><linearGradient id="g" x2="1" y2="1"><stop offset="0" stop-color="#8aa4b8"/>'
+    '<stop offset="1" stop-color="#3f5a6e"/></linearGradient></defs>'
+    '<rect width="1200" height="675" fill="url(#g)"/></svg>'
+)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    """Headless Chromium, or a clear failure when it is missing."""
+    if os.environ.get("SYNDICATE_SKIP_BROWSER") == "1":
+        pytest.skip("SYNDICATE_SKIP_BROWSER=1 is set")
+    if not CHROMIUM.is_file():
+        pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium (apt-get install chromium)")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
+        )
+        yield browser
+        browser.close()
+
+
+def _offline(route: Route) -> None:
+    """Answer image requests with the placeholder picture and refuse anything else."""
+    if route.request.resource_type == "image":
+        route.fulfill(content_type="image/svg+xml", body=PICTURE)
+    else:
+        route.abort()
+
+
+@pytest.mark.parametrize("width", [375, 1200])
+@pytest.mark.parametrize("language", ["en", "ar"])
+def test_email_fits_phone_and_desktop_widths(
+    browser: Browser, sqlite_engine: Engine, language: str, width: int
+) -> None:
+    """The email never scrolls sideways on a phone or a desktop, in English and in Arabic."""
+    ingest(sqlite_engine, *digest_corpus())
+    edition = build(sqlite_engine, language=language)
+    email = compile_edition(
+        edition,
+        ("kurds", "resistance"),
+        site_title=SITE_TITLES[language],
+        web_url="https://syndicate.example/",
+        max_html_bytes=100_000,
+    )
+    html, _ = email.personalise("Sara", "https://x.example/u", "https://x.example/p")
+    ARTIFACTS.mkdir(exist_ok=True)
+    for scheme in ("light", "dark"):
+        page = browser.new_page(viewport={"width": width, "height": 900}, color_scheme=scheme)
+        try:
+            page.route("**/*", _offline)
+            page.set_content(html, wait_until="load")
+            scroll_width, inner_width, direction = page.evaluate(
+                "[document.documentElement.scrollWidth, window.innerWidth,"
+                " getComputedStyle(document.querySelector('[role=article]')).direction]"
+            )
+            assert scroll_width <= inner_width, (
+                f"{language} at {width}px overflows ({scroll_width}px)"
+            )
+            assert direction == ("rtl" if language == "ar" else "ltr")
+            suffix = "" if scheme == "light" else "-dark"
+            page.screenshot(
+                path=ARTIFACTS / f"digest-{language}-{width}{suffix}.png", full_page=True
+            )
+        finally:
+            page.close()

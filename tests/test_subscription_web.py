@@ -1,0 +1,553 @@
+"""The subscription pages as readers and mail clients use them, on a real uvicorn server."""
+
+from __future__ import annotations
+
+import re
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from html.parser import HTMLParser
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+import uvicorn
+from sqlalchemy import Engine
+from starlette.applications import Starlette
+from starlette.routing import Mount
+
+from syndicate.settings import DigestSettings, SiteSettings, SubscriberSettings, WebSettings
+from syndicate.subscribers import registry
+from syndicate.subscribers.links import ConfirmationRequest, SubscriptionLinks
+from syndicate.subscribers.registry import Choices, Preferences, Subscriber
+from syndicate.subscribers.tokens import Purpose, Tokens
+from syndicate.subscribers.web import create_subscription_app
+from tests.conftest import LANGUAGES, ingest_text
+
+SECRET = "test-secret-key-for-the-subscription-pages"
+SUBSCRIBE_PER_HOUR = 6
+CHOICES = Choices(LANGUAGES, ("daily", "weekly", "monthly"))
+TOPICS = "\n".join(
+    [
+        '{"type": "topic", "slug": "kurds", "name": "Kurds", "language": "en", "description": "."}',
+        '{"type": "topic", "slug": "kurds", "name": "الأكراد", "language": "ar", "description": "."}',
+        '{"type": "topic", "slug": "nato", "name": "NATO", "language": "en", "description": "."}',
+        '{"type": "topic", "slug": "nato", "name": "الناتو", "language": "ar", "description": "."}',
+    ]
+)
+SECURITY_HEADERS = {
+    "x-content-type-options": "nosniff",
+    "referrer-policy": "no-referrer",
+    "x-frame-options": "DENY",
+}
+
+
+class RecordedConfirmations:
+    """The mail side's test double: records each confirmation request instead of mailing it."""
+
+    def __init__(self) -> None:
+        """Start with nothing recorded and sending not held back."""
+        self.requests: list[ConfirmationRequest] = []
+        self.released = threading.Event()
+        self.released.set()
+
+    def __call__(self, request: ConfirmationRequest) -> None:
+        """Record one request (after `released` is set, to imitate a slow mail server)."""
+        self.released.wait(timeout=10)
+        self.requests.append(request)
+
+    def wait_for(self, count: int) -> list[ConfirmationRequest]:
+        """The requests once `count` have arrived (they are sent after the page is answered)."""
+        deadline = time.monotonic() + 5
+        while len(self.requests) < count:
+            assert time.monotonic() < deadline, f"{len(self.requests)} of {count} confirmations"
+            time.sleep(0.01)
+        return self.requests
+
+
+@dataclass
+class Site:
+    """A running subscription app: its address, its store, and what it asked to mail."""
+
+    url: str
+    engine: Engine
+    mail: RecordedConfirmations
+    links: SubscriptionLinks = field(init=False)
+
+    def __post_init__(self) -> None:
+        """Mint links as delivery would."""
+        self.links = SubscriptionLinks(Tokens(SECRET), self.url)
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.fixture
+def site(sqlite_engine: Engine) -> Iterator[Site]:
+    """The subscription app mounted at /subscribe as the server mounts it, on a loopback port."""
+    ingest_text(sqlite_engine, TOPICS)
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    mail = RecordedConfirmations()
+    app = create_subscription_app(
+        sqlite_engine,
+        site=SiteSettings(title="Demo News", titles={"ar": "أخبار تجريبية"}),
+        web=WebSettings(public_url=f"{url}/"),
+        subscribers=SubscriberSettings(subscribe_per_hour=SUBSCRIBE_PER_HOUR),
+        digests=DigestSettings(),
+        secret_key=SECRET,
+        send_confirmation=mail,
+    )
+    outer = Starlette(routes=[Mount("/subscribe", app=app)])
+    config = uvicorn.Config(outer, host="127.0.0.1", port=port, log_config=None, lifespan="off")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        assert time.monotonic() < deadline, "server did not start"
+        time.sleep(0.02)
+    try:
+        yield Site(url, sqlite_engine, mail)
+    finally:
+        mail.released.set()
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+@pytest.fixture
+def browser(site: Site) -> Iterator[httpx.Client]:
+    """A client that keeps cookies, like a browser."""
+    with httpx.Client(base_url=site.url) as client:
+        yield client
+
+
+def _csrf(html: str) -> str:
+    found = re.search(r'name="csrf" value="([^"]+)"', html)
+    assert found, "the page has a CSRF field"
+    return found.group(1)
+
+
+def _path(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.path}?{parts.query}"
+
+
+def _link(html: str, label: str) -> str:
+    found = re.search(r'href="([^"]+)"[^>]*>' + re.escape(label) + "<", html)
+    assert found, f"the page links {label!r}"
+    return _path(found.group(1).replace("&amp;", "&"))
+
+
+def _subscribe(
+    browser: httpx.Client,
+    email: str,
+    *,
+    language: str = "en",
+    digests: tuple[str, ...] = ("daily",),
+) -> httpx.Response:
+    form = browser.get(f"/subscribe/?lang={language}")
+    data = {
+        "csrf": _csrf(form.text),
+        "lang": language,
+        "email": email,
+        "name": "",
+        "language": language,
+        "digests": list(digests),
+    }
+    return browser.post("/subscribe/", data=data)
+
+
+def _confirmed(site: Site, email: str) -> Subscriber:
+    pending = registry.subscribe(site.engine, email, Preferences("en", ("daily",)), CHOICES)
+    assert pending is not None
+    confirmed = registry.confirm(site.engine, pending.pk)
+    assert confirmed is not None
+    return confirmed
+
+
+def _stored(site: Site, email: str) -> Subscriber | None:
+    return registry.find_by_email(site.engine, email)
+
+
+def _is_human_page(response: httpx.Response, language: str = "en") -> None:
+    assert response.headers["content-type"] == "text/html; charset=utf-8"
+    assert f'<html lang="{language}"' in response.text
+    assert "<h1>" in response.text
+
+
+def test_subscribe_confirm_preferences_unsubscribe(site: Site, browser: httpx.Client) -> None:
+    """A reader subscribes, confirms from the mail, changes preferences and unsubscribes."""
+    answer = _subscribe(browser, " Reader@Example.com")
+    assert answer.status_code == 200
+    assert "Check your inbox" in answer.text
+    (confirmation,) = site.mail.wait_for(1)
+    assert confirmation.email == "reader@example.com"
+    assert confirmation.language == "en"
+    assert confirmation.confirm_url.startswith(f"{site.url}/subscribe/confirm?token=")
+    stored = _stored(site, "reader@example.com")
+    assert stored is not None
+    assert stored.status == "pending"
+
+    confirmed = browser.get(_path(confirmation.confirm_url))
+    assert confirmed.status_code == 200
+    assert "Subscription confirmed" in confirmed.text
+    stored = _stored(site, "reader@example.com")
+    assert stored is not None
+    assert stored.status == "confirmed"
+
+    preferences = browser.get(_link(confirmed.text, "Manage your preferences"))
+    assert preferences.status_code == 200
+    assert "reader@example.com" in preferences.text
+    saved = browser.post(
+        _link(confirmed.text, "Manage your preferences"),
+        data={
+            "csrf": _csrf(preferences.text),
+            "name": "Leila",
+            "language": "ar",
+            "digests": ["weekly", "monthly"],
+            "topics": ["kurds"],
+        },
+    )
+    assert saved.status_code == 200
+    assert '<html lang="ar" dir="rtl">' in saved.text, "the page follows the new language"
+    assert "الأكراد" in saved.text, "topics are named in the page's language"
+    stored = _stored(site, "reader@example.com")
+    assert stored is not None
+    assert (stored.name, stored.language, stored.digests, stored.topics) == (
+        "Leila",
+        "ar",
+        ("weekly", "monthly"),
+        ("kurds",),
+    )
+
+    leave = re.search(r'<a href="([^"]+/subscribe/unsubscribe\?[^"]+)"', saved.text)
+    assert leave
+    page = browser.get(_path(leave.group(1).replace("&amp;", "&")))
+    assert page.status_code == 200
+    assert _stored(site, "reader@example.com").status == "confirmed"  # type: ignore[union-attr]
+    done = browser.post(
+        _path(leave.group(1).replace("&amp;", "&")), data={"csrf": _csrf(page.text)}
+    )
+    assert done.status_code == 200
+    assert '<html lang="ar"' in done.text
+    assert _stored(site, "reader@example.com").status == "unsubscribed"  # type: ignore[union-attr]
+    assert registry.is_suppressed(site.engine, "reader@example.com")
+
+
+def test_one_click_unsubscribe_per_rfc_8058(site: Site) -> None:
+    """A mail client's one-click POST, with no cookie and no CSRF token, unsubscribes."""
+    person = _confirmed(site, "reader@example.com")
+    url = site.links.unsubscribe(person.pk, person.email, person.language)
+    response = httpx.post(
+        url,
+        content=b"List-Unsubscribe=One-Click",
+        headers={"content-type": "application/x-www-form-urlencoded"},
+    )
+    assert response.status_code == 200
+    assert registry.suppression_reason(site.engine, "reader@example.com") == "unsubscribed"
+    multipart = httpx.post(
+        site.links.unsubscribe(person.pk, person.email, "en"),
+        files={"List-Unsubscribe": (None, "One-Click")},
+    )
+    assert multipart.status_code == 200, "RFC 8058 allows multipart/form-data too"
+
+
+def test_following_an_unsubscribe_link_changes_nothing(site: Site) -> None:
+    """Link scanners that GET an unsubscribe link do not unsubscribe anyone."""
+    person = _confirmed(site, "reader@example.com")
+    page = httpx.get(site.links.unsubscribe(person.pk, person.email, "en"))
+    assert page.status_code == 200
+    assert '<button type="submit">Unsubscribe</button>' in page.text
+    assert _stored(site, "reader@example.com").status == "confirmed"  # type: ignore[union-attr]
+
+
+def test_forms_without_a_matching_csrf_token_are_refused(site: Site, browser: httpx.Client) -> None:
+    """A cross-site post gets 403 and a page saying what to do; nothing is stored or mailed."""
+    browser.get("/subscribe/")
+    forged = browser.post(
+        "/subscribe/",
+        data={"csrf": "made-up", "email": "x@example.com", "language": "en", "digests": "daily"},
+    )
+    assert forged.status_code == 403
+    _is_human_page(forged)
+    assert "reload the page" in forged.text
+    no_cookie = httpx.post(
+        f"{site.url}/subscribe/",
+        data={"email": "x@example.com", "language": "en", "digests": "daily"},
+    )
+    assert no_cookie.status_code == 403
+    assert _stored(site, "x@example.com") is None
+
+    person = _confirmed(site, "reader@example.com")
+    preferences = site.links.preferences(person.pk, person.email, "en")
+    refused = httpx.post(preferences, data={"language": "fa", "digests": "monthly"})
+    assert refused.status_code == 403
+    unsubscribe = site.links.unsubscribe(person.pk, person.email, "en")
+    assert httpx.post(unsubscribe, data={}).status_code == 403
+    stored = _stored(site, "reader@example.com")
+    assert stored is not None
+    assert (stored.status, stored.language) == ("confirmed", "en")
+    time.sleep(0.1)
+    assert site.mail.requests == []
+
+
+def test_csrf_cookie_is_samesite_lax_and_http_only(browser: httpx.Client) -> None:
+    """The CSRF cookie is kept from other sites' posts and from scripts."""
+    cookie = browser.get("/subscribe/").headers["set-cookie"].lower()
+    assert "samesite=lax" in cookie
+    assert "httponly" in cookie
+    assert "path=/subscribe" in cookie
+
+
+def test_subscribing_is_rate_limited_per_client(site: Site, browser: httpx.Client) -> None:
+    """Past the hourly limit a client gets 429 and a page saying when to try again."""
+    for number in range(SUBSCRIBE_PER_HOUR):
+        assert _subscribe(browser, f"reader{number}@example.com").status_code == 200
+    limited = _subscribe(browser, "one-more@example.com")
+    assert limited.status_code == 429
+    assert limited.headers["retry-after"] == "3600"
+    _is_human_page(limited)
+    assert "Too many" in limited.text
+    assert _stored(site, "one-more@example.com") is None
+
+
+def test_one_address_gets_few_confirmation_mails(site: Site, browser: httpx.Client) -> None:
+    """Asking again and again for one address does not flood its owner's inbox."""
+    for _ in range(5):
+        assert _subscribe(browser, "reader@example.com").status_code == 200
+    time.sleep(0.2)
+    assert len(site.mail.wait_for(3)) == 3
+
+
+def _tampered(token_url: str) -> str:
+    start = token_url.index("token=") + len("token=") + 3
+    replacement = "A" if token_url[start] != "A" else "B"
+    return token_url[:start] + replacement + token_url[start + 1 :]
+
+
+@pytest.mark.parametrize(
+    ("method", "page", "purpose", "make", "status", "title"),
+    [
+        ("GET", "confirm", Purpose.CONFIRM, "forged", 400, "This link is not valid"),
+        ("GET", "confirm", Purpose.CONFIRM, "tampered", 400, "This link is not valid"),
+        ("GET", "confirm", Purpose.CONFIRM, "expired", 410, "This link has expired"),
+        ("GET", "confirm", Purpose.UNSUBSCRIBE, "valid", 400, "This link is not valid"),
+        ("POST", "unsubscribe", Purpose.UNSUBSCRIBE, "forged", 400, "This link is not valid"),
+        ("POST", "unsubscribe", Purpose.UNSUBSCRIBE, "tampered", 400, "This link is not valid"),
+        ("POST", "unsubscribe", Purpose.UNSUBSCRIBE, "expired", 410, "This link has expired"),
+        ("POST", "unsubscribe", Purpose.PREFERENCES, "valid", 400, "This link is not valid"),
+        ("POST", "unsubscribe", Purpose.UNSUBSCRIBE, "missing", 400, "This link is not valid"),
+        ("GET", "preferences", Purpose.PREFERENCES, "expired", 410, "This link has expired"),
+        ("GET", "preferences", Purpose.CONFIRM, "valid", 400, "This link is not valid"),
+    ],
+)
+def test_bad_tokens_get_a_human_page_and_change_nothing(
+    site: Site, method: str, page: str, purpose: Purpose, make: str, status: int, title: str
+) -> None:
+    """Forged, tampered, expired or wrong-purpose links get a 4xx page and change nothing."""
+    pending = registry.subscribe(
+        site.engine, "reader@example.com", Preferences("ar", ("daily",)), CHOICES
+    )
+    assert pending is not None
+    issued = {
+        "valid": Tokens(SECRET),
+        "forged": Tokens("some other key"),
+        "tampered": Tokens(SECRET),
+        "expired": Tokens(SECRET, clock=lambda: time.time() - 400 * 86400),
+    }.get(make, Tokens(SECRET))
+    token = issued.mint(purpose, pending.pk, pending.email)
+    url = f"{site.url}/subscribe/{page}?token={token}&lang=ar"
+    if make == "tampered":
+        url = _tampered(url)
+    if make == "missing":
+        url = f"{site.url}/subscribe/{page}?lang=ar"
+    response = httpx.request(
+        method,
+        url,
+        content=b"List-Unsubscribe=One-Click" if method == "POST" else None,
+        headers={"content-type": "application/x-www-form-urlencoded"},
+    )
+    assert response.status_code == status
+    _is_human_page(response, "ar")
+    assert 'dir="rtl"' in response.text
+    stored = _stored(site, "reader@example.com")
+    assert stored is not None
+    assert stored.status == "pending"
+    assert not registry.is_suppressed(site.engine, "reader@example.com")
+    english = httpx.request(
+        method,
+        url.replace("lang=ar", "lang=en"),
+        content=b"List-Unsubscribe=One-Click" if method == "POST" else None,
+        headers={"content-type": "application/x-www-form-urlencoded"},
+    )
+    assert title in english.text
+
+
+def test_a_link_minted_for_an_earlier_address_is_refused(site: Site) -> None:
+    """A token is bound to the address it was sent to, not only to the subscriber's number."""
+    person = _confirmed(site, "reader@example.com")
+    url = site.links.unsubscribe(person.pk, "previous@example.com", "en")
+    assert httpx.post(url, content=b"List-Unsubscribe=One-Click").status_code == 400
+    assert not registry.is_suppressed(site.engine, "reader@example.com")
+
+
+def _answer(response: httpx.Response, email: str) -> tuple[int, str, str]:
+    return (
+        response.status_code,
+        response.headers["content-type"],
+        response.text.replace(email, "ADDRESS"),
+    )
+
+
+def test_the_subscribe_answer_never_reveals_membership(site: Site, browser: httpx.Client) -> None:
+    """New, pending, confirmed and suppressed addresses all get the very same answer."""
+    _confirmed(site, "confirmed@example.com")
+    registry.suppress(site.engine, "bounced@example.com", "bounced", "")
+    registry.subscribe(site.engine, "pending@example.com", Preferences("en", ("daily",)), CHOICES)
+    answers = {
+        email: _answer(_subscribe(browser, email), email)
+        for email in (
+            "new@example.com",
+            "pending@example.com",
+            "confirmed@example.com",
+            "bounced@example.com",
+        )
+    }
+    assert len(set(answers.values())) == 1, answers
+    mailed = {request.email for request in site.mail.wait_for(2)}
+    time.sleep(0.1)
+    assert mailed == {"new@example.com", "pending@example.com"}
+
+
+def test_a_slow_mail_server_does_not_delay_the_answer(site: Site, browser: httpx.Client) -> None:
+    """The confirmation mail leaves after the page is answered, so timing tells nothing."""
+    site.mail.released.clear()
+    answer = _subscribe(browser, "new@example.com")
+    assert answer.status_code == 200
+    assert site.mail.requests == []
+    site.mail.released.set()
+    assert len(site.mail.wait_for(1)) == 1
+
+
+def test_invalid_input_shows_the_form_again_with_the_reason(
+    site: Site, browser: httpx.Client
+) -> None:
+    """A mistyped address or no digest chosen is explained next to the field."""
+    wrong = _subscribe(browser, "reader at example.com")
+    assert wrong.status_code == 422
+    assert 'aria-invalid="true"' in wrong.text
+    assert "Enter a valid email address" in wrong.text
+    assert 'value="reader at example.com"' in wrong.text
+    nothing = _subscribe(browser, "reader@example.com", digests=())
+    assert nothing.status_code == 422
+    assert "Choose at least one digest." in nothing.text
+    assert _stored(site, "reader@example.com") is None
+
+
+def test_an_expired_confirmation_can_be_replaced_by_subscribing_again(site: Site) -> None:
+    """A confirmation link older than its hours gets 410 and points to the subscribe page."""
+    pending = registry.subscribe(
+        site.engine, "reader@example.com", Preferences("en", ("daily",)), CHOICES
+    )
+    assert pending is not None
+    old = Tokens(SECRET, clock=lambda: time.time() - 49 * 3600)
+    response = httpx.get(
+        f"{site.url}/subscribe/confirm?token={old.mint(Purpose.CONFIRM, pending.pk, pending.email)}"
+    )
+    assert response.status_code == 410
+    assert 'href="/subscribe/?lang=en">Subscribe again<' in response.text
+
+
+class _Labels(HTMLParser):
+    """Collects form controls and whether each has a label."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.label_for: set[str] = set()
+        self.controls: list[tuple[str, bool]] = []
+        self.in_label = 0
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        found = dict(attrs)
+        if tag == "label":
+            self.in_label += 1
+            if found.get("for"):
+                self.label_for.add(str(found["for"]))
+        elif tag in ("input", "select", "textarea") and found.get("type") != "hidden":
+            self.controls.append((str(found.get("id") or found.get("name")), self.in_label > 0))
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "label":
+            self.in_label -= 1
+
+    def unlabelled(self) -> list[str]:
+        return [
+            name for name, wrapped in self.controls if not wrapped and name not in self.label_for
+        ]
+
+
+@pytest.mark.parametrize(("language", "direction"), [("en", "ltr"), ("ar", "rtl"), ("fa", "rtl")])
+def test_pages_are_in_the_readers_language_with_labels(
+    site: Site, language: str, direction: str
+) -> None:
+    """The form speaks the reader's language, in its direction, and every field has a label."""
+    person = _confirmed(site, "reader@example.com")
+    registry.update_preferences(site.engine, person.pk, Preferences(language, ("daily",)), CHOICES)
+    pages = [
+        httpx.get(f"{site.url}/subscribe/?lang={language}"),
+        httpx.get(site.links.preferences(person.pk, person.email, language)),
+        httpx.get(site.links.unsubscribe(person.pk, person.email, language)),
+    ]
+    for page in pages:
+        assert page.status_code == 200
+        assert f'<html lang="{language}" dir="{direction}">' in page.text
+        labels = _Labels()
+        labels.feed(page.text)
+        assert labels.unlabelled() == []
+    if language != "en":
+        assert "Subscribe to our newsletter" not in pages[0].text, "no English left over"
+        assert "Your newsletter preferences" not in pages[1].text
+
+
+def test_browser_language_chooses_the_subscribe_page_language(site: Site) -> None:
+    """Without ?lang the page follows the browser's Accept-Language among the site's languages."""
+    page = httpx.get(
+        f"{site.url}/subscribe/", headers={"accept-language": "de, fa;q=0.8, en;q=0.5"}
+    )
+    assert '<html lang="fa" dir="rtl">' in page.text
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/subscribe/", "/subscribe/confirm?token=x", "/subscribe/nowhere", "/subscribe/style.css"],
+)
+def test_security_headers_on_every_answer(site: Site, path: str) -> None:
+    """Pages forbid framing, sniffing, referrers and inline script, errors included."""
+    response = httpx.get(f"{site.url}{path}")
+    for name, value in SECURITY_HEADERS.items():
+        assert response.headers[name] == value
+    policy = response.headers["content-security-policy"]
+    assert "default-src 'none'" in policy
+    assert "unsafe-inline" not in policy
+    assert "frame-ancestors 'none'" in policy
+    if path.endswith(".css"):
+        assert response.headers["content-type"].startswith("text/css")
+    else:
+        assert response.headers["cache-control"] == "no-store"
+
+
+def test_unknown_pages_and_methods_get_human_pages(site: Site) -> None:
+    """A wrong address or method inside /subscribe gets a page, not a bare error."""
+    missing = httpx.get(f"{site.url}/subscribe/nowhere")
+    assert missing.status_code == 404
+    _is_human_page(missing)
+    wrong = httpx.put(f"{site.url}/subscribe/confirm")
+    assert wrong.status_code == 405
+    assert "GET" in wrong.headers["allow"]
+    _is_human_page(wrong)

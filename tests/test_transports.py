@@ -1,0 +1,404 @@
+"""Transports against real things: an aiosmtpd server on loopback, a Maildir on disk."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import ipaddress
+import mailbox
+import ssl
+import time
+from dataclasses import replace
+from email import message_from_bytes, policy
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+from pydantic import SecretStr
+
+from syndicate.delivery.message import Letter, build_message
+from syndicate.delivery.outbox import OutboxTransport
+from syndicate.delivery.recording import RecordingTransport
+from syndicate.delivery.smtp import RateLimiter, SmtpTransport
+from syndicate.delivery.transports import (
+    PermanentFailure,
+    SessionFailure,
+    TransientFailure,
+    transport_from_settings,
+)
+from syndicate.settings import MailSettings, SmtpSettings
+from tests.smtpserver import Serve, free_port
+
+SENDER = "bounces@site.example"
+LETTER = Letter(
+    from_address="Syndicate Demo News <news@site.example>",
+    to_email="reader@example.org",
+    subject="Daily digest",
+    text="Hello\n.a line that starts with a dot\n",
+    html="<p>Hello</p>\n",
+    list_id="daily.en.site.example",
+    unsubscribe_url="https://site.example/unsubscribe/token",
+)
+
+
+def message_for(recipient: str) -> bytes:
+    """A digest message to `recipient`."""
+    return build_message(replace(LETTER, to_email=recipient))
+
+
+def smtp(settings: SmtpSettings, **changes: Any) -> SmtpTransport:
+    """An SMTP transport with test-sized backoff."""
+    options = {"tls_context": changes.pop("tls_context", None)}
+    return SmtpTransport(settings.model_copy(update=changes), backoff=0.001, **options)
+
+
+def run(transport: SmtpTransport, *recipients: str) -> None:
+    """Send one message to each recipient concurrently, then close the transport."""
+
+    async def main() -> None:
+        try:
+            await asyncio.gather(
+                *(transport.send(SENDER, rcpt, message_for(rcpt)) for rcpt in recipients)
+            )
+        finally:
+            await transport.close()
+
+    asyncio.run(main())
+
+
+def test_smtp_delivers_the_message_and_envelope(serve: Serve) -> None:
+    """The server gets the envelope and the message, dot-stuffing undone, byte for byte."""
+    server, settings = serve()
+    run(smtp(settings), "reader@example.org")
+    [got] = server.received
+    assert (got.sender, got.recipients) == (SENDER, ("reader@example.org",))
+    sent = message_from_bytes(got.content, policy=policy.default)
+    assert sent["To"] == "reader@example.org"
+    body = sent.get_body(("plain",))
+    assert body is not None
+    assert body.get_content().replace("\r\n", "\n") == LETTER.text
+
+
+def test_smtp_mends_messages_it_did_not_build(serve: Serve) -> None:
+    """Plain bytes with LF line ends and leading dots arrive with CRLF and their dots."""
+    server, settings = serve()
+    raw = b"From: news@site.example\nSubject: x\n\n.\n..two\nlast"
+    transport = smtp(settings)
+
+    async def main() -> None:
+        await transport.send(SENDER, "reader@example.org", raw)
+        await transport.close()
+
+    asyncio.run(main())
+    assert server.received[0].content == raw.replace(b"\n", b"\r\n") + b"\r\n"
+
+
+def test_pool_reuses_at_most_pool_size_connections(serve: Serve) -> None:
+    """Forty messages through a pool of three use three connections, never more."""
+    server, settings = serve()
+    transport = smtp(settings, pool_size=3)
+    run(transport, *(f"reader{n}@example.org" for n in range(40)))
+    assert len(server.received) == 40
+    assert len(server.peers) <= 3
+    assert transport.stats.connections == len(server.peers)
+    assert transport.stats.sent == 40
+
+
+def test_sequential_messages_share_one_connection(serve: Serve) -> None:
+    """One message after another reuses the connection the first one opened."""
+    server, settings = serve()
+    transport = smtp(settings, pool_size=4)
+
+    async def main() -> None:
+        for n in range(10):
+            await transport.send(SENDER, f"r{n}@example.org", message_for(f"r{n}@example.org"))
+        await transport.close()
+
+    asyncio.run(main())
+    assert len(server.received) == 10
+    assert transport.stats.connections == 1
+
+
+def test_4xx_replies_are_retried_until_accepted(serve: Serve) -> None:
+    """Two 451 replies, then 250: delivered once, after two retries on the same connection."""
+    server, settings = serve()
+    server.rcpt_replies = ["451 4.7.1 greylisted, try later"] * 2
+    transport = smtp(settings)
+    run(transport, "reader@example.org")
+    assert len(server.received) == 1
+    assert transport.stats.retries == 2
+    assert transport.stats.connections == 1
+
+
+def test_4xx_replies_past_the_retries_are_a_transient_failure(serve: Serve) -> None:
+    """More 4xx replies than retries: TransientFailure with the last code, nothing delivered."""
+    server, settings = serve()
+    server.data_replies = ["452 4.3.1 insufficient storage"] * 3
+    transport = smtp(settings, retries=2)
+    with pytest.raises(TransientFailure) as failure:
+        run(transport, "reader@example.org")
+    assert failure.value.code == 452
+    assert transport.stats.retries == 2
+    assert server.received == []
+
+
+@pytest.mark.parametrize("where", ["rcpt", "data"])
+def test_5xx_reply_is_a_permanent_failure_without_retry(serve: Serve, where: str) -> None:
+    """A 550 to RCPT or a 554 to the message: PermanentFailure at once; the connection lives on."""
+    server, settings = serve()
+    if where == "rcpt":
+        server.rcpt_replies = ["550 5.1.1 no such user"]
+    else:
+        server.data_replies = ["554 5.7.1 message refused"]
+    transport = smtp(settings, pool_size=1)
+
+    async def main() -> None:
+        with pytest.raises(PermanentFailure) as failure:
+            await transport.send(SENDER, "gone@example.org", message_for("gone@example.org"))
+        assert failure.value.code == (550 if where == "rcpt" else 554)
+        await transport.send(SENDER, "here@example.org", message_for("here@example.org"))
+        await transport.close()
+
+    asyncio.run(main())
+    assert transport.stats.retries == 0
+    assert transport.stats.refused == 1
+    assert [got.recipients for got in server.received] == [("here@example.org",)]
+    assert transport.stats.connections == 1
+
+
+def test_dropped_connection_is_reopened_and_the_message_retried(serve: Serve) -> None:
+    """The server drops the connection mid-transaction: a new one carries the message."""
+    server, settings = serve()
+    server.drops = 1
+    transport = smtp(settings, pool_size=1)
+    run(transport, "reader@example.org")
+    assert len(server.received) == 1
+    assert transport.stats.retries == 1
+    assert transport.stats.connections == 2
+
+
+def test_unreachable_server_is_a_transient_failure(serve: Serve) -> None:
+    """Nothing listening: TransientFailure after the retries, no exception of aiosmtplib's."""
+    _, settings = serve()
+    transport = smtp(settings, port=free_port(), retries=1)
+    with pytest.raises(TransientFailure, match="cannot connect"):
+        run(transport, "reader@example.org")
+    assert transport.stats.retries == 1
+
+
+def test_envelope_addresses_cannot_inject_commands(serve: Serve) -> None:
+    """A recipient with CR LF is refused before anything is sent."""
+    server, settings = serve()
+    transport = smtp(settings)
+    hostile = "reader@example.org>\r\nRCPT TO:<victim@example.org"
+    with pytest.raises(PermanentFailure):
+        asyncio.run(transport.send(SENDER, hostile, message_for("reader@example.org")))
+    assert server.received == []
+    assert server.peers == set()
+
+
+def test_rate_limiter_never_exceeds_its_rate() -> None:
+    """However callers crowd in, start times in any T seconds number at most rate * T + 1."""
+    now = [0.0]
+    limiter = RateLimiter(50, clock=lambda: now[0])
+    starts = []
+    for step in range(500):
+        now[0] = step * 0.003  # callers arrive faster than 50 a second
+        starts.append(now[0] + limiter.reserve())
+    for first in range(len(starts)):
+        for span in (0.1, 0.5, 1.0):
+            inside = sum(1 for start in starts[first:] if start < starts[first] + span)
+            assert inside <= 50 * span + 1
+    assert RateLimiter(0).reserve() == 0.0
+
+
+def test_smtp_rate_limit_spaces_messages(serve: Serve) -> None:
+    """Twenty messages at 40 a second across four connections take at least 19/40 s."""
+    server, settings = serve()
+    transport = smtp(settings, pool_size=4, rate_per_second=40)
+    started = time.monotonic()
+    run(transport, *(f"r{n}@example.org" for n in range(20)))
+    assert time.monotonic() - started >= 19 / 40 * 0.95
+    assert len(server.received) == 20
+
+
+@pytest.fixture(scope="module")
+def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1 and its key, as PEM files."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    folder = tmp_path_factory.mktemp("tls")
+    cert_file, key_file = folder / "cert.pem", folder / "key.pem"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_file, key_file
+
+
+def tls_contexts(certificate: tuple[Path, Path]) -> tuple[ssl.SSLContext, ssl.SSLContext]:
+    """A server context with the certificate, and a client context that trusts it."""
+    server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server.load_cert_chain(*certificate)
+    client = ssl.create_default_context(cafile=str(certificate[0]))
+    return server, client
+
+
+def authenticator(
+    server: SMTP, session: Session, envelope: Envelope, mechanism: str, auth_data: Any
+) -> AuthResult:
+    """Accept the login syndicate / secret, refuse any other."""
+    assert isinstance(auth_data, LoginPassword)
+    ok = (auth_data.login, auth_data.password) == (b"syndicate", b"secret")
+    return AuthResult(success=ok, handled=False, auth_data=auth_data.login if ok else None)
+
+
+def test_starttls_with_login(serve: Serve, certificate: tuple[Path, Path]) -> None:
+    """security=starttls upgrades the connection, then logs in, then sends."""
+    server_tls, client_tls = tls_contexts(certificate)
+    server, settings = serve(
+        tls_context=server_tls,
+        require_starttls=True,
+        authenticator=authenticator,
+        auth_required=True,
+    )
+    transport = smtp(
+        settings,
+        security="starttls",
+        username="syndicate",
+        password=SecretStr("secret"),
+        tls_context=client_tls,
+    )
+    run(transport, "reader@example.org")
+    [got] = server.received
+    assert got.tls
+    assert got.login == b"syndicate"
+
+
+def test_wrong_login_is_a_session_failure(serve: Serve, certificate: tuple[Path, Path]) -> None:
+    """A refused login says so at once (535), without retries, as a SessionFailure."""
+    server_tls, client_tls = tls_contexts(certificate)
+    server, settings = serve(
+        tls_context=server_tls,
+        require_starttls=True,
+        authenticator=authenticator,
+        auth_required=True,
+    )
+    transport = smtp(
+        settings,
+        security="starttls",
+        username="syndicate",
+        password=SecretStr("wrong"),
+        tls_context=client_tls,
+    )
+    with pytest.raises(SessionFailure) as failure:
+        run(transport, "reader@example.org")
+    assert failure.value.code == 535
+    assert transport.stats.retries == 0
+    assert server.received == []
+
+
+def test_plain_session_where_starttls_is_required_is_a_session_failure(
+    serve: Serve, certificate: tuple[Path, Path]
+) -> None:
+    """security=none against a server requiring STARTTLS: MAIL is refused, a SessionFailure."""
+    server_tls, _ = tls_contexts(certificate)
+    server, settings = serve(tls_context=server_tls, require_starttls=True)
+    transport = smtp(settings, security="none")
+    with pytest.raises(SessionFailure):
+        run(transport, "reader@example.org")
+    assert server.received == []
+
+
+def test_implicit_tls(serve: Serve, certificate: tuple[Path, Path]) -> None:
+    """security=tls speaks TLS from the first byte (port 465 style)."""
+    server_tls, client_tls = tls_contexts(certificate)
+    server, settings = serve(ssl_context=server_tls)
+    run(smtp(settings, security="tls", tls_context=client_tls), "reader@example.org")
+    [got] = server.received
+    assert got.tls
+
+
+def test_outbox_writes_a_maildir_that_mailbox_reads(tmp_path: Path) -> None:
+    """Messages land in a new Maildir (created with its parents) with their envelope."""
+    folder = tmp_path / "var" / "outbox"
+    outbox = OutboxTransport(folder)
+
+    async def main() -> None:
+        for n in range(3):
+            rcpt = f"reader{n}@example.org"
+            await outbox.send(SENDER, rcpt, message_for(rcpt))
+        await outbox.close()
+
+    asyncio.run(main())
+    assert {entry.name for entry in folder.iterdir()} == {"cur", "new", "tmp"}
+    assert list((folder / "tmp").iterdir()) == []
+    box = mailbox.Maildir(folder, factory=None, create=False)
+    stored = sorted(box, key=lambda message: str(message["Delivered-To"]))
+    assert [str(message["Delivered-To"]) for message in stored] == [
+        f"reader{n}@example.org" for n in range(3)
+    ]
+    assert all(message["Return-Path"] == f"<{SENDER}>" for message in stored)
+    assert all(message["Subject"] == "Daily digest" for message in stored)
+
+
+def test_outbox_refuses_unsafe_envelope_addresses(tmp_path: Path) -> None:
+    """An address with CR LF cannot add a header to the stored file."""
+    outbox = OutboxTransport(tmp_path / "outbox")
+    with pytest.raises(PermanentFailure):
+        asyncio.run(outbox.send(SENDER, "a@example.org\r\nX-Evil: 1", message_for("a@example.org")))
+    assert list((tmp_path / "outbox" / "new").iterdir()) == []
+
+
+def test_recording_transport_keeps_messages_and_raises_what_it_is_told() -> None:
+    """RecordingTransport records sends in order and fails the recipients it names."""
+    refused = PermanentFailure(550, "no such user")
+    recording = RecordingTransport(failures={"gone@example.org": refused})
+
+    async def main() -> None:
+        await recording.send(SENDER, "a@example.org", message_for("a@example.org"))
+        with pytest.raises(PermanentFailure):
+            await recording.send(SENDER, "gone@example.org", message_for("gone@example.org"))
+        await recording.close()
+
+    asyncio.run(main())
+    assert [sent.recipient for sent in recording.sent] == ["a@example.org"]
+    assert recording.to("a@example.org")[0].parsed()["Subject"] == "Daily digest"
+    assert recording.closed
+
+
+def test_transport_from_settings(tmp_path: Path) -> None:
+    """The outbox by default, in [mail] outbox_dir; SMTP when [mail] transport says so."""
+    outbox = transport_from_settings(MailSettings(outbox_dir=tmp_path / "box"))
+    assert isinstance(outbox, OutboxTransport)
+    assert outbox.path == tmp_path / "box"
+    relay = transport_from_settings(
+        MailSettings(transport="smtp", smtp=SmtpSettings(host="relay.example", pool_size=7))
+    )
+    assert isinstance(relay, SmtpTransport)
+    assert (relay.settings.host, relay.settings.pool_size) == ("relay.example", 7)
