@@ -210,20 +210,27 @@ def test_rss_description_is_escaped_html(built: Path) -> None:
     assert "&amp;" not in rss
 
 
-def test_plain_text_summary_is_html_escaped_in_rss_only() -> None:
-    """A summary with `<` and `&` is escaped as HTML in RSS, and stays plain text in Atom."""
-    renderer = FeedRenderer(site_url="https://site.example/", feeds_url="https://f.example/")
-    item = FeedItem(
+def _one_item(summary: str, body_html: str) -> FeedItem:
+    """An English item with this summary and body, and nothing else of note."""
+    return FeedItem(
         cms_id="1",
         url="https://site.example/1",
         title="T",
-        summary="Why 3 < 4 & entities matter",
-        body_html="",
+        summary=summary,
+        body_html=body_html,
         published_at=NOW,
         updated_at=NOW,
         language="en",
     )
-    fragments = renderer.fragments(item)
+
+
+RENDERER = FeedRenderer(site_url="https://site.example/", feeds_url="https://f.example/")
+
+
+def test_plain_text_summary_is_html_escaped_in_rss_only() -> None:
+    """A summary with `<` and `&` is escaped as HTML in RSS, and stays plain text in Atom."""
+    item = _one_item("Why 3 < 4 & entities matter", "")
+    fragments = RENDERER.fragments(item)
     namespaces = " ".join(f'xmlns:{prefix}="{uri}"' for prefix, uri in RSS_NSMAP.items())
     channel = etree.fromstring(f"<channel {namespaces}>".encode() + fragments.rss + b"</channel>")
     assert channel.findtext("item/description") == "Why 3 &lt; 4 &amp; entities matter"
@@ -233,18 +240,8 @@ def test_plain_text_summary_is_html_escaped_in_rss_only() -> None:
 
 def test_markup_pasted_into_a_summary_is_dropped() -> None:
     """Summaries are plain text: tags an editor pasted in are removed, their words kept."""
-    renderer = FeedRenderer(site_url="https://site.example/", feeds_url="https://f.example/")
-    item = FeedItem(
-        cms_id="1",
-        url="https://site.example/1",
-        title="T",
-        summary="Lead with <b>markup</b> &amp; more\ufffd",
-        body_html="<p>x&#0;y</p>",
-        published_at=NOW,
-        updated_at=NOW,
-        language="en",
-    )
-    data = json.loads(renderer.fragments(item).json)
+    item = _one_item("Lead with <b>markup</b> &amp; more\ufffd", "<p>x&#0;y</p>")
+    data = json.loads(RENDERER.fragments(item).json)
     assert data["summary"] == "Lead with markup & more"
     assert data["content_html"] == "<p>xy</p>"
 

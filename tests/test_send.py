@@ -99,9 +99,13 @@ def newsroom(tmp_path: Path, serve: Serve) -> tuple[Newsroom, Recorder]:
     return Newsroom(tmp_path, settings.port, 200), server
 
 
-def test_every_subscriber_gets_the_edition_once(newsroom: tuple[Newsroom, Recorder]) -> None:
-    """A send reaches each subscriber exactly once; a second send sends nothing more."""
+@pytest.mark.parametrize("processes", ["1", "2"])
+def test_every_subscriber_gets_the_edition_once(
+    newsroom: tuple[Newsroom, Recorder], processes: str
+) -> None:
+    """A send reaches each subscriber exactly once, in one process or two; a second sends none."""
     room, server = newsroom
+    room.env["SYNDICATE_MAIL__PROCESSES"] = processes
     first = room.send()
     assert first.returncode == 0, first.stderr
     assert first.stdout.strip().startswith(f"{room.edition}: 200 sent, 0 failed, 0 suppressed")
@@ -160,10 +164,12 @@ def test_passing_refusals_are_retried_and_delivered(newsroom: tuple[Newsroom, Re
     assert Counter(server.addresses()) == Counter(addresses(200))
 
 
-def test_killed_send_resumes_and_skips_nobody(tmp_path: Path, serve: Serve) -> None:
+@pytest.mark.parametrize("processes", ["1", "2"])
+def test_killed_send_resumes_and_skips_nobody(tmp_path: Path, serve: Serve, processes: str) -> None:
     """SIGKILL mid-send, then send again: everyone has it, repeats at most one per connection."""
     server, settings = serve()
     room = Newsroom(tmp_path, settings.port, 1500)
+    room.env["SYNDICATE_MAIL__PROCESSES"] = processes
     server.delay = 0.002
     sending = start(room.env, "digest", "send", room.edition, cwd=tmp_path)
     deadline = time.monotonic() + 120
@@ -171,8 +177,11 @@ def test_killed_send_resumes_and_skips_nobody(tmp_path: Path, serve: Serve) -> N
         time.sleep(0.01)
     sending.send_signal(signal.SIGKILL)
     sending.communicate()  # reaps it and closes its pipes
+    time.sleep(0.5)  # what was on the wire lands
     killed_at = len(server.received)
     assert 400 <= killed_at < 1500, "the kill must land mid-send"
+    time.sleep(0.5)
+    assert len(server.received) == killed_at, "sending processes outlived the killed send"
     server.delay = 0
     resumed = room.send()
     assert resumed.returncode == 0, resumed.stderr

@@ -32,7 +32,7 @@ from syndicate.delivery.transports import (
     transport_from_settings,
 )
 from syndicate.settings import MailSettings, SmtpSettings
-from tests.smtpserver import Serve, free_port
+from tests.smtpserver import Recorder, Serve, free_port
 
 SENDER = "bounces@site.example"
 LETTER = Letter(
@@ -278,8 +278,10 @@ def authenticator(
     return AuthResult(success=ok, handled=False, auth_data=auth_data.login if ok else None)
 
 
-def test_starttls_with_login(serve: Serve, certificate: tuple[Path, Path]) -> None:
-    """security=starttls upgrades the connection, then logs in, then sends."""
+def login_over_starttls(
+    serve: Serve, certificate: tuple[Path, Path], password: str
+) -> tuple[Recorder, SmtpTransport]:
+    """A server that demands STARTTLS and a login, and a transport logging in with `password`."""
     server_tls, client_tls = tls_contexts(certificate)
     server, settings = serve(
         tls_context=server_tls,
@@ -291,9 +293,15 @@ def test_starttls_with_login(serve: Serve, certificate: tuple[Path, Path]) -> No
         settings,
         security="starttls",
         username="syndicate",
-        password=SecretStr("secret"),
+        password=SecretStr(password),
         tls_context=client_tls,
     )
+    return server, transport
+
+
+def test_starttls_with_login(serve: Serve, certificate: tuple[Path, Path]) -> None:
+    """security=starttls upgrades the connection, then logs in, then sends."""
+    server, transport = login_over_starttls(serve, certificate, "secret")
     run(transport, "reader@example.org")
     [got] = server.received
     assert got.tls
@@ -302,20 +310,7 @@ def test_starttls_with_login(serve: Serve, certificate: tuple[Path, Path]) -> No
 
 def test_wrong_login_is_a_session_failure(serve: Serve, certificate: tuple[Path, Path]) -> None:
     """A refused login says so at once (535), without retries, as a SessionFailure."""
-    server_tls, client_tls = tls_contexts(certificate)
-    server, settings = serve(
-        tls_context=server_tls,
-        require_starttls=True,
-        authenticator=authenticator,
-        auth_required=True,
-    )
-    transport = smtp(
-        settings,
-        security="starttls",
-        username="syndicate",
-        password=SecretStr("wrong"),
-        tls_context=client_tls,
-    )
+    server, transport = login_over_starttls(serve, certificate, "wrong")
     with pytest.raises(SessionFailure) as failure:
         run(transport, "reader@example.org")
     assert failure.value.code == 535

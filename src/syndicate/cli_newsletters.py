@@ -84,12 +84,11 @@ def _day(value: datetime | None) -> date | None:
 @click.argument("edition_id")
 def send_digest(edition_id: str) -> None:
     """Send an edition to its subscribers; resumable, and never twice to anyone."""
-    from syndicate.delivery.dkim import DkimKeyError, DkimSigner
-    from syndicate.delivery.ledger import SendInProgress, pending_count, send_edition
-    from syndicate.delivery.transports import transport_from_settings
+    from syndicate.delivery.dkim import DkimKeyError
+    from syndicate.delivery.ledger import SendInProgress
     from syndicate.digests.editions import load_edition
-    from syndicate.dispatch import plan_send
     from syndicate.progress import ProgressBar
+    from syndicate.sending import SendAborted, send
 
     settings, engine = _context_settings()
     edition = load_edition(engine, edition_id)
@@ -97,20 +96,24 @@ def send_digest(edition_id: str) -> None:
         click.echo(f"syndicate: no edition {edition_id!r} (build it with `digest build`)", err=True)
         sys.exit(2)
     try:
-        signer = DkimSigner.from_settings(settings.mail.dkim)
-    except DkimKeyError as error:
-        click.echo(f"syndicate: {error}", err=True)
-        sys.exit(2)
-    transport = transport_from_settings(settings.mail)
-    plan = plan_send(engine, settings, edition, transport, signer)
-    todo, _ = pending_count(engine, plan)
-    try:
         with ProgressBar() as bar:
-            bar.phase(f"Sending {edition_id}", todo)
-            report = send_edition(engine, plan, on_progress=bar.advance)
+            report = send(
+                engine,
+                settings,
+                edition,
+                on_start=lambda todo: bar.phase(f"Sending {edition_id}", todo),
+                on_progress=bar.advance,
+            )
     except SendInProgress as error:
         click.echo(f"syndicate: not sending: {error}", err=True)
         sys.exit(2)
+    except DkimKeyError as error:
+        click.echo(f"syndicate: {error}", err=True)
+        sys.exit(2)
+    except SendAborted as error:
+        click.echo(error.report.summary(), err=False)
+        click.echo(f"syndicate: the send stopped: {error}; run it again to go on", err=True)
+        sys.exit(1)
     click.echo(report.summary())
     sys.exit(1 if report.failed else 0)
 

@@ -135,6 +135,13 @@ class MailSettings(Section):
         description="Address of the mailto: List-Unsubscribe URI; empty for unsubscribe@ the "
         "From address's domain.",
     )
+    processes: int = Field(
+        0,
+        ge=0,
+        le=64,
+        description="Processes a large send uses, sharing the pool's connections; 0 for one per "
+        "CPU core (a send to fewer than 2,000 recipients stays in one).",
+    )
     smtp: SmtpSettings = Field(default_factory=SmtpSettings)
     dkim: DkimSettings = Field(default_factory=DkimSettings)
 

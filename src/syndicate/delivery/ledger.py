@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
-from sqlalchemy import Connection, Engine, select
+from sqlalchemy import Connection, Engine, func, select
 
 from syndicate.store import leases
 from syndicate.store.schema import delivery
@@ -124,6 +124,14 @@ class SendPlan:
     suppressed: int = 0  # subscribers of the edition left out because they are suppressed
     # Closes the transport inside the send's event loop, whose connections it holds.
     finish: Callable[[], Awaitable[None]] | None = None
+    # This process's share of the recipients, when several processes send one edition: those
+    # whose subscriber id leaves remainder `share` divided by `shares`.
+    share: int = 0
+    shares: int = 1
+
+    def mine(self, recipient: Recipient) -> bool:
+        """Whether `recipient` is in this process's share."""
+        return self.shares == 1 or recipient.pk % self.shares == self.share
 
 
 def send_edition(
@@ -132,22 +140,26 @@ def send_edition(
     *,
     on_progress: Callable[[int], None] | None = None,
     holder: str | None = None,
+    release: bool = True,
 ) -> SendReport:
-    """Send the edition to every recipient the ledger does not have yet; refuse if one runs."""
+    """Send the edition to every recipient the ledger does not have yet; refuse if one runs.
+
+    Processes sharing one send pass their parent's `holder` and `release=False`: they hold
+    the parent's lease with it, and the parent gives it up when all of them are done.
+    """
     holder = holder or leases.holder_name()
-    lease_name = f"send:{plan.edition_id}"
-    try:
-        leases.acquire(engine, lease_name, holder, LEASE_TTL)
-    except leases.LeaseHeld as held:
-        raise SendInProgress(str(held)) from None
+    acquire_send_lease(engine, plan.edition_id, holder)
     report = SendReport(plan.edition_id, suppressed=plan.suppressed)
     started = time.perf_counter()
-    recorder = _Recorder(engine, plan.edition_id, lease_name, holder, plan.on_bounce)
+    recorder = _Recorder(
+        engine, plan.edition_id, lease_name(plan.edition_id), holder, plan.on_bounce
+    )
     try:
         asyncio.run(_send_all(engine, plan, report, recorder, on_progress))
     finally:
         recorder.close()
-        leases.release(engine, lease_name, holder)
+        if release:
+            leases.release(engine, lease_name(plan.edition_id), holder)
         report.seconds = time.perf_counter() - started
     log.info(
         "edition sent edition=%s sent=%d failed=%d suppressed=%d skipped=%d seconds=%.1f",
@@ -155,6 +167,32 @@ def send_edition(
         report.seconds,
     )  # fmt: skip
     return report
+
+
+def lease_name(edition_id: str) -> str:
+    """The lease that whoever sends `edition_id` holds."""
+    return f"send:{edition_id}"
+
+
+def acquire_send_lease(engine: Engine, edition_id: str, holder: str) -> None:
+    """Take the edition's send lease for `holder`, or raise SendInProgress naming who has it."""
+    try:
+        leases.acquire(engine, lease_name(edition_id), holder, LEASE_TTL)
+    except leases.LeaseHeld as held:
+        raise SendInProgress(str(held)) from None
+
+
+def delivered_count(engine: Engine, edition_id: str) -> int:
+    """How many recipients the ledger has for the edition (sent, bounced or deferred)."""
+    with engine.connect() as connection:
+        return int(
+            connection.scalar(
+                select(func.count())
+                .select_from(delivery)
+                .where(delivery.c.edition_id == edition_id)
+            )
+            or 0
+        )
 
 
 def pending_count(engine: Engine, plan: SendPlan) -> tuple[int, int]:
@@ -216,8 +254,9 @@ def _next_batch(
         if not batch:
             return [], None
         finished = _finished(connection, plan.edition_id, [r.pk for r in batch])
-    report.skipped += len(finished)
-    return [recipient for recipient in batch if recipient.pk not in finished], batch[-1].pk
+    mine = [recipient for recipient in batch if plan.mine(recipient)]
+    report.skipped += sum(1 for recipient in mine if recipient.pk in finished)
+    return [recipient for recipient in mine if recipient.pk not in finished], batch[-1].pk
 
 
 async def _deliver(plan: SendPlan, recipient: Recipient) -> Outcome:

@@ -304,7 +304,7 @@ def _base64(data: bytes) -> bytes:
 # of kilobytes holding a personal link) is never kept, or 50,000 of them would fill gigabytes.
 _QP_LINES: dict[bytes, bytes] = {}
 _QP_LINE_KEPT_LONGEST = 2_000  # bytes; a longer line is encoded every time
-_QP_CACHE_BYTES = 16 * 2**20  # then the cache starts afresh
+_QP_CACHE_BYTES = 4 * 2**20  # then the cache starts afresh (a send of one edition needs ~2 MB)
 _qp_cached = [0]  # bytes in the cache now (a list, to change it without `global`)
 
 

@@ -33,11 +33,14 @@ def holder_name() -> str:
 def acquire(engine: Engine, name: str, holder: str, ttl: timedelta) -> None:
     """Take lease `name` for `holder`, or raise LeaseHeld naming who has it."""
     now = datetime.now(UTC)
-    with engine.begin() as connection:
+    with engine.connect() as connection:
         current = connection.execute(
             select(lease.c.holder).where(lease.c.name == name)
         ).scalar_one_or_none()
-        replaceable = [holder] + ([current] if current and _is_dead(current) else [])
+    replaceable = [holder] + ([current] if current and _is_dead(current) else [])
+    # The write transaction starts with its write: on SQLite a read first would make this
+    # transaction fail at once, instead of waiting, when another process wrote meanwhile.
+    with engine.begin() as connection:
         taken = connection.execute(
             update(lease)
             .where(

@@ -1,0 +1,227 @@
+"""Sending an edition from the command line: one process, or several sharing the work.
+
+Several processes split the recipients by subscriber id (each takes those whose id leaves its
+remainder) and split the SMTP pool's connections between them, so the bound on repeats after a
+crash stays `pool_size`. This process sends the first share itself and starts one process for
+each other share; those die with it (Linux's parent-death signal), so a killed send leaves no
+orphan still sending while an operator starts it again.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import multiprocessing
+import multiprocessing.queues
+import os
+import queue
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import replace
+
+from sqlalchemy import Engine
+
+from syndicate.delivery.dkim import DkimSigner
+from syndicate.delivery.ledger import (
+    SendReport,
+    acquire_send_lease,
+    delivered_count,
+    lease_name,
+    pending_count,
+    send_edition,
+)
+from syndicate.delivery.transports import transport_from_settings
+from syndicate.digests.model import Edition
+from syndicate.dispatch import plan_send
+from syndicate.settings import Settings
+from syndicate.store.leases import holder_name, release
+
+log = logging.getLogger(__name__)
+
+# Below this many recipients, starting processes costs more than it saves.
+PARALLEL_THRESHOLD = 2_000
+PR_SET_PDEATHSIG = 1  # prctl(2): the signal a child gets when its parent dies
+PROGRESS_EVERY = 0.5  # seconds between looks at the ledger for the other processes' progress
+
+Results = multiprocessing.queues.Queue  # what a sending process reports: its SendReport or why not
+
+
+class SendAborted(Exception):
+    """A sending process stopped before its share was done; what was sent is in the ledger."""
+
+    def __init__(self, reason: str, report: SendReport) -> None:
+        """The reason and what the send had done by then."""
+        super().__init__(reason)
+        self.report = report
+
+
+def send(
+    engine: Engine,
+    settings: Settings,
+    edition: Edition,
+    *,
+    on_start: Callable[[int], None] | None = None,
+    on_progress: Callable[[int], None] | None = None,
+) -> SendReport:
+    """Send `edition` to everyone the ledger lacks; `on_start` hears how many, `on_progress` more."""
+    holder = holder_name()
+    acquire_send_lease(engine, edition.id, holder)  # refuse at once if another send runs
+    try:
+        signer = DkimSigner.from_settings(settings.mail.dkim)
+        plan = plan_send(engine, settings, edition, transport_from_settings(settings.mail), signer)
+        todo, _ = pending_count(engine, plan)
+        if on_start:
+            on_start(todo)
+        processes = settings.mail.processes or (
+            1 if todo < PARALLEL_THRESHOLD else (os.cpu_count() or 1)
+        )
+        if processes == 1:
+            return send_edition(engine, plan, on_progress=on_progress, holder=holder, release=False)
+        return _send_shared(engine, settings, edition, processes, holder, on_progress)
+    finally:
+        release(engine, lease_name(edition.id), holder)
+
+
+def _send_shared(
+    engine: Engine,
+    settings: Settings,
+    edition: Edition,
+    processes: int,
+    holder: str,
+    on_progress: Callable[[int], None] | None,
+) -> SendReport:
+    shared = _with_pool_share(settings, processes)
+    context = multiprocessing.get_context("spawn")
+    results: Results[SendReport | str] = context.Queue()
+    children = [
+        context.Process(
+            target=_send_share,
+            args=(shared, edition.id, share, processes, holder, results),
+            name=f"send-{share}",
+        )
+        for share in range(1, processes)
+    ]
+    for child in children:
+        child.start()
+    progress = _LedgerProgress(engine, edition.id, on_progress)
+    started = time.perf_counter()
+    outcomes: list[SendReport | str] = []
+    try:
+        outcomes.append(_share(engine, shared, edition, 0, processes, holder, progress.tick))
+    except Exception as error:  # the others go on; the ledger keeps what everyone sent
+        log.exception("sending share 0 failed")
+        outcomes.append(f"{type(error).__name__}: {error}")
+    while len(outcomes) < processes:
+        try:
+            outcomes.append(results.get(timeout=PROGRESS_EVERY))
+        except queue.Empty:
+            if not any(child.is_alive() for child in children) and results.empty():
+                break
+        progress.tick(0)
+    for child in children:
+        child.join()
+    progress.tick(0, force=True)
+    report = SendReport(edition.id)
+    report.seconds = time.perf_counter() - started
+    for outcome in outcomes:
+        if isinstance(outcome, SendReport):
+            report.sent += outcome.sent
+            report.failed += outcome.failed
+            report.skipped += outcome.skipped
+            report.suppressed = max(report.suppressed, outcome.suppressed)
+    errors = [outcome for outcome in outcomes if isinstance(outcome, str)]
+    if errors or len(outcomes) < processes:
+        raise SendAborted(errors[0] if errors else "a sending process died", report)
+    return report
+
+
+class _LedgerProgress:
+    """Turns the ledger's growing row count into progress steps, looking now and then."""
+
+    def __init__(
+        self, engine: Engine, edition_id: str, on_progress: Callable[[int], None] | None
+    ) -> None:
+        self.engine = engine
+        self.edition_id = edition_id
+        self.on_progress = on_progress
+        self.seen = delivered_count(engine, edition_id)
+        self.looked = time.monotonic()
+
+    def tick(self, _steps: int = 1, *, force: bool = False) -> None:
+        """Report what every process sent since the last look, at most every PROGRESS_EVERY."""
+        if self.on_progress is None:
+            return
+        if not force and time.monotonic() - self.looked < PROGRESS_EVERY:
+            return
+        self.looked = time.monotonic()
+        now = delivered_count(self.engine, self.edition_id)
+        self.on_progress(now - self.seen)
+        self.seen = now
+
+
+def _with_pool_share(settings: Settings, processes: int) -> Settings:
+    """Settings whose SMTP pool is one process's share of the configured one."""
+    smtp = settings.mail.smtp.model_copy(
+        update={"pool_size": max(1, settings.mail.smtp.pool_size // processes)}
+    )
+    mail = settings.mail.model_copy(update={"smtp": smtp})
+    return settings.model_copy(update={"mail": mail})
+
+
+def _share(
+    engine: Engine,
+    settings: Settings,
+    edition: Edition,
+    share: int,
+    shares: int,
+    holder: str,
+    on_progress: Callable[[int], None] | None,
+) -> SendReport:
+    """Send one share of the recipients, holding the parent's lease."""
+    transport = transport_from_settings(settings.mail)
+    plan = plan_send(
+        engine, settings, edition, transport, DkimSigner.from_settings(settings.mail.dkim)
+    )
+    if share:
+        plan = replace(plan, suppressed=0)  # counted once, by the first share
+    plan = replace(plan, share=share, shares=shares)
+    return send_edition(engine, plan, on_progress=on_progress, holder=holder, release=False)
+
+
+def _send_share(
+    settings: Settings,
+    edition_id: str,
+    share: int,
+    shares: int,
+    holder: str,
+    results: Results[SendReport | str],
+) -> None:
+    """The entry point of a sending process: its share, reported back to the parent."""
+    _die_with_parent()
+    from syndicate.digests.editions import load_edition
+    from syndicate.logs import setup_logging
+    from syndicate.store import open_database
+
+    setup_logging("info")
+    engine = open_database(settings.database.url, migrate=False)
+    try:
+        edition = load_edition(engine, edition_id)
+        assert edition is not None
+        results.put(_share(engine, settings, edition, share, shares, holder, None))
+    except Exception as error:  # reported to the parent, which says so and exits non-zero
+        log.exception("sending share %d failed", share)
+        results.put(f"{type(error).__name__}: {error}")
+    finally:
+        engine.dispose()
+
+
+def _die_with_parent() -> None:
+    """Ask Linux to kill this process when its parent dies (nothing elsewhere)."""
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):
+        return
+    if os.getppid() == 1:  # the parent died before the request took effect
+        os._exit(1)
