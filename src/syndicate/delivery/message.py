@@ -308,10 +308,41 @@ _QP_CACHE_BYTES = 4 * 2**20  # then the cache starts afresh (a send of one editi
 _qp_cached = [0]  # bytes in the cache now (a list, to change it without `global`)
 
 
+_QP_PIECE = 768  # a long line is cut after the first ">" this far on
+
+
 def _quoted_printable(data: bytes) -> bytes:
     """Quoted-printable (RFC 2045 6.7) of LF-ended text, with CRLF line ends."""
     known = _QP_LINES.get
-    return CRLF.join([known(line) or _encode_line(line) for line in data.split(b"\n")])
+    encoded: list[bytes] = []
+    for line in data.split(b"\n"):
+        done = known(line)
+        if done is None:  # an empty line's encoding, b"", is a hit too
+            long = len(line) > _QP_LINE_KEPT_LONGEST
+            done = _encode_long(line) if long else _encode_line(line)
+        encoded.append(done)
+    return CRLF.join(encoded)
+
+
+def _encode_long(line: bytes) -> bytes:
+    """A long line in pieces ending at a ">", joined by soft line breaks: same decoded bytes.
+
+    Minified HTML is one line of tens of kilobytes with the reader's greeting and links in it;
+    cut at tag ends, its pieces repeat across recipients and are cached, and only the few
+    personal ones are encoded for each message.
+    """
+    known = _QP_LINES.get
+    pieces: list[bytes] = []
+    start, end = 0, len(line)
+    while start < end:
+        cut = line.find(b">", start + _QP_PIECE) + 1
+        if cut == 0 or cut - start > _QP_LINE_KEPT_LONGEST:
+            cut = min(end, start + _QP_LINE_KEPT_LONGEST)
+        piece = line[start:cut]
+        done = known(piece)
+        pieces.append(done if done is not None else _encode_line(piece))
+        start = cut
+    return b"=\r\n".join(pieces)
 
 
 def _encode_line(line: bytes) -> bytes:

@@ -146,7 +146,9 @@ class SmtpTransport:
             try:
                 await self._attempt(slot, envelope_from, recipient, payload, len(message))
             except SessionFailure:
-                slot.drop()
+                if slot.client is not None:
+                    await _discard(slot.client)
+                slot.client = None
                 raise
             except PermanentFailure:
                 self.stats.refused += 1
@@ -170,6 +172,7 @@ class SmtpTransport:
                     await client.quit()
                 except (aiosmtplib.SMTPException, OSError):
                     client.close()
+        await asyncio.sleep(0)  # a socket closes on the loop's next turn: let it, before we go
 
     def _pool(self) -> asyncio.LifoQueue[_Slot]:
         if self._idle is None:
@@ -211,22 +214,37 @@ class SmtpTransport:
         try:
             await client.connect()
         except aiosmtplib.SMTPResponseException as error:  # greeting, EHLO, STARTTLS, AUTH
-            client.close()
+            await _discard(client)
             if error.code >= 500:
                 raise SessionFailure(
                     f"{where} refused the session: {error.message}", error.code
                 ) from None
             raise TransientFailure(error.message, error.code) from None
         except aiosmtplib.SMTPNotSupported as error:  # e.g. no STARTTLS on offer
-            client.close()
+            await _discard(client)
             raise SessionFailure(f"{where}: {error}") from None
         except (*_LOST, aiosmtplib.SMTPException) as error:
-            client.close()
+            await _discard(client)
             raise TransientFailure(f"cannot connect to {where}: {error}") from None
         slot.client = client
         self.stats.connections += 1
         log.debug("smtp_connected server=%s security=%s", where, settings.security)
         return client
+
+
+async def _discard(client: aiosmtplib.SMTP) -> None:
+    """Close a connection and let the event loop finish closing its socket.
+
+    A socket closes on one of the loop's next turns (after the TLS shutdown, over TLS); a
+    caller that returns at once, ending its loop, would leave it open until garbage collection.
+    """
+    transport = client.transport
+    client.close()
+    sock = transport.get_extra_info("socket") if transport is not None else None
+    for _ in range(50):  # at most 50 ms, on a path taken only when a session failed
+        if sock is not None and sock.fileno() == -1:
+            return
+        await asyncio.sleep(0.001)
 
 
 async def _transaction(
