@@ -27,7 +27,7 @@ from syndicate.delivery.transports import (
     Transport,
     transport_from_settings,
 )
-from syndicate.digests.model import Edition
+from syndicate.digests.model import KIND_NAMES, Edition
 from syndicate.digests.render import EditionRenderer
 from syndicate.i18n import direction, gettext
 from syndicate.settings import Settings
@@ -37,12 +37,6 @@ from syndicate.subscribers.tokens import Tokens, secret_key
 from syndicate.templating import environment
 
 log = logging.getLogger(__name__)
-
-LIST_NAMES = {
-    "daily": "Daily digest",
-    "weekly": "Weekly digest",
-    "monthly": "Monthly digest",
-}
 
 
 def subscription_links(engine: Engine, settings: Settings) -> SubscriptionLinks:
@@ -76,7 +70,7 @@ def plan_send(
     domain = sender_domain(mail.from_address)
     envelope_from = parseaddr(mail.from_address)[1]
     list_id = f"{edition.kind}.{edition.language}.{domain}"
-    list_name = f"{site_title}: {gettext(edition.language, LIST_NAMES[edition.kind])}"
+    list_name = f"{site_title}: {gettext(edition.language, KIND_NAMES[edition.kind])}"
 
     def compose(recipient: registry.Recipient) -> Outgoing:
         compiled = renderer.for_topics(recipient.topics)

@@ -77,7 +77,7 @@ def send(
             1 if todo < PARALLEL_THRESHOLD else (os.cpu_count() or 1)
         )
         if processes == 1:
-            return send_edition(engine, plan, on_progress=on_progress, holder=holder, release=False)
+            return send_edition(engine, plan, holder=holder, on_progress=on_progress)
         return _send_shared(engine, settings, edition, processes, holder, on_progress)
     finally:
         release(engine, lease_name(edition.id), holder)
@@ -186,7 +186,7 @@ def _share(
     if share:
         plan = replace(plan, suppressed=0)  # counted once, by the first share
     plan = replace(plan, share=share, shares=shares)
-    return send_edition(engine, plan, on_progress=on_progress, holder=holder, release=False)
+    return send_edition(engine, plan, holder=holder, on_progress=on_progress)
 
 
 def _send_share(

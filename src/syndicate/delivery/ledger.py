@@ -138,16 +138,15 @@ def send_edition(
     engine: Engine,
     plan: SendPlan,
     *,
+    holder: str,
     on_progress: Callable[[int], None] | None = None,
-    holder: str | None = None,
-    release: bool = True,
 ) -> SendReport:
     """Send the edition to every recipient the ledger does not have yet; refuse if one runs.
 
-    Processes sharing one send pass their parent's `holder` and `release=False`: they hold
-    the parent's lease with it, and the parent gives it up when all of them are done.
+    `holder` is whoever took the edition's send lease (see `acquire_send_lease`); every
+    process sharing the send holds and renews it under that name, and the one that took it
+    releases it when all are done.
     """
-    holder = holder or leases.holder_name()
     acquire_send_lease(engine, plan.edition_id, holder)
     report = SendReport(plan.edition_id, suppressed=plan.suppressed)
     started = time.perf_counter()
@@ -158,8 +157,6 @@ def send_edition(
         asyncio.run(_send_all(engine, plan, report, recorder, on_progress))
     finally:
         recorder.close()
-        if release:
-            leases.release(engine, lease_name(plan.edition_id), holder)
         report.seconds = time.perf_counter() - started
     log.info(
         "edition sent edition=%s sent=%d failed=%d suppressed=%d skipped=%d seconds=%.1f",

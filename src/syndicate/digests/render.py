@@ -25,7 +25,7 @@ from babel.numbers import format_decimal
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
 from syndicate.digests.editions import edition_to_json, local_date, local_digits
-from syndicate.digests.model import DigestItem, Edition, TopicDigest
+from syndicate.digests.model import KIND_NAMES, DigestItem, Edition, TopicDigest
 from syndicate.feeds.catalog import section_name
 from syndicate.i18n import N_, direction, translations
 from syndicate.templating import templates_dir
@@ -40,11 +40,6 @@ NAME_LIMIT = 100  # characters of a recipient's name a greeting shows
 # against the size limit before any recipient is known.
 PERSONAL_RESERVE = 600
 
-KIND_TITLES = {
-    "daily": N_("Daily digest"),
-    "weekly": N_("Weekly digest"),
-    "monthly": N_("Monthly digest"),
-}
 INTROS = {
     "daily": N_(
         "The stories our editors picked and the ones readers read most in the last 24 hours."
@@ -392,7 +387,7 @@ def _context(
         "kind": edition.kind,
         "site_title": site_title,
         "subject": edition.subject,
-        "kind_title": catalog.gettext(KIND_TITLES[edition.kind]),
+        "kind_title": catalog.gettext(KIND_NAMES[edition.kind]),
         "date_label": local_date(edition.date, language),
         "intro": catalog.gettext(INTROS[edition.kind]),
         "reason": catalog.gettext(REASONS[edition.kind]).format(site=site_title),

@@ -15,17 +15,13 @@ from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
-from syndicate.i18n import N_, direction, gettext
+from syndicate.digests.model import KIND_NAMES
+from syndicate.i18n import direction, gettext
 from syndicate.settings import SiteSettings
 from syndicate.templating import environment
 
 CSRF_COOKIE = "syndicate_csrf"
 CSRF_FIELD = "csrf"
-KIND_LABELS = {
-    "daily": N_("Daily digest"),
-    "weekly": N_("Weekly digest"),
-    "monthly": N_("Monthly digest"),
-}
 
 
 @cache
@@ -148,7 +144,7 @@ class Pages:
                 csrf_field=CSRF_FIELD,
                 csrf=token,
                 languages=[(code, language_name(code)) for code in self.languages],
-                kind_labels=KIND_LABELS,
+                kind_labels=KIND_NAMES,
                 fill=fill,
                 **context,
             )
