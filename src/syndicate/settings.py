@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
@@ -20,6 +20,7 @@ from pydantic import (
     Field,
     SecretStr,
     ValidationError,
+    ValidationInfo,
     field_validator,
 )
 from pydantic_settings import (
@@ -28,6 +29,9 @@ from pydantic_settings import (
     SettingsConfigDict,
     TomlConfigSettingsSource,
 )
+
+if TYPE_CHECKING:
+    from syndicate.service.times import SendTime
 
 DEFAULT_CONFIG_FILE = Path("settings.toml")
 LANGUAGE_PATTERN = r"^[a-z]{2,3}$"
@@ -198,10 +202,29 @@ class WebSettings(Section):
         return str(self.public_url).rstrip("/") + "/feeds/"
 
 
+class WordPressSettings(Section):
+    """A WordPress site whose posts are read through its REST API (off while `url` is empty)."""
+
+    url: AnyHttpUrl | None = Field(
+        None, description="The WordPress site's address (its REST API is {url}/wp-json/)."
+    )
+    language: str = Field(
+        "en", pattern=LANGUAGE_PATTERN, description="Language of posts that do not name one."
+    )
+    per_page: int = Field(100, ge=1, le=100, description="Posts asked for in each page.")
+    timeout: float = Field(20, gt=0, description="Seconds to wait for each answer.")
+
+
 class SourceSettings(Section):
     """Where articles come from."""
 
     inbox_dir: Path = Field(Path("var/inbox"), description="Folder of JSON Lines files to ingest.")
+    settle_seconds: float = Field(
+        2,
+        ge=0,
+        description="A file in the inbox is read only once it has not changed for this long.",
+    )
+    wordpress: WordPressSettings = Field(default_factory=WordPressSettings)
 
 
 class ScheduleSettings(Section):
@@ -209,6 +232,15 @@ class ScheduleSettings(Section):
 
     timezone: str = Field("UTC", description="IANA zone that edition dates and send times use.")
     poll_seconds: int = Field(30, ge=1, description="Seconds between polls of the sources.")
+    daily_at: str = Field(
+        "07:00", description="Local time the daily digest is built and sent: HH:MM[:SS]."
+    )
+    weekly_at: str = Field(
+        "mon 07:00", description="Weekday and local time of the weekly digest: 'mon 07:00'."
+    )
+    monthly_at: str = Field(
+        "1 07:00", description="Day of the month (1-28 or 'last') and local time: '1 07:00'."
+    )
 
     @field_validator("timezone")
     @classmethod
@@ -218,6 +250,20 @@ class ScheduleSettings(Section):
         except (ZoneInfoNotFoundError, ValueError):
             raise ValueError(f"unknown time zone {value!r}") from None
         return value
+
+    @field_validator("daily_at", "weekly_at", "monthly_at")
+    @classmethod
+    def _send_time(cls, value: str, info: ValidationInfo) -> str:
+        from syndicate.service.times import parse_send_time
+
+        parse_send_time(str(info.field_name).removesuffix("_at"), value)
+        return value
+
+    def send_time(self, kind: str) -> SendTime:
+        """When digest `kind` (daily, weekly, monthly) goes out, in `zone`."""
+        from syndicate.service.times import parse_send_time
+
+        return parse_send_time(kind, getattr(self, f"{kind}_at"))
 
     @property
     def zone(self) -> ZoneInfo:

@@ -1,0 +1,1 @@
+"""The service: `syndicate run`'s scheduler, jobs, and their status."""
