@@ -15,6 +15,8 @@ from sqlalchemy.engine import make_url
 from syndicate.feeds.build import FeedConfig
 from syndicate.ingest import IngestReport, ingest_lines
 from syndicate.store import open_database
+from tests.browser import browser  # noqa: F401  # headless Chromium, for the browser tests
+from tests.servicerun import demo_corpus, services  # noqa: F401  # `syndicate run` fixtures
 from tests.smtpserver import serve  # noqa: F401  # the SMTP server fixture, for every test module
 
 FIXTURES = Path(__file__).parent / "fixtures"

@@ -210,43 +210,11 @@ def _build(context: Context, *, full: bool = False) -> Any:
 @main.command()
 @pass_context
 def serve(context: Context) -> None:
-    """Serve the feeds folder over HTTP (and nothing else)."""
-    _serve(context.settings)
-
-
-def _serve(settings: Settings) -> None:
-    from starlette.routing import Mount
-
-    from syndicate.dispatch import confirmation_sender
-    from syndicate.store import open_database
-    from syndicate.subscribers.links import MOUNT_PATH
-    from syndicate.subscribers.tokens import secret_key
-    from syndicate.subscribers.web import create_subscription_app
-    from syndicate.web.app import create_app
-    from syndicate.web.archive import archive_routes
+    """Serve the feeds and pages over HTTP, without the scheduler."""
     from syndicate.web.server import serve as run_server
+    from syndicate.web.site import create_site
 
-    engine = open_database(settings.database.url)
-    subscriptions = create_subscription_app(
-        engine,
-        site=settings.site,
-        web=settings.web,
-        subscribers=settings.subscribers,
-        digests=settings.digests,
-        secret_key=secret_key(engine, settings.security.secret_key.get_secret_value()),
-        send_confirmation=confirmation_sender(settings),
-    )
-    routes = [
-        Mount(MOUNT_PATH, app=subscriptions),
-        *archive_routes(
-            engine,
-            site_title=settings.site.title_in,
-            web_url=str(settings.web.public_url),
-            max_html_bytes=settings.digests.max_html_bytes,
-        ),
-    ]
-    app = create_app(settings.feeds.dir, max_age=settings.feeds.max_age, routes=routes)
-    run_server(app, settings.web.host, settings.web.port)
+    run_server(create_site(_engine(context), context.settings), context.settings.web)
 
 
 @main.command()
@@ -257,20 +225,45 @@ def _serve(settings: Settings) -> None:
 )
 @pass_context
 def run(context: Context, seed_demo: bool) -> None:
-    """Run the service: build the feeds, then serve them."""
+    """Run the service: serve HTTP, poll the sources, rebuild feeds, send digests on schedule."""
+    from syndicate.service.runner import run_service
+
     settings = context.settings
     if seed_demo:
         _seed_demo(context)
     report = _build(context)
     click.echo(report.summary(), err=True)
-    feeds_url = settings.web.feeds_url
-    click.echo(f"Feeds index: {feeds_url}  ·  OPML: {feeds_url}index.opml", err=True)
     site = str(settings.web.public_url).rstrip("/")
+    feeds_url = settings.web.feeds_url
+    inbox = settings.sources.inbox_dir
+    inbox.mkdir(parents=True, exist_ok=True)
     click.echo(
-        f"Subscribe: {site}/subscribe/  ·  outbox (mail written here): {settings.mail.outbox_dir}",
+        "\n".join(
+            [
+                "",
+                f"  Feeds index    {feeds_url}   (OPML: {feeds_url}index.opml)",
+                f"  Subscribe      {site}/subscribe/",
+                f"  Digest archive {site}/digests/<edition id>",
+                f"  Health         {site}/healthz   ·   metrics {site}/metrics",
+                f"  Outbox (mail)  {settings.mail.outbox_dir}/new/",
+                f"  Inbox          {inbox}/  (drop JSON Lines files here)",
+                "  Status         syndicate status   ·   stop with Ctrl-C or SIGTERM",
+                "",
+            ]
+        ),
         err=True,
     )
-    _serve(settings)
+    run_service(_engine(context), settings)
+
+
+@main.command()
+@pass_context
+def status(context: Context) -> None:
+    """Show the scheduler: who runs it, each job's last and next run, the last sends."""
+    from syndicate.service.status import format_status, read_status
+
+    settings = context.settings
+    click.echo(format_status(read_status(_engine(context), settings), settings), nl=False)
 
 
 def _seed_demo(context: Context) -> None:

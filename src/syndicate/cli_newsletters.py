@@ -6,7 +6,9 @@ logs and progress on standard error, and an exit status that tells the truth.
 
 from __future__ import annotations
 
+import signal
 import sys
+import threading
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -95,6 +97,9 @@ def send_digest(edition_id: str) -> None:
     if edition is None:
         click.echo(f"syndicate: no edition {edition_id!r} (build it with `digest build`)", err=True)
         sys.exit(2)
+    # SIGTERM ends the send cleanly: messages in flight are finished and recorded first.
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda _signal, _frame: stop.set())
     try:
         with ProgressBar() as bar:
             report = send(
@@ -103,6 +108,7 @@ def send_digest(edition_id: str) -> None:
                 edition,
                 on_start=lambda todo: bar.phase(f"Sending {edition_id}", todo),
                 on_progress=bar.advance,
+                stop=stop,
             )
     except SendInProgress as error:
         click.echo(f"syndicate: not sending: {error}", err=True)
@@ -115,7 +121,9 @@ def send_digest(edition_id: str) -> None:
         click.echo(f"syndicate: the send stopped: {error}; run it again to go on", err=True)
         sys.exit(1)
     click.echo(report.summary())
-    sys.exit(1 if report.failed else 0)
+    if report.stopped:
+        click.echo("syndicate: the send was stopped; run it again to go on", err=True)
+    sys.exit(1 if report.failed or report.stopped else 0)
 
 
 @digest.command("preview")

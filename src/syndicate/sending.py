@@ -13,9 +13,11 @@ import ctypes
 import logging
 import multiprocessing
 import multiprocessing.queues
+import multiprocessing.synchronize
 import os
 import queue
 import signal
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -25,6 +27,7 @@ from sqlalchemy import Engine
 from syndicate.delivery.dkim import DkimSigner
 from syndicate.delivery.ledger import (
     SendReport,
+    Stop,
     acquire_send_lease,
     delivered_count,
     lease_name,
@@ -43,7 +46,9 @@ log = logging.getLogger(__name__)
 PARALLEL_THRESHOLD = 2_000
 PR_SET_PDEATHSIG = 1  # prctl(2): the signal a child gets when its parent dies
 PROGRESS_EVERY = 0.5  # seconds between looks at the ledger for the other processes' progress
+RELAY_EVERY = 0.2  # seconds between looks at the stop flag, to pass it on to the children
 
+SharedEvent = multiprocessing.synchronize.Event
 Results = multiprocessing.queues.Queue  # what a sending process reports: its SendReport or why not
 
 
@@ -63,8 +68,13 @@ def send(
     *,
     on_start: Callable[[int], None] | None = None,
     on_progress: Callable[[int], None] | None = None,
+    stop: Stop | None = None,
 ) -> SendReport:
-    """Send `edition` to everyone the ledger lacks; `on_start` hears how many, `on_progress` more."""
+    """Send `edition` to everyone the ledger lacks; `on_start` hears how many, `on_progress` more.
+
+    Setting `stop` ends the send early and cleanly: messages in flight are finished and
+    recorded, nothing else is sent, and the report says `stopped`.
+    """
     holder = holder_name()
     acquire_send_lease(engine, edition.id, holder)  # refuse at once if another send runs
     try:
@@ -77,8 +87,8 @@ def send(
             1 if todo < PARALLEL_THRESHOLD else (os.cpu_count() or 1)
         )
         if processes == 1:
-            return send_edition(engine, plan, holder=holder, on_progress=on_progress)
-        return _send_shared(engine, settings, edition, processes, holder, on_progress)
+            return send_edition(engine, plan, holder=holder, on_progress=on_progress, stop=stop)
+        return _send_shared(engine, settings, edition, processes, holder, on_progress, stop)
     finally:
         release(engine, lease_name(edition.id), holder)
 
@@ -90,14 +100,19 @@ def _send_shared(
     processes: int,
     holder: str,
     on_progress: Callable[[int], None] | None,
+    stop: Stop | None,
 ) -> SendReport:
     shared = _with_pool_share(settings, processes)
     context = multiprocessing.get_context("spawn")
     results: Results[SendReport | str] = context.Queue()
+    # The children's stop flag: set when this process is told to stop, or by a child that
+    # is sent SIGTERM itself (systemd signals every process of the service).
+    everyone_stop = context.Event()
+    relay = _relay_stop(stop, everyone_stop)
     children = [
         context.Process(
             target=_send_share,
-            args=(shared, edition.id, share, processes, holder, results),
+            args=(shared, edition.id, share, processes, holder, results, everyone_stop),
             name=f"send-{share}",
         )
         for share in range(1, processes)
@@ -108,7 +123,9 @@ def _send_shared(
     started = time.perf_counter()
     outcomes: list[SendReport | str] = []
     try:
-        outcomes.append(_share(engine, shared, edition, 0, processes, holder, progress.tick))
+        outcomes.append(
+            _share(engine, shared, edition, 0, processes, holder, progress.tick, everyone_stop)
+        )
     except Exception as error:  # the others go on; the ledger keeps what everyone sent
         log.exception("sending share 0 failed")
         outcomes.append(f"{type(error).__name__}: {error}")
@@ -121,6 +138,7 @@ def _send_shared(
         progress.tick(0)
     for child in children:
         child.join()
+    relay.set()  # ends the relay thread
     progress.tick(0, force=True)
     report = SendReport(edition.id)
     report.seconds = time.perf_counter() - started
@@ -130,6 +148,7 @@ def _send_shared(
             report.failed += outcome.failed
             report.skipped += outcome.skipped
             report.suppressed = max(report.suppressed, outcome.suppressed)
+            report.stopped |= outcome.stopped
     errors = [outcome for outcome in outcomes if isinstance(outcome, str)]
     if errors or len(outcomes) < processes:
         raise SendAborted(errors[0] if errors else "a sending process died", report)
@@ -177,6 +196,7 @@ def _share(
     shares: int,
     holder: str,
     on_progress: Callable[[int], None] | None,
+    stop: Stop | None,
 ) -> SendReport:
     """Send one share of the recipients, holding the parent's lease."""
     transport = transport_from_settings(settings.mail)
@@ -186,7 +206,21 @@ def _share(
     if share:
         plan = replace(plan, suppressed=0)  # counted once, by the first share
     plan = replace(plan, share=share, shares=shares)
-    return send_edition(engine, plan, holder=holder, on_progress=on_progress)
+    return send_edition(engine, plan, holder=holder, on_progress=on_progress, stop=stop)
+
+
+def _relay_stop(stop: Stop | None, to: SharedEvent) -> threading.Event:
+    """Copy `stop` onto the children's flag `to` when it is set; set the result to end this."""
+    done = threading.Event()
+
+    def watch() -> None:
+        while not done.wait(RELAY_EVERY):
+            if stop is not None and stop.is_set():
+                to.set()
+                return
+
+    threading.Thread(target=watch, name="stop-relay", daemon=True).start()
+    return done
 
 
 def _send_share(
@@ -196,9 +230,13 @@ def _send_share(
     shares: int,
     holder: str,
     results: Results[SendReport | str],
+    stop: SharedEvent,
 ) -> None:
     """The entry point of a sending process: its share, reported back to the parent."""
     _die_with_parent()
+    # SIGTERM asks every sharer to stop cleanly; Ctrl-C reaches the parent, which relays it.
+    signal.signal(signal.SIGTERM, lambda _signal, _frame: stop.set())
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     from syndicate.digests.editions import load_edition
     from syndicate.logs import setup_logging
     from syndicate.store import open_database
@@ -208,7 +246,7 @@ def _send_share(
     try:
         edition = load_edition(engine, edition_id)
         assert edition is not None
-        results.put(_share(engine, settings, edition, share, shares, holder, None))
+        results.put(_share(engine, settings, edition, share, shares, holder, None, stop))
     except Exception as error:  # reported to the parent, which says so and exits non-zero
         log.exception("sending share %d failed", share)
         results.put(f"{type(error).__name__}: {error}")

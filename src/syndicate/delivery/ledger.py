@@ -13,6 +13,7 @@ the database sees hundreds of commits a second, not thousands.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import queue
 import threading
@@ -33,6 +34,13 @@ log = logging.getLogger(__name__)
 LEASE_TTL = timedelta(seconds=60)
 RENEW_EVERY = 15.0  # seconds
 DONE = ("sent", "bounced")  # outcomes a later run must not repeat; "deferred" is tried again
+
+
+class Stop(Protocol):
+    """A flag another thread or process sets to end a send early (threading or multiprocessing Event)."""
+
+    def is_set(self) -> bool:
+        """Whether the send should stop."""
 
 
 class SendInProgress(Exception):
@@ -82,6 +90,7 @@ class SendReport:
     suppressed: int = 0
     skipped: int = 0
     seconds: float = 0.0
+    stopped: bool = False  # asked to stop before everyone was reached: run the send again
 
     def summary(self) -> str:
         """One line for people: what happened to everyone."""
@@ -89,7 +98,7 @@ class SendReport:
         return (
             f"{self.edition_id}: {self.sent} sent, {self.failed} failed, "
             f"{self.suppressed} suppressed, {self.skipped} skipped (already sent) "
-            f"in {self.seconds:.1f}s ({rate:.0f}/s)"
+            f"in {self.seconds:.1f}s ({rate:.0f}/s)" + ("; stopped early" if self.stopped else "")
         )
 
 
@@ -140,12 +149,15 @@ def send_edition(
     *,
     holder: str,
     on_progress: Callable[[int], None] | None = None,
+    stop: Stop | None = None,
 ) -> SendReport:
     """Send the edition to every recipient the ledger does not have yet; refuse if one runs.
 
     `holder` is whoever took the edition's send lease (see `acquire_send_lease`); every
     process sharing the send holds and renews it under that name, and the one that took it
-    releases it when all are done.
+    releases it when all are done. Once `stop` is set, each connection finishes and records
+    the message it has in flight and takes no other: the ledger is consistent, the report
+    says `stopped`, and the next send goes on from there.
     """
     acquire_send_lease(engine, plan.edition_id, holder)
     report = SendReport(plan.edition_id, suppressed=plan.suppressed)
@@ -154,7 +166,7 @@ def send_edition(
         engine, plan.edition_id, lease_name(plan.edition_id), holder, plan.on_bounce
     )
     try:
-        asyncio.run(_send_all(engine, plan, report, recorder, on_progress))
+        asyncio.run(_send_all(engine, plan, report, recorder, on_progress, stop))
     finally:
         recorder.close()
         report.seconds = time.perf_counter() - started
@@ -211,11 +223,17 @@ async def _send_all(
     report: SendReport,
     recorder: _Recorder,
     on_progress: Callable[[int], None] | None,
+    stop: Stop | None,
 ) -> None:
     work: asyncio.Queue[Recipient | None] = asyncio.Queue(maxsize=plan.concurrency * 4)
 
+    def stopping() -> bool:
+        if stop is not None and stop.is_set():
+            report.stopped = True
+        return report.stopped
+
     async def worker() -> None:
-        while (recipient := await work.get()) is not None:
+        while not stopping() and (recipient := await work.get()) is not None:
             outcome = await _deliver(plan, recipient)
             await recorder.record(outcome)  # committed before the next message is taken
             if outcome.status == "sent":
@@ -225,18 +243,27 @@ async def _send_all(
             if on_progress:
                 on_progress(1)
 
-    workers = [asyncio.create_task(worker()) for _ in range(plan.concurrency)]
-    try:
+    async def feed() -> None:
         after: int | None = 0
-        while after is not None:
+        while after is not None and not stopping():
             batch, after = await asyncio.to_thread(_next_batch, engine, plan, after, report)
             for recipient in batch:
                 await work.put(recipient)
         for _ in workers:
             await work.put(None)
+
+    workers = [asyncio.create_task(worker()) for _ in range(plan.concurrency)]
+    feeder = asyncio.create_task(feed())
+    try:
+        # Workers end at the end of the list, or on a stop once their message is recorded;
+        # a feeder still waiting for room in the queue then has nobody to wait for.
         await asyncio.gather(*workers)
+        if not feeder.done():
+            feeder.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await feeder
     finally:
-        for task in workers:
+        for task in [*workers, feeder]:
             task.cancel()
         if plan.finish is not None:
             await plan.finish()

@@ -18,9 +18,11 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol
+from urllib.parse import quote
 
 from sqlalchemy import Connection, Engine, and_, delete, or_, select
 
+from syndicate import metrics
 from syndicate.feeds import layout
 from syndicate.feeds.contents import ContentReader, FeedContent, visible
 from syndicate.feeds.index import ListedFeed, group_feeds, render_html, render_opml
@@ -132,6 +134,13 @@ class BuildReport:
     failed: list[str] = field(default_factory=list)
     seconds: float = 0.0
     changed_keys: list[str] = field(default_factory=list)
+    # Relative paths (`en/tags/iraq.rss`) of the feed files this build wrote, never the index
+    # files and never removed feeds: what to announce to a WebSub hub.
+    changed: list[str] = field(default_factory=list)
+
+    def changed_urls(self, feeds_url: str) -> list[str]:
+        """The public URLs of the changed feed files, spelled as the feeds' own self links."""
+        return [f"{feeds_url}{quote(path)}" for path in self.changed]
 
     def summary(self) -> str:
         """One line for people."""
@@ -266,6 +275,12 @@ class FeedBuilder:
             report.written += published.written
             report.unchanged += published.unchanged
             report.changed_keys.extend(published.changed_keys)
+            # Publishing reports feeds, not files. A feed's formats carry the same items and
+            # nearly always change together; when one did not, announcing it costs the hub
+            # one fetch that finds nothing new.
+            report.changed.extend(
+                feed_file(key, fmt) for key in published.changed_keys for fmt in FORMATS
+            )
             report.feeds += len(published.listed)
             self.progress.advance(len(published.listed))
         listed.sort(key=lambda feed: feed.key)
@@ -418,6 +433,9 @@ def build_feeds(
                 ["name"],
             )
     report.seconds = time.perf_counter() - started
+    report.changed.sort()
+    metrics.feed_builds.labels(report.mode).inc()
+    metrics.feeds_written.inc(report.written)
     log.info(
         "feeds built mode=%s feeds=%d written=%d unchanged=%d removed=%d articles=%d "
         "failed=%d seconds=%.3f",

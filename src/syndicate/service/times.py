@@ -8,6 +8,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from apscheduler.triggers.cron import CronTrigger
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _TIME = r"(?P<hour>[01]?\d|2[0-3]):(?P<minute>[0-5]\d)(?::(?P<second>[0-5]\d))?"
@@ -56,3 +60,22 @@ def parse_send_time(kind: str, text: str) -> SendTime:
         day_of_week=parts["weekday"].lower() if parts.get("weekday") else None,
         day=parts["day"].lower() if parts.get("day") else None,
     )
+
+
+# How far back the previous moment of each digest can lie: a little over one period.
+LOOKBACK = {"daily": timedelta(days=2), "weekly": timedelta(days=8), "monthly": timedelta(days=32)}
+
+
+def digest_trigger(kind: str, send_at: SendTime, zone: ZoneInfo) -> CronTrigger:
+    """The cron rule that fires digest `kind` at `send_at`, local time in `zone`."""
+    return CronTrigger(timezone=zone, **send_at.cron_fields())
+
+
+def previous_fire(kind: str, trigger: CronTrigger, now: datetime) -> datetime | None:
+    """The latest moment at or before `now` the trigger fired (None if none in a period)."""
+    moment = trigger.get_next_fire_time(None, now - LOOKBACK[kind])
+    latest = None
+    while moment is not None and moment <= now:
+        latest = moment
+        moment = trigger.get_next_fire_time(moment, moment + timedelta(seconds=1))
+    return latest

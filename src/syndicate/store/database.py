@@ -9,10 +9,11 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+WRITES_FIRST = "syndicate_sqlite_immediate"  # execution option: see for_writing
 
 
 def open_database(url: str, *, migrate: bool = True) -> Engine:
@@ -45,7 +46,18 @@ def _sqlite_pragmas(connection: Any, _record: Any) -> None:
 
 
 def _sqlite_begin(connection: Any) -> None:
-    connection.exec_driver_sql("BEGIN")
+    immediate = connection.get_execution_options().get(WRITES_FIRST, False)
+    connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+def for_writing(connection: Connection) -> Connection:
+    """Mark `connection`'s transactions as ones that will write, after reading first.
+
+    On SQLite such a transaction must take the write lock when it begins: one that starts as
+    a reader fails at once ("database is locked") if another process commits before its first
+    write, instead of waiting its turn. Other databases ignore the mark.
+    """
+    return connection.execution_options(**{WRITES_FIRST: True})
 
 
 def alembic_config(engine: Engine) -> Config:

@@ -16,13 +16,12 @@ from sqlalchemy import Engine
 from starlette.applications import Starlette
 from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
-from starlette.datastructures import FormData, MutableHeaders
+from starlette.datastructures import FormData
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from syndicate.i18n import N_
 from syndicate.settings import DigestSettings, SiteSettings, SubscriberSettings, WebSettings
@@ -33,6 +32,7 @@ from syndicate.subscribers.pages import Csrf, Pages, page_language
 from syndicate.subscribers.registry import Choices, PreferenceError, Preferences, Subscriber
 from syndicate.subscribers.tokens import Purpose, TokenError, Tokens
 from syndicate.templating import templates_dir
+from syndicate.web.security import FORM_POLICY, PagePolicy, SecurityHeaders
 
 log = logging.getLogger(__name__)
 
@@ -44,16 +44,9 @@ MAX_BODY_BYTES = 64 * 1024
 HOUR = 3600
 DAY = 24 * HOUR
 
-SECURITY_HEADERS = {
-    # Pages use one stylesheet of their own and no script at all.
-    "content-security-policy": "default-src 'none'; style-src 'self'; img-src 'self'; "
-    "form-action 'self'; base-uri 'none'; frame-ancestors 'none'",
-    "x-content-type-options": "nosniff",
-    # Tokens travel in URLs: never hand them to another site in a Referer.
-    "referrer-policy": "no-referrer",
-    "x-frame-options": "DENY",
-    "cross-origin-opener-policy": "same-origin",
-}
+# Every subscription page posts its forms back to itself; tokens travel in its URLs, so no
+# Referer ever names one; and no page of it may be kept by a cache.
+PAGE_SECURITY = (("", PagePolicy(FORM_POLICY, "no-referrer")),)
 
 FIELD_ERRORS = {
     "email": N_("Enter a valid email address, such as name@example.com."),
@@ -62,31 +55,6 @@ FIELD_ERRORS = {
     "digests": N_("Choose at least one digest."),
     "topics": N_("Choose topics from the list."),
 }
-
-
-class SecurityHeaders:
-    """Adds the security headers to every answer, and no-store to every page."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        """Wrap `app`."""
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Pass the request on; add the headers to the answer."""
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-
-        async def send_with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                headers = MutableHeaders(scope=message)
-                for name, value in SECURITY_HEADERS.items():
-                    headers[name] = value
-                if "cache-control" not in headers:
-                    headers["cache-control"] = "no-store"
-            await send(message)
-
-        await self.app(scope, receive, send_with_headers)
 
 
 def _text(form: FormData, name: str) -> str:
@@ -504,7 +472,7 @@ def create_subscription_app(
             Route("/unsubscribe", pages.unsubscribe, methods=["POST"]),
             Route("/style.css", pages.stylesheet_file, methods=["GET"]),
         ],
-        middleware=[Middleware(SecurityHeaders)],
+        middleware=[Middleware(SecurityHeaders, policies=PAGE_SECURITY, cache_control="no-store")],
         exception_handlers={HTTPException: pages.http_error},
         max_body_size=MAX_BODY_BYTES,
     )

@@ -1,15 +1,24 @@
-"""The web front: the feeds folder at /feeds/, the pages mounted beside it, and /healthz."""
+"""The web front: the feeds folder at /feeds/, tag and topic pages, /healthz and /metrics.
+
+Everything but /feeds/ goes through one Starlette app wrapped in the security headers
+middleware; the feed files keep their own lean path.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
+from starlette.types import ASGIApp
 
+from syndicate import metrics
+from syndicate.web.pages import FeedPages
+from syndicate.web.security import SecurityHeaders
 from syndicate.web.static_feeds import FeedFiles, Receive, Scope, Send
 
 # The build writes this last, so its presence means at least one complete build is on disk.
@@ -26,7 +35,7 @@ class FeedsFirst:
     Starlette's middleware and route matching for them more than doubles the rate.
     """
 
-    def __init__(self, feeds: FeedFiles, pages: Starlette) -> None:
+    def __init__(self, feeds: FeedFiles, pages: ASGIApp) -> None:
         """Route between the feed files and the rest of the site."""
         self.feeds = feeds
         self.pages = pages
@@ -40,11 +49,30 @@ class FeedsFirst:
 
 
 def create_app(
-    feeds_dir: Path | str, *, max_age: int = 300, routes: Sequence[BaseRoute] = ()
+    feeds_dir: Path | str,
+    *,
+    max_age: int = 300,
+    routes: Sequence[BaseRoute] = (),
+    public_url: str | None = None,
+    languages: Sequence[str] | None = None,
+    timezone: str = "UTC",
 ) -> FeedsFirst:
-    """The ASGI app serving `feeds_dir` at /feeds/, /healthz, and `routes` (other pages)."""
+    """The ASGI app: `feeds_dir` at /feeds/, tag and topic pages, /healthz, /metrics, `routes`.
+
+    `public_url` is [web] public_url: the pages' feed links point under {public_url}/feeds/,
+    and an https URL turns on Strict-Transport-Security (without it, links are root-relative).
+    `languages` limits the page languages; `timezone` is the zone pages show dates in.
+    """
     folder = Path(feeds_dir)
     feeds = FeedFiles(folder, max_age=max_age)
+    base = public_url.rstrip("/") if public_url else ""
+    pages = FeedPages(
+        feeds,
+        feeds_url=f"{base}{FEEDS_PREFIX}",
+        languages=languages,
+        max_age=max_age,
+        zone=ZoneInfo(timezone),
+    )
 
     async def healthz(request: Request) -> Response:
         """200 when a build is on disk to serve, 503 (so no traffic is sent here) until then."""
@@ -55,16 +83,29 @@ def create_app(
             headers={"cache-control": "no-store"},
         )
 
+    async def metrics_text(request: Request) -> Response:
+        """The service's counters in Prometheus text format."""
+        return Response(
+            metrics.exposition(),
+            headers={"content-type": metrics.CONTENT_TYPE, "cache-control": "no-store"},
+        )
+
     async def to_feeds(request: Request) -> Response:
         """Send visitors of the bare site or /feeds to the feeds index."""
         return RedirectResponse("/feeds/", status_code=308)
 
-    pages = Starlette(
+    site = Starlette(
         routes=[
             Route("/", to_feeds, methods=["GET", "HEAD"]),
             Route("/feeds", to_feeds, methods=["GET", "HEAD"]),
             Route("/healthz", healthz, methods=["GET", "HEAD"]),
+            Route("/metrics", metrics_text, methods=["GET", "HEAD"]),
+            # Given routes come before the pages' patterns, so theirs win where both match.
             *routes,
-        ]
+            *pages.routes(),
+        ],
+        exception_handlers={404: pages.not_found},
     )
-    return FeedsFirst(feeds, pages)
+    # Outside Starlette's own error handling, so that even a 500 page carries the headers.
+    secured = SecurityHeaders(site, https=base.startswith("https:"))
+    return FeedsFirst(feeds, secured)

@@ -8,15 +8,20 @@ from typing import Any
 
 import uvicorn
 
+from syndicate.settings import WebSettings
+
 log = logging.getLogger(__name__)
 
 
-def serve(app: Callable[..., Any], host: str, port: int, *, access_log: bool = False) -> None:
-    """Serve `app` on host:port until SIGINT or SIGTERM, then finish open requests and return."""
-    config = uvicorn.Config(
+def server_config(
+    app: Callable[..., Any], web: WebSettings, *, access_log: bool = False
+) -> uvicorn.Config:
+    """The uvicorn configuration for serving `app` where `web` says."""
+    log.info("serve host=%s port=%s", web.host, web.port)
+    return uvicorn.Config(
         app,
-        host=host,
-        port=port,
+        host=web.host,
+        port=web.port,
         # Our own logfmt handler is already on the root logger; uvicorn's would add a second
         # format. Access lines are off by default: pollers make them most of the volume.
         log_config=None,
@@ -26,5 +31,8 @@ def serve(app: Callable[..., Any], host: str, port: int, *, access_log: bool = F
         server_header=False,
         timeout_graceful_shutdown=10,
     )
-    log.info("serve host=%s port=%s", host, port)
-    uvicorn.Server(config).run()
+
+
+def serve(app: Callable[..., Any], web: WebSettings) -> None:
+    """Serve `app` until SIGINT or SIGTERM, then finish open requests and return."""
+    uvicorn.Server(server_config(app, web)).run()

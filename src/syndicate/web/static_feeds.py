@@ -17,6 +17,8 @@ from email.utils import formatdate, parsedate_to_datetime
 from pathlib import Path
 from typing import Any
 
+from syndicate.web.security import FEED_INDEX_POLICY
+
 Scope = dict[str, Any]
 Receive = Any
 Send = Any
@@ -51,17 +53,13 @@ class CachedFile:
 
     identity: tuple[int, int, int]
     media_type: bytes
+    extra_headers: tuple[tuple[bytes, bytes], ...]
     last_modified: bytes
     modified_seconds: int
     plain: Variant
     gzipped: Variant | None
-
-    def etags(self) -> set[bytes]:
-        """Every ETag this file has answered with, for If-None-Match."""
-        tags = {self.plain.etag}
-        if self.gzipped:
-            tags.add(self.gzipped.etag)
-        return tags
+    # Every ETag this file answers with, for If-None-Match; computed once, at load.
+    etags: frozenset[bytes]
 
 
 class FeedFiles:
@@ -86,7 +84,7 @@ class FeedFiles:
         if method not in ("GET", "HEAD"):
             await _respond(send, 405, [(b"allow", ALLOWED)], b"Method Not Allowed\n")
             return
-        found = self._lookup(relative)
+        found = self.file(relative)
         if found is None:
             await _respond(send, 404, _NOT_FOUND_HEADERS, b"Not Found\n")
             return
@@ -100,10 +98,11 @@ class FeedFiles:
             (b"last-modified", found.last_modified),
             (b"cache-control", self.cache_control),
             *_COMMON,
+            *found.extra_headers,
         ]
         if found.gzipped:
             headers.append((b"vary", b"Accept-Encoding"))
-        if _not_modified(request, found):
+        if not_modified(request, found.etags, found.modified_seconds):
             await send({"type": "http.response.start", "status": 304, "headers": headers})
             await send({"type": "http.response.body", "body": b""})
             return
@@ -114,7 +113,7 @@ class FeedFiles:
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         await send({"type": "http.response.body", "body": body})
 
-    def _lookup(self, relative: str) -> CachedFile | None:
+    def file(self, relative: str) -> CachedFile | None:
         """The cached file at `relative`, reloaded if it changed on disk, or None."""
         try:
             path = self._paths[relative]
@@ -187,31 +186,41 @@ def _load(path: str, identity: tuple[int, int, int], modified: int) -> CachedFil
         # mtime=0 keeps the compressed bytes a function of the content alone.
         compressed = gzip.compress(body, compresslevel=6, mtime=0)
         gzipped = Variant(compressed, f'"{digest}-gzip"'.encode())
+    suffix = os.path.splitext(path)[1]
+    plain = Variant(body, f'"{digest}"'.encode())
     return CachedFile(
         identity=identity,
-        media_type=MEDIA_TYPES[os.path.splitext(path)[1]],
+        media_type=MEDIA_TYPES[suffix],
+        extra_headers=_HTML_HEADERS if suffix == ".html" else (),
         last_modified=formatdate(modified, usegmt=True).encode(),
         modified_seconds=modified,
-        plain=Variant(body, f'"{digest}"'.encode()),
+        plain=plain,
         gzipped=gzipped,
+        etags=frozenset({plain.etag, *([gzipped.etag] if gzipped else [])}),
     )
 
 
-def _not_modified(request: dict[bytes, bytes], found: CachedFile) -> bool:
-    """Whether the client's copy is current (RFC 9110 section 13.2.2 order of precedence)."""
+def not_modified(
+    request: dict[bytes, bytes], etags: frozenset[bytes], modified_seconds: int
+) -> bool:
+    """Whether the client's copy is current (RFC 9110 section 13.2.2 order of precedence).
+
+    `request` maps lower-case header names to values; `etags` are the current validators and
+    `modified_seconds` the representation's modification time (Unix seconds).
+    """
     if_none_match = request.get(b"if-none-match")
     if if_none_match is not None:
         if if_none_match.strip() == b"*":
             return True
         offered = {tag.strip().removeprefix(b"W/") for tag in if_none_match.split(b",")}
-        return not offered.isdisjoint(found.etags())
+        return not offered.isdisjoint(etags)
     if_modified_since = request.get(b"if-modified-since")
     if if_modified_since is not None:
         try:
             since = parsedate_to_datetime(if_modified_since.decode("latin-1"))
         except (TypeError, ValueError):
             return False  # an unreadable date is ignored, as the RFC says
-        return found.modified_seconds <= int(since.timestamp())
+        return modified_seconds <= int(since.timestamp())
     return False
 
 
@@ -241,4 +250,11 @@ _PREFLIGHT = [
     (b"access-control-allow-headers", b"If-None-Match, If-Modified-Since"),
     (b"access-control-max-age", b"86400"),
 ]
+# The feeds index is a page people open: it gets a page's protection, computed once per file
+# load, so a feed's hot path only adds an empty tuple.
+_HTML_HEADERS = (
+    (b"content-security-policy", FEED_INDEX_POLICY.encode()),
+    (b"x-frame-options", b"DENY"),
+    (b"referrer-policy", b"strict-origin-when-cross-origin"),
+)
 _NOT_FOUND_HEADERS = [(b"content-type", b"text/plain; charset=utf-8")]

@@ -1,0 +1,94 @@
+"""The digest job: build each language's edition for a send time, then send it.
+
+Both steps are idempotent by edition id (a built edition is frozen; the ledger knows who has
+it), so running the job again for the same moment, after a crash or a SIGTERM, finishes what
+was left and sends nothing twice.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from sqlalchemy import Engine
+
+from syndicate import metrics
+from syndicate.delivery.ledger import SendInProgress, SendReport, Stop
+from syndicate.digests.editions import DigestConfig, build_edition, load_edition
+from syndicate.digests.model import Kind
+from syndicate.sending import SendAborted, send
+from syndicate.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class DigestRun:
+    """What one run of a digest job did, edition by edition."""
+
+    kind: str
+    sent: list[SendReport] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)  # "en: nothing new since …"
+    problems: list[str] = field(default_factory=list)  # editions not finished, and why
+
+    @property
+    def stopped(self) -> bool:
+        """Whether a stop request ended the run before every edition went out."""
+        return any(report.stopped for report in self.sent)
+
+    @property
+    def result(self) -> str:
+        """ok, stopped, or failed (some messages deferred, or a send could not run)."""
+        if self.stopped:
+            return "stopped"
+        if self.problems or any(report.failed for report in self.sent):
+            return "failed"
+        return "ok"
+
+    def summary(self) -> str:
+        """One line for the log and `syndicate status`."""
+        parts = [
+            f"{report.edition_id}: {report.sent} sent, {report.failed} failed"
+            + (" (stopped)" if report.stopped else "")
+            for report in self.sent
+        ]
+        parts += [f"skipped {reason}" for reason in self.skipped]
+        parts += self.problems
+        return "; ".join(parts) or "no languages"
+
+
+def run_digest(
+    engine: Engine,
+    settings: Settings,
+    kind: Kind,
+    moment: datetime,
+    *,
+    stop: Stop,
+    now: datetime | None = None,
+) -> DigestRun:
+    """Build and send every language's `kind` edition for the send time `moment`."""
+    config = DigestConfig.from_settings(settings)
+    day = moment.astimezone(settings.schedule.zone).date()
+    run = DigestRun(kind)
+    for language in settings.site.languages:
+        if stop.is_set():
+            break
+        built = build_edition(engine, config, kind, language, day, now or datetime.now(UTC))
+        if built.edition_id is None:
+            run.skipped.append(f"{language}: {built.skipped}")
+            continue
+        edition = load_edition(engine, built.edition_id)
+        assert edition is not None  # just built or found
+        try:
+            report = send(engine, settings, edition, stop=stop)
+        except SendInProgress as error:
+            run.problems.append(f"{edition.id}: not sent here: {error}")
+            continue
+        except SendAborted as error:
+            report = error.report
+            run.problems.append(f"{edition.id}: {error}")
+        metrics.messages.labels("sent").inc(report.sent)
+        metrics.messages.labels("failed").inc(report.failed)
+        run.sent.append(report)
+    return run

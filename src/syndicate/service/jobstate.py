@@ -1,0 +1,66 @@
+"""What each scheduled job last did, kept in the database for `syndicate status` and catch-up.
+
+One `state` row a job (`job.poll`, `job.digest-daily`, …) holding its last run as JSON, so
+any process (the status command, a scheduler that starts after a crash) can read it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Engine, select
+
+from syndicate.store.schema import state
+from syndicate.store.sql import upsert
+
+PREFIX = "job."
+
+
+@dataclass(frozen=True, slots=True)
+class JobRun:
+    """One run of a job: the moment it was due, when it ran, and how it ended."""
+
+    job: str
+    scheduled: datetime  # the moment the run was for (a digest's send time)
+    started: datetime
+    finished: datetime
+    result: str  # ok, stopped (SIGTERM), failed (some messages deferred), error
+    detail: str
+
+    @property
+    def ok(self) -> bool:
+        """Whether the run did all it had to."""
+        return self.result == "ok"
+
+    def to_json(self) -> str:
+        """The run as the JSON stored in its state row."""
+        data: dict[str, Any] = asdict(self)
+        for key in ("scheduled", "started", "finished"):
+            data[key] = data[key].isoformat()
+        return json.dumps(data, ensure_ascii=False)
+
+    @classmethod
+    def from_json(cls, text: str) -> JobRun:
+        """A run read back from its state row."""
+        data = json.loads(text)
+        for key in ("scheduled", "started", "finished"):
+            data[key] = datetime.fromisoformat(data[key])
+        return cls(**data)
+
+
+def record_run(engine: Engine, run: JobRun) -> None:
+    """Store `run` as its job's last run."""
+    with engine.begin() as connection:
+        upsert(connection, state, [{"name": PREFIX + run.job, "value": run.to_json()}], ["name"])
+
+
+def last_runs(engine: Engine) -> dict[str, JobRun]:
+    """Every job's last run, by job name."""
+    with engine.connect() as connection:
+        rows = connection.execute(
+            select(state.c.name, state.c.value).where(state.c.name.startswith(PREFIX))
+        )
+        return {name.removeprefix(PREFIX): JobRun.from_json(value) for name, value in rows}

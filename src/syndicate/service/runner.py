@@ -1,0 +1,57 @@
+"""Running the whole service in one process: the HTTP server in front, the scheduler behind.
+
+SIGTERM (or Ctrl-C) stops both: the server stops accepting and finishes open requests, the
+running jobs finish the message or file in flight and record it, the lease is given up, and
+the process exits 0. A send stopped this way goes on where it left off at the next start.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+from collections.abc import Callable
+from types import FrameType
+from typing import Any
+
+import uvicorn
+from sqlalchemy import Engine
+
+from syndicate.service.scheduler import Scheduler
+from syndicate.settings import Settings
+from syndicate.web.server import server_config
+from syndicate.web.site import create_site
+
+log = logging.getLogger(__name__)
+
+
+class _Server(uvicorn.Server):
+    """uvicorn, telling the scheduler to stop the moment a signal arrives."""
+
+    def __init__(self, config: uvicorn.Config, on_exit: Callable[[], None]) -> None:
+        super().__init__(config)
+        self.on_exit = on_exit
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        """Stop the jobs at once; uvicorn then drains open requests."""
+        self.on_exit()
+        super().handle_exit(sig, frame)
+
+
+def run_service(engine: Engine, settings: Settings) -> None:
+    """Serve and schedule until SIGTERM or SIGINT; return once everything has stopped."""
+    scheduler = Scheduler(engine, settings)
+
+    def stop(_signal: int = 0, _frame: FrameType | Any = None) -> None:
+        scheduler.stop.set()
+
+    # uvicorn re-raises the signal it caught once it has stopped; with these handlers in
+    # place that lands here (a no-op) instead of killing the process before the jobs finish.
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    server = _Server(server_config(create_site(engine, settings), settings.web), stop)
+    scheduler.start()
+    try:
+        server.run()
+    finally:
+        scheduler.shutdown()
+    log.info("service stopped")

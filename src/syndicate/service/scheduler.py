@@ -1,0 +1,224 @@
+"""The scheduler of `syndicate run`: poll the sources, rebuild the feeds, send the digests.
+
+APScheduler (3.x) fires the jobs in worker threads. Only one process per database acts: each
+`syndicate run` serves HTTP, but the jobs do their work only in the process holding the
+`scheduler` lease; the others stand by and take over when its holder stops renewing.
+
+Digests fire at their local time in `[schedule] timezone` (cron rules, so daylight-saving
+changes are followed). A digest whose time passed while no scheduler ran is caught up when one
+takes the lease: the most recent missed time of each kind, once (editions are idempotent by
+id, the ledger by recipient, so a catch-up of something already sent sends nothing).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+from apscheduler.events import EVENT_JOB_SUBMITTED, JobSubmissionEvent
+from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+from sqlalchemy import Engine
+
+from syndicate import metrics
+from syndicate.digests.model import Kind
+from syndicate.service.digests import run_digest
+from syndicate.service.jobstate import JobRun, last_runs, record_run
+from syndicate.service.times import digest_trigger, previous_fire
+from syndicate.settings import Settings
+from syndicate.store import leases
+
+log = logging.getLogger(__name__)
+
+LEASE_NAME = "scheduler"
+LEASE_TTL = timedelta(seconds=60)
+LEASE_EVERY = 15  # seconds between renewals (and, on standby, attempts to take over)
+# A digest that could not start on time (the process was busy or paused) still goes out if
+# it can start within this long; later than that, the next catch-up handles it.
+DIGEST_GRACE = 6 * 3600
+
+
+def digest_triggers(settings: Settings) -> dict[Kind, CronTrigger]:
+    """The cron rule of each enabled digest, in the configured zone."""
+    schedule = settings.schedule
+    return {
+        kind: digest_trigger(kind, schedule.send_time(kind), schedule.zone)
+        for kind in settings.digests.kinds
+    }
+
+
+def missed_digests(
+    triggers: dict[Kind, CronTrigger], runs: dict[str, JobRun], now: datetime
+) -> list[tuple[Kind, datetime]]:
+    """The digests whose latest time passed without a finished run, with that time.
+
+    Only the latest time of each kind counts: a newer edition supersedes an older one. A
+    database with no job runs at all is a first start, when nothing was missed.
+    """
+    if not runs:
+        return []
+    missed = []
+    for kind, trigger in triggers.items():
+        due = previous_fire(kind, trigger, now)
+        last = runs.get(f"digest-{kind}")
+        if due is not None and not (last is not None and last.ok and last.scheduled >= due):
+            missed.append((kind, due))
+    return missed
+
+
+class Scheduler:
+    """The jobs of one `syndicate run`, acting only while this process holds the lease."""
+
+    def __init__(self, engine: Engine, settings: Settings) -> None:
+        """Prepare (not start) the jobs for `settings`."""
+        self.engine = engine
+        self.settings = settings
+        self.stop = threading.Event()  # set on SIGTERM: jobs finish what is in flight and end
+        self.holder = leases.holder_name()
+        self.leading = False
+        self.triggers = digest_triggers(settings)
+        self._digests = threading.Lock()  # one digest send at a time shares the SMTP pool
+        self._jobs = BackgroundScheduler(
+            timezone=settings.schedule.zone,
+            executors={
+                "default": ThreadPoolExecutor(max_workers=4),
+                # Renewal never waits behind a long send or build.
+                "lease": ThreadPoolExecutor(max_workers=1),
+            },
+            job_defaults={"coalesce": True, "max_instances": 1},
+        )
+
+    def start(self) -> None:
+        """Try to take the lease now, then run the jobs in the background."""
+        self.keep_lease()
+        poll = self.settings.schedule.poll_seconds
+        now = datetime.now(UTC)
+        jobs = self._jobs
+        jobs.add_listener(self._submitted, EVENT_JOB_SUBMITTED)
+        jobs.add_job(
+            self.keep_lease, IntervalTrigger(seconds=LEASE_EVERY), id="lease", executor="lease"
+        )
+        # A poll later than its whole interval is pointless: the next one is due anyway.
+        jobs.add_job(
+            self.poll, IntervalTrigger(seconds=poll), id="poll", misfire_grace_time=poll,
+            next_run_time=now,
+        )  # fmt: skip
+        for kind, trigger in self.triggers.items():
+            jobs.add_job(
+                self.digest, trigger, args=[kind], id=f"digest-{kind}",
+                misfire_grace_time=DIGEST_GRACE,
+            )  # fmt: skip
+        jobs.start()
+        log.info(
+            "scheduler started holder=%s leading=%s poll_seconds=%d digests=%s timezone=%s",
+            self.holder, self.leading, poll, ",".join(self.triggers),
+            self.settings.schedule.timezone,
+        )  # fmt: skip
+
+    def shutdown(self) -> None:
+        """Stop: running jobs finish the work in flight, then the lease is given up."""
+        self.stop.set()
+        started = time.monotonic()
+        if self._jobs.running:
+            self._jobs.shutdown(wait=True)
+        if self.leading:
+            leases.release(self.engine, LEASE_NAME, self.holder)
+            self.leading = False
+        log.info("scheduler stopped seconds=%.1f", time.monotonic() - started)
+
+    # -- the lease -------------------------------------------------------------------------
+
+    def keep_lease(self) -> None:
+        """Renew the lease, or (on standby) try to take it; a new holder catches up."""
+        if self.stop.is_set():
+            return
+        if self.leading:
+            if not leases.renew(self.engine, LEASE_NAME, self.holder, LEASE_TTL):
+                self.leading = False
+                log.error("scheduler lease lost holder=%s; standing by", self.holder)
+            return
+        try:
+            leases.acquire(self.engine, LEASE_NAME, self.holder, LEASE_TTL)
+        except leases.LeaseHeld as held:
+            log.info('scheduler standby holder=%s reason="%s"', self.holder, held)
+            return
+        self.leading = True
+        log.info("scheduler lease taken holder=%s", self.holder)
+        if self._jobs.running:
+            self._jobs.modify_job("poll", next_run_time=datetime.now(UTC))
+        self.catch_up()
+
+    # -- jobs ------------------------------------------------------------------------------
+
+    def poll(self) -> None:
+        """Read the sources, rebuild the feeds that changed, and tell the WebSub hub."""
+        self._run("poll", datetime.now(UTC), self._poll)
+
+    def _poll(self) -> tuple[str, str]:
+        from syndicate.feeds.build import FeedConfig, build_feeds
+        from syndicate.feeds.websub import announce_build
+        from syndicate.sources import poll_sources
+
+        sources = poll_sources(self.engine, self.settings)
+        config = FeedConfig.from_settings(self.settings)
+        build = build_feeds(self.engine, config)
+        announced = announce_build(config, build) if build.changed else None
+        detail = f"{sources.summary()}; {build.summary()}"
+        if announced is not None:
+            detail += f"; {announced.summary()}"
+        busy = sources.changed or build.written or build.removed or sources.failed
+        (log.info if busy else log.debug)('poll finished detail="%s"', detail)
+        return ("error" if sources.failed or build.failed else "ok"), detail
+
+    def digest(self, kind: Kind, moment: datetime | None = None) -> None:
+        """Build and send the `kind` digest due at `moment` (by default the latest due)."""
+        moment = moment or previous_fire(kind, self.triggers[kind], datetime.now(UTC))
+        if moment is None or not self.leading:
+            return
+        lateness = (datetime.now(UTC) - moment).total_seconds()
+        metrics.job_lag.labels(f"digest-{kind}").set(max(0.0, lateness))
+        self._run(f"digest-{kind}", moment, lambda: self._digest(kind, moment))
+
+    def _digest(self, kind: Kind, moment: datetime) -> tuple[str, str]:
+        with self._digests:
+            run = run_digest(self.engine, self.settings, kind, moment, stop=self.stop)
+        log.info(
+            'digest finished kind=%s due=%s result=%s detail="%s"',
+            kind, moment.isoformat(), run.result, run.summary(),
+        )  # fmt: skip
+        return run.result, run.summary()
+
+    def catch_up(self, now: datetime | None = None) -> list[tuple[Kind, datetime]]:
+        """Queue each digest whose latest time passed without a finished run; return them."""
+        missed = missed_digests(self.triggers, last_runs(self.engine), now or datetime.now(UTC))
+        for kind, due in missed:
+            log.info("digest catch-up kind=%s due=%s", kind, due.isoformat())
+            self._jobs.add_job(
+                self.digest, args=[kind, due], id=f"catch-up-{kind}", replace_existing=True,
+                misfire_grace_time=None,
+            )  # fmt: skip
+        return missed
+
+    def _run(self, job: str, due: datetime, work: Callable[[], tuple[str, str]]) -> None:
+        """Run `work` if this process leads, recording its outcome in the database."""
+        if not self.leading or self.stop.is_set():
+            return
+        started = datetime.now(UTC)
+        try:
+            result, detail = work()
+        except Exception as error:  # one failed run must not stop the schedule
+            log.exception("job failed job=%s", job)
+            result, detail = "error", f"{type(error).__name__}: {error}"
+        metrics.job_runs.labels(job, "ok" if result == "ok" else "error").inc()
+        record_run(self.engine, JobRun(job, due, started, datetime.now(UTC), result, detail[:2000]))
+
+    def _submitted(self, event: JobSubmissionEvent) -> None:
+        """Note how late a poll started (a digest notes it against its send time)."""
+        if event.job_id == "poll" and event.scheduled_run_times:
+            late = datetime.now(UTC) - event.scheduled_run_times[-1]
+            metrics.job_lag.labels("poll").set(max(0.0, late.total_seconds()))

@@ -1,0 +1,131 @@
+"""`syndicate status`: what the scheduler is doing, read from the database by any process.
+
+It shows who holds the scheduler lease, each job's last run and next run, the last feed build
+and the last sends. Next runs are worked out from the settings, the same rules the scheduler
+uses; a poll's next run follows its last one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import ColumnElement, Engine, case, func, select
+
+from syndicate.service.jobstate import JobRun, last_runs
+from syndicate.service.scheduler import LEASE_NAME, digest_triggers
+from syndicate.settings import Settings
+from syndicate.store.schema import delivery, lease, state
+
+
+@dataclass(frozen=True, slots=True)
+class JobStatus:
+    """One job's line: what it is, how its last run ended, when it runs next."""
+
+    job: str
+    when: str  # "every 30 s", "07:00", "mon 07:00"
+    last: JobRun | None
+    next_run: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class SendStatus:
+    """One edition's ledger, summed up."""
+
+    edition_id: str
+    sent: int
+    bounced: int
+    deferred: int
+    last_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Status:
+    """Everything `syndicate status` prints."""
+
+    holder: str | None
+    lease_until: datetime | None
+    jobs: list[JobStatus]
+    built_at: datetime | None
+    sends: list[SendStatus]
+
+
+def read_status(engine: Engine, settings: Settings, now: datetime | None = None) -> Status:
+    """The scheduler's state as recorded in the database."""
+    now = now or datetime.now(UTC)
+    runs = last_runs(engine)
+    schedule = settings.schedule
+    poll = runs.get("poll")
+    poll_next = (poll.started if poll else now) + timedelta(seconds=schedule.poll_seconds)
+    jobs = [JobStatus("poll", f"every {schedule.poll_seconds} s", poll, poll_next)]
+    for kind, trigger in digest_triggers(settings).items():
+        when = getattr(schedule, f"{kind}_at")
+        next_run = trigger.get_next_fire_time(None, now)
+        jobs.append(JobStatus(f"digest-{kind}", when, runs.get(f"digest-{kind}"), next_run))
+    with engine.connect() as connection:
+        holder = connection.execute(
+            select(lease.c.holder, lease.c.expires_at).where(lease.c.name == LEASE_NAME)
+        ).one_or_none()
+        built = connection.scalar(select(state.c.value).where(state.c.name == "built_at"))
+        sends = [
+            SendStatus(row.edition_id, row.sent or 0, row.bounced or 0, row.deferred or 0, row.at)
+            for row in connection.execute(
+                select(
+                    delivery.c.edition_id,
+                    _count("sent"),
+                    _count("bounced"),
+                    _count("deferred"),
+                    func.max(delivery.c.at).label("at"),
+                )
+                .group_by(delivery.c.edition_id)
+                .order_by(func.max(delivery.c.at).desc())
+                .limit(6)
+            )
+        ]
+    live = holder if holder is not None and holder.expires_at > now else None
+    return Status(
+        live.holder if live else None,
+        live.expires_at if live else None,
+        jobs,
+        datetime.fromisoformat(built) if built else None,
+        sends,
+    )
+
+
+def _count(outcome: str) -> ColumnElement[int]:
+    return func.sum(case((delivery.c.status == outcome, 1), else_=0)).label(outcome)
+
+
+def format_status(status: Status, settings: Settings) -> str:
+    """The status as lines for people, times in the configured zone."""
+    zone = settings.schedule.zone
+
+    def at(moment: datetime | None) -> str:
+        return moment.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S %Z") if moment else "never"
+
+    lines = [
+        f"Scheduler: running as {status.holder} (lease until {at(status.lease_until)})"
+        if status.holder
+        else "Scheduler: not running (no process holds the scheduler lease)",
+        f"Times in {settings.schedule.timezone}.",
+        "",
+    ]
+    for job in status.jobs:
+        lines.append(f"{job.job}  ({job.when})")
+        if job.last:
+            took = (job.last.finished - job.last.started).total_seconds()
+            lines.append(
+                f"  last run  {at(job.last.started)}  {job.last.result}  ({took:.1f} s)"
+                + (f"  due {at(job.last.scheduled)}" if job.job != "poll" else "")
+            )
+            lines.append(f"            {job.last.detail}")
+        else:
+            lines.append("  last run  never")
+        lines.append(f"  next run  {at(job.next_run)}")
+    lines += ["", f"Last feed build: {at(status.built_at)}", "Last sends:"]
+    lines += [
+        f"  {send.edition_id}  {send.sent} sent, {send.bounced} bounced, "
+        f"{send.deferred} deferred; last at {at(send.last_at)}"
+        for send in status.sends
+    ] or ["  none"]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,281 @@
+"""The inbox: a folder that people and programs drop JSON Lines files of ingest records into.
+
+Only `*.jsonl` and `*.ndjson` files are read (other files are left alone and logged once).
+A file is never read half-written:
+- hidden names (`.name`) and names ending `.tmp`, `.part` or `.partial` are skipped, so a writer
+  can write under such a name and rename the finished file into place;
+- a file is read only once its mtime is `settle_seconds` old (any write moves the mtime);
+- a file another process holds an flock on is skipped;
+- a file that changed while it was read is left where it is and read again once it settles.
+
+Each file goes through `ingest_lines` (the same validation and `line N: reason` messages as
+`syndicate ingest`), then moves to `processed/`, or to `rejected/` beside a report listing its
+rejected lines, when any line was rejected. Files are read in name order (then mtime). A moved
+file never replaces an earlier one of the same name: a UTC timestamp (and a counter) is added.
+A crash between ingest and move only means the file is read again, which ingest makes harmless.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO
+
+from sqlalchemy import Engine
+
+from syndicate.ingest import IngestReport, ingest_lines
+from syndicate.settings import SourceSettings
+from syndicate.sources.report import INBOX, SourceError, SourceReport, logfmt
+
+log = logging.getLogger(__name__)
+
+SUFFIXES = (".jsonl", ".ndjson")
+UNFINISHED = (".tmp", ".part", ".partial")
+PROCESSED_DIR = "processed"
+REJECTED_DIR = "rejected"
+REPORT_SUFFIX = ".report.txt"
+# Rejections logged per file; the report in rejected/ lists them all.
+_LOGGED_REJECTIONS = 10
+# Things said once per process (an ignored file, an unreadable one), not at every poll.
+_noted: set[tuple[str, ...]] = set()
+_NOTED_LIMIT = 10_000
+
+
+@dataclass(frozen=True)
+class _Candidate:
+    path: Path
+    stat: os.stat_result
+
+
+def poll_inbox(
+    engine: Engine,
+    settings: SourceSettings,
+    languages: Sequence[str],
+    *,
+    report: SourceReport | None = None,
+) -> SourceReport:
+    """Ingest every settled inbox file in name order and file it in processed/ or rejected/."""
+    report = report if report is not None else SourceReport(INBOX)
+    inbox = settings.inbox_dir
+    try:
+        inbox.mkdir(parents=True, exist_ok=True)
+        candidates = sorted(_candidates(inbox), key=lambda c: (c.path.name, c.stat.st_mtime_ns))
+    except OSError as error:
+        raise SourceError(INBOX, f"cannot list {inbox}: {_reason(error)}") from None
+    for candidate in candidates:
+        # Read the clock per file: ingesting the ones before may have taken a while.
+        age = time.time() - candidate.stat.st_mtime
+        if age < settings.settle_seconds:
+            report.waiting += 1
+            log.debug("inbox file settling file=%s age=%.1f", logfmt(candidate.path), age)
+            continue
+        _ingest_file(engine, candidate, languages, report)
+    return report
+
+
+def _candidates(inbox: Path) -> Iterator[_Candidate]:
+    with os.scandir(inbox) as entries:
+        for entry in entries:
+            name = entry.name
+            if name.startswith(".") or name.lower().endswith(UNFINISHED):
+                continue  # still being written, by convention
+            try:
+                if not entry.is_file():
+                    continue  # processed/, rejected/ and any other folder, FIFOs, sockets
+                stat = entry.stat()
+            except OSError:
+                continue  # vanished since the listing, or a dangling link
+            if not name.lower().endswith(SUFFIXES):
+                if _first_time("ignored", entry.path):
+                    log.info(
+                        "inbox file ignored file=%s reason=%s",
+                        logfmt(entry.path),
+                        logfmt("only .jsonl and .ndjson files are read"),
+                    )
+                continue
+            yield _Candidate(Path(entry.path), stat)
+
+
+def _ingest_file(
+    engine: Engine, candidate: _Candidate, languages: Sequence[str], report: SourceReport
+) -> None:
+    path = candidate.path
+    try:
+        stream = path.open("rb")
+    except OSError as error:
+        _leave(report, path, error)
+        return
+    with stream:
+        if not _try_lock(stream):
+            report.waiting += 1
+            log.debug("inbox file locked by another process file=%s", logfmt(path))
+            return
+        held = os.fstat(stream.fileno())
+        if not _same_file(path, held) or not _unchanged(held, candidate.stat):
+            # Renamed over, moved away by another poller, or written since it was listed.
+            report.waiting += 1
+            return
+        with tempfile.TemporaryFile("w+", encoding="utf-8") as rejections:
+            try:
+                result = ingest_lines(
+                    engine, stream, languages, on_reject=_RejectionLog(path, rejections)
+                )
+            except OSError as error:
+                # What was read is stored (each record whole); the rest comes with the next read.
+                _leave(report, path, error)
+                return
+            if not _unchanged(os.fstat(stream.fileno()), held):
+                report.waiting += 1
+                report.add(result)
+                log.warning(
+                    "inbox file changed while read file=%s; read again once it settles",
+                    logfmt(path),
+                )
+                return
+            try:
+                moved = _file_away(path, result, rejections)
+            except OSError as error:
+                report.add(result)
+                _leave(report, path, error, action="moved")
+                return
+    report.read += 1
+    report.add(result)
+    log.info(
+        "inbox file %s file=%s moved_to=%s stored=%d unchanged=%d rejected=%d",
+        "rejected" if result.rejected else "processed",
+        logfmt(path),
+        logfmt(moved),
+        result.stored,
+        result.unchanged,
+        result.rejected,
+    )
+
+
+class _RejectionLog:
+    """Writes `line N: reason` lines to the report being built, logging the first few."""
+
+    def __init__(self, path: Path, out: IO[str]) -> None:
+        self.path = path
+        self.out = out
+        self.count = 0
+
+    def __call__(self, line: int, reason: str) -> None:
+        self.out.write(f"line {line}: {reason}\n")
+        self.count += 1
+        if self.count <= _LOGGED_REJECTIONS:
+            log.warning(
+                "inbox line rejected file=%s line=%d reason=%s",
+                logfmt(self.path),
+                line,
+                logfmt(reason),
+            )
+
+
+def _file_away(path: Path, result: IngestReport, rejections: IO[str]) -> Path:
+    """Move the read file to processed/ or rejected/ (with its report); return where it went."""
+    folder = path.parent / (REJECTED_DIR if result.rejected else PROCESSED_DIR)
+    folder.mkdir(exist_ok=True)
+    moved = _move_without_overwriting(path, folder, datetime.now(UTC))
+    if result.rejected:
+        rejections.write(f"{path.name}: {result.summary()}\n")
+        rejections.seek(0)
+        _write_report(moved.with_name(moved.name + REPORT_SUFFIX), rejections)
+    return moved
+
+
+def _move_without_overwriting(path: Path, folder: Path, moment: datetime) -> Path:
+    for name in _names(path.name, moment):
+        target = folder / name
+        try:
+            # Claim the name first: O_EXCL fails rather than replace someone else's file.
+            os.close(os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
+        except FileExistsError:
+            continue
+        try:
+            os.replace(path, target)
+        except OSError:
+            target.unlink(missing_ok=True)
+            raise
+        return target
+    raise FileExistsError(f"no free name for {path.name} in {folder}")
+
+
+def _names(name: str, moment: datetime) -> Iterator[str]:
+    """`a.jsonl`, then `a.20250820T120000Z.jsonl`, then `a.20250820T120000Z-2.jsonl`, ..."""
+    yield name
+    stem, dot, suffix = name.rpartition(".")
+    stem, suffix = (stem, dot + suffix) if stem else (name, "")
+    stamp = moment.strftime("%Y%m%dT%H%M%SZ")
+    yield f"{stem}.{stamp}{suffix}"
+    for counter in range(2, 10_000):
+        yield f"{stem}.{stamp}-{counter}{suffix}"
+
+
+def _write_report(target: Path, rejections: IO[str]) -> None:
+    # Written whole under a hidden name, then renamed, so nobody reads half a report.
+    partial = target.with_name(f".{target.name}.tmp")
+    with partial.open("w", encoding="utf-8") as out:
+        while chunk := rejections.read(1 << 16):
+            out.write(chunk)
+    os.replace(partial, target)
+
+
+def _try_lock(stream: IO[bytes]) -> bool:
+    """Take a non-blocking exclusive flock; False when another process holds the file."""
+    try:
+        fcntl.flock(stream.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    except OSError:
+        return True  # a file system without flock: the settle time is the guard there
+    return True
+
+
+def _same_file(path: Path, held: os.stat_result) -> bool:
+    try:
+        now = path.stat()
+    except OSError:
+        return False
+    return (now.st_dev, now.st_ino) == (held.st_dev, held.st_ino)
+
+
+def _unchanged(now: os.stat_result, before: os.stat_result) -> bool:
+    return (now.st_ino, now.st_size, now.st_mtime_ns) == (
+        before.st_ino,
+        before.st_size,
+        before.st_mtime_ns,
+    )
+
+
+def _leave(report: SourceReport, path: Path, error: OSError, action: str = "read") -> None:
+    """A file that cannot be read or moved now stays for the next poll; say so once."""
+    report.waiting += 1
+    reason = _reason(error)
+    level = logging.WARNING if _first_time(action, str(path), reason) else logging.DEBUG
+    log.log(
+        level,
+        "inbox file not %s file=%s error=%s; left for the next poll",
+        action,
+        logfmt(path),
+        logfmt(reason),
+    )
+
+
+def _first_time(*key: str) -> bool:
+    if key in _noted:
+        return False
+    if len(_noted) >= _NOTED_LIMIT:
+        _noted.clear()  # bounded memory; at worst a line is said again
+    _noted.add(key)
+    return True
+
+
+def _reason(error: OSError) -> str:
+    return error.strerror or str(error)

@@ -1,0 +1,113 @@
+"""Security headers for every HTML page the server answers, with one policy per kind of page.
+
+One ASGI middleware wraps the whole site except the /feeds/ fast path, and one table says
+which policy each part of the site gets. A route may still set any of these headers itself;
+the middleware only fills in what the answer lacks, so a route's own choice stands.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from starlette.datastructures import MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+# Every policy starts from nothing allowed; each page kind adds only what its markup uses.
+_BASE = "default-src 'none'; base-uri 'none'; frame-ancestors 'none'"
+# Feed and topic pages: one stylesheet of our own, no script, no images, no forms.
+PAGE_POLICY = f"{_BASE}; style-src 'self'; form-action 'none'"
+# The subscription pages post their forms back to themselves.
+FORM_POLICY = f"{_BASE}; style-src 'self'; img-src 'self'; form-action 'self'"
+# A digest's web copy is the email's HTML: inline styles (mail clients need them) and the
+# articles' images from the site; still no script and no forms.
+WEB_COPY_POLICY = (
+    f"{_BASE}; style-src 'unsafe-inline'; img-src https: http: data:; form-action 'none'"
+)
+# feeds/index.html is a static file with its stylesheet inline (it must stand alone on a CDN).
+FEED_INDEX_POLICY = f"{_BASE}; style-src 'unsafe-inline'; form-action 'none'"
+
+
+@dataclass(frozen=True, slots=True)
+class PagePolicy:
+    """What a kind of page may load, and what it tells other sites when a link is followed."""
+
+    content_security_policy: str
+    referrer_policy: str = "strict-origin-when-cross-origin"
+
+
+# Feed and topic pages, error pages, anything not listed below. Article links may tell the
+# site where a reader came from, never the full URL.
+DEFAULT_POLICY = PagePolicy(PAGE_POLICY)
+# Path prefix -> policy; the first match wins. Subscription URLs carry tokens and a web copy
+# is reached from a personal email: neither is ever named in a Referer.
+POLICIES: tuple[tuple[str, PagePolicy], ...] = (
+    ("/subscribe/", PagePolicy(FORM_POLICY, "no-referrer")),
+    ("/digests/", PagePolicy(WEB_COPY_POLICY, "no-referrer")),
+)
+# A year, the usual floor for HSTS preload lists; subdomains are not ours to speak for.
+HSTS = "max-age=31536000"
+
+
+def policy_for(path: str, policies: Sequence[tuple[str, PagePolicy]] = POLICIES) -> PagePolicy:
+    """The policy for the page at `path`."""
+    for prefix, policy in policies:
+        if path.startswith(prefix):
+            return policy
+    return DEFAULT_POLICY
+
+
+def security_headers(policy: PagePolicy, *, https: bool) -> list[tuple[str, str]]:
+    """The headers every page of `policy` carries."""
+    headers = [
+        ("content-security-policy", policy.content_security_policy),
+        ("x-content-type-options", "nosniff"),
+        ("referrer-policy", policy.referrer_policy),
+        ("x-frame-options", "DENY"),
+        ("cross-origin-opener-policy", "same-origin"),
+    ]
+    if https:
+        # Sent only over a public https URL: over plain http it would lock out the site.
+        headers.append(("strict-transport-security", HSTS))
+    return headers
+
+
+class SecurityHeaders:
+    """Adds the security headers an answer does not already carry."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        https: bool = False,
+        policies: Sequence[tuple[str, PagePolicy]] = POLICIES,
+        cache_control: str | None = None,
+    ) -> None:
+        """Wrap `app`; `https` when the public URL is https; `cache_control` as a default."""
+        self.app = app
+        self.policies = tuple(policies)
+        self.https = https
+        self.cache_control = cache_control
+        # Computed once per policy, not per request.
+        self._headers = {
+            policy: security_headers(policy, https=https)
+            for policy in {DEFAULT_POLICY, *(policy for _, policy in self.policies)}
+        }
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Pass the request on; complete the answer's headers."""
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        wanted = self._headers[policy_for(scope["path"], self.policies)]
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                for name, value in wanted:
+                    headers.setdefault(name, value)
+                if self.cache_control is not None:
+                    headers.setdefault("cache-control", self.cache_control)
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)

@@ -1,0 +1,47 @@
+"""The whole web front as one ASGI app: feeds, pages, archive, subscriptions, health, metrics."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy import Engine
+from starlette.routing import Mount
+
+from syndicate.dispatch import confirmation_sender
+from syndicate.settings import Settings
+from syndicate.subscribers.links import MOUNT_PATH
+from syndicate.subscribers.tokens import secret_key
+from syndicate.subscribers.web import create_subscription_app
+from syndicate.web.app import create_app
+from syndicate.web.archive import archive_routes
+
+
+def create_site(engine: Engine, settings: Settings) -> Callable[..., Any]:
+    """The app `syndicate serve` and `syndicate run` serve, wired from `settings`."""
+    subscriptions = create_subscription_app(
+        engine,
+        site=settings.site,
+        web=settings.web,
+        subscribers=settings.subscribers,
+        digests=settings.digests,
+        secret_key=secret_key(engine, settings.security.secret_key.get_secret_value()),
+        send_confirmation=confirmation_sender(settings),
+    )
+    routes = [
+        Mount(MOUNT_PATH, app=subscriptions),
+        *archive_routes(
+            engine,
+            site_title=settings.site.title_in,
+            web_url=str(settings.web.public_url),
+            max_html_bytes=settings.digests.max_html_bytes,
+        ),
+    ]
+    return create_app(
+        settings.feeds.dir,
+        max_age=settings.feeds.max_age,
+        routes=routes,
+        public_url=str(settings.web.public_url),
+        languages=settings.site.languages,
+        timezone=settings.schedule.timezone,
+    )

@@ -1,0 +1,198 @@
+"""A real `syndicate run` in a subprocess, on a free loopback port, for end-to-end tests."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import httpx
+import pytest
+
+from tests.smtpserver import free_port
+
+SECRET = "an end-to-end secret that is long enough"
+
+
+def wait_for(condition: Callable[[], object], timeout: float, what: str) -> object:
+    """Poll `condition` until it returns something true; fail naming `what` after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if result := condition():
+            return result
+        time.sleep(0.1)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+def soon(zone: str, seconds: float) -> str:
+    """The local time in `zone` `seconds` from now, as a daily_at setting (HH:MM:SS)."""
+    moment = datetime.now(UTC) + timedelta(seconds=seconds)
+    return moment.astimezone(ZoneInfo(zone)).strftime("%H:%M:%S")
+
+
+class Site:
+    """A folder with a store, settings in the environment, and the demo corpus ingested."""
+
+    def __init__(self, folder: Path, corpus: Path) -> None:
+        """Settings for everything under `folder`; the corpus is ingested by the CLI."""
+        self.folder = folder
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith("SYNDICATE_")}
+        self.env.update(
+            {
+                "SYNDICATE_DATABASE__URL": f"sqlite:///{folder / 'var' / 'store.db'}",
+                "SYNDICATE_FEEDS__DIR": str(folder / "feeds"),
+                "SYNDICATE_MAIL__OUTBOX_DIR": str(folder / "var" / "outbox"),
+                "SYNDICATE_SOURCES__INBOX_DIR": str(folder / "var" / "inbox"),
+                "SYNDICATE_SOURCES__SETTLE_SECONDS": "0.2",
+                "SYNDICATE_SCHEDULE__POLL_SECONDS": "1",
+                "SYNDICATE_SECURITY__SECRET_KEY": SECRET,
+                "SYNDICATE_DIGESTS__KINDS": '["daily"]',
+            }
+        )
+        if corpus.stat().st_size:
+            self.cli("ingest", str(corpus))
+
+    @property
+    def inbox(self) -> Path:
+        """The inbox folder the service polls."""
+        return self.folder / "var" / "inbox"
+
+    @property
+    def outbox(self) -> Path:
+        """The Maildir the outbox transport writes to."""
+        return self.folder / "var" / "outbox"
+
+    def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
+        """Run a `syndicate` command as an operator would; fail if it could not run."""
+        result = subprocess.run(
+            [sys.executable, "-m", "syndicate", *args],
+            cwd=self.folder, env=self.env, capture_output=True, text=True, timeout=300,
+            check=False,
+        )  # fmt: skip
+        assert result.returncode in (0, 1), f"syndicate {' '.join(args)}:\n{result.stderr}"
+        return result
+
+    def subscribe(self, addresses: list[str]) -> None:
+        """Import confirmed English daily subscribers."""
+        rows = "".join(f"{address},Reader,en,daily,\n" for address in addresses)
+        (self.folder / "people.csv").write_text("email,name,language,digests,topics\n" + rows)
+        assert self.cli("subscribers", "import", str(self.folder / "people.csv"), "--confirmed")
+
+    def start(self, **settings: str) -> Service:
+        """Start `syndicate run`, settings given here (`schedule__daily_at=…`) kept for later."""
+        self.env.update({f"SYNDICATE_{key.upper()}": value for key, value in settings.items()})
+        service = Service(self)
+        service.wait_healthy()
+        return service
+
+
+class Service:
+    """One running `syndicate run`; its standard error goes to a log file."""
+
+    def __init__(self, site: Site) -> None:
+        """Start the process on a free port, with the site's settings."""
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        env = {
+            **site.env,
+            "SYNDICATE_WEB__PORT": str(self.port),
+            "SYNDICATE_WEB__PUBLIC_URL": self.base + "/",
+        }
+        self.log_path = site.folder / f"service-{self.port}.log"
+        self._log = self.log_path.open("w")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "syndicate", "run"],
+            cwd=site.folder, env=env, stdout=self._log, stderr=subprocess.STDOUT, text=True,
+        )  # fmt: skip
+
+    @property
+    def log(self) -> str:
+        """Everything the service has logged so far."""
+        return self.log_path.read_text()
+
+    def wait_healthy(self, timeout: float = 120) -> None:
+        """Wait until /healthz answers 200 (a build is on disk and the server is up)."""
+
+        def healthy() -> bool:
+            if self.process.poll() is not None:
+                raise AssertionError(f"syndicate run exited early:\n{self.log}")
+            try:
+                return httpx.get(f"{self.base}/healthz", timeout=2).status_code == 200
+            except httpx.TransportError:
+                return False
+
+        wait_for(healthy, timeout, "the service to be healthy")
+
+    def wait_logged(self, text: str, timeout: float = 60) -> None:
+        """Wait until the log contains `text`."""
+        wait_for(lambda: text in self.log, timeout, f"{text!r} in the log:\n{self.log}")
+
+    def get(self, path: str, **options: object) -> httpx.Response:
+        """GET a path of the service."""
+        return httpx.get(self.base + path, timeout=10, **options)  # type: ignore[arg-type]
+
+    def terminate(self, timeout: float = 30) -> int:
+        """SIGTERM the service and return its exit status."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(timeout=timeout)
+        finally:
+            self._log.close()
+
+    def kill(self) -> None:
+        """End the process at once, if it still runs (test cleanup)."""
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(timeout=30)
+        self._log.close()
+
+
+@pytest.fixture(scope="session")
+def demo_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small demo corpus dated up to this hour, written once for the session."""
+    folder = tmp_path_factory.mktemp("corpus")
+    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:00:00+0000")
+    result = subprocess.run(
+        [sys.executable, "-m", "syndicate", "demo-data", "--articles", "240", "--tags", "300",
+         "--now", now],
+        capture_output=True, text=True, timeout=300, check=True, cwd=folder,
+    )  # fmt: skip
+    path = folder / "corpus.jsonl"
+    path.write_text(result.stdout)
+    return path
+
+
+@pytest.fixture
+def services() -> Iterator[list[Service]]:
+    """Services a test starts; any still running at its end are killed."""
+    started: list[Service] = []
+    yield started
+    for service in started:
+        service.kill()
+
+
+def article_record(identifier: str, title: str, published: datetime, **fields: object) -> str:
+    """One ingest-format article line."""
+    record = {
+        "type": "article",
+        "id": identifier,
+        "url": f"https://site.example/en/news/{identifier}",
+        "title": title,
+        "summary": "Dropped into the inbox by a test.",
+        "body_html": "<p>Body.</p>",
+        "published_at": published.isoformat(),
+        "status": "published",
+        "language": "en",
+        "section": "news",
+        "tags": ["Inbox Test"],
+        **fields,
+    }
+    return json.dumps(record, ensure_ascii=False) + "\n"

@@ -1,0 +1,130 @@
+"""The schedule: send-time settings, digest times across daylight saving, catch-up, the lease."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+from sqlalchemy import Engine
+
+from syndicate.service.jobstate import JobRun, last_runs, record_run
+from syndicate.service.scheduler import Scheduler, digest_triggers, missed_digests
+from syndicate.service.times import digest_trigger, parse_send_time, previous_fire
+from syndicate.settings import ScheduleSettings, Settings, SettingsError, load_settings
+
+LONDON = ZoneInfo("Europe/London")
+
+
+@pytest.mark.parametrize(
+    ("kind", "text", "fields"),
+    [
+        ("daily", "07:00", {"hour": 7, "minute": 0, "second": 0}),
+        ("daily", "7:05:30", {"hour": 7, "minute": 5, "second": 30}),
+        ("weekly", "Sun 18:15", {"hour": 18, "minute": 15, "second": 0, "day_of_week": "sun"}),
+        ("monthly", "last 06:00", {"hour": 6, "minute": 0, "second": 0, "day": "last"}),
+        ("monthly", "28 23:59", {"hour": 23, "minute": 59, "second": 0, "day": "28"}),
+    ],
+)
+def test_send_times_are_read_as_cron_fields(
+    kind: str, text: str, fields: dict[str, object]
+) -> None:
+    """Each digest's time setting becomes the cron fields the scheduler uses."""
+    assert parse_send_time(kind, text).cron_fields() == fields
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("daily_at", "25:00"),
+        ("daily_at", "7am"),
+        ("weekly_at", "07:00"),
+        ("monthly_at", "31 07:00"),
+    ],
+)
+def test_a_bad_send_time_names_the_setting(
+    key: str, value: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A send time that cannot be read stops start-up with one line naming the key."""
+    monkeypatch.setenv(f"SYNDICATE_SCHEDULE__{key.upper()}", value)
+    monkeypatch.chdir("/")
+    with pytest.raises(SettingsError, match=rf"setting schedule\.{key}: '{value}' is not a"):
+        load_settings()
+
+
+def test_the_daily_digest_keeps_its_local_hour_across_daylight_saving() -> None:
+    """07:00 in London is 07:00 UTC in winter and 06:00 UTC in summer, each day exactly once."""
+    trigger = digest_trigger("daily", parse_send_time("daily", "07:00"), LONDON)
+    moment = datetime(2026, 3, 27, 12, tzinfo=UTC)
+    fires = []
+    for _ in range(4):
+        moment = trigger.get_next_fire_time(None, moment + timedelta(seconds=1))
+        fires.append(moment.astimezone(UTC))
+    assert [f.strftime("%m-%d %H:%M") for f in fires] == [
+        "03-28 07:00", "03-29 06:00", "03-30 06:00", "03-31 06:00",
+    ]  # fmt: skip
+    autumn = datetime(2026, 10, 24, 12, tzinfo=UTC)
+    first = trigger.get_next_fire_time(None, autumn)
+    second = trigger.get_next_fire_time(first, first + timedelta(seconds=1))
+    assert [f.astimezone(UTC).strftime("%m-%d %H:%M") for f in (first, second)] == [
+        "10-25 07:00", "10-26 07:00",
+    ]  # fmt: skip
+    assert {f.astimezone(LONDON).hour for f in (*fires, first, second)} == {7}
+
+
+def test_the_latest_due_time_of_each_kind() -> None:
+    """The previous fire time looks back over one period: weekly on Mondays, monthly on the last."""
+    now = datetime(2026, 11, 25, 10, tzinfo=UTC)  # a Wednesday
+    weekly = digest_trigger("weekly", parse_send_time("weekly", "mon 07:00"), LONDON)
+    monthly = digest_trigger("monthly", parse_send_time("monthly", "last 07:00"), LONDON)
+    daily = digest_trigger("daily", parse_send_time("daily", "11:00"), LONDON)
+    assert previous_fire("weekly", weekly, now) == datetime(2026, 11, 23, 7, tzinfo=LONDON)
+    assert previous_fire("monthly", monthly, now) == datetime(2026, 10, 31, 7, tzinfo=LONDON)
+    assert previous_fire("daily", daily, now) == datetime(2026, 11, 24, 11, tzinfo=LONDON)
+
+
+def _run(job: str, due: datetime, result: str = "ok") -> JobRun:
+    return JobRun(job, due, due, due + timedelta(seconds=3), result, "")
+
+
+def test_missed_digests_are_the_latest_unfinished_ones() -> None:
+    """Catch-up picks each kind's latest time without a finished run, and nothing on a first start."""
+    settings = Settings(
+        schedule=ScheduleSettings(daily_at="07:00", weekly_at="mon 07:00", monthly_at="1 07:00")
+    )
+    triggers = digest_triggers(settings)
+    now = datetime(2026, 11, 25, 9, tzinfo=UTC)
+    daily = datetime(2026, 11, 25, 7, tzinfo=UTC)
+    weekly = datetime(2026, 11, 23, 7, tzinfo=UTC)
+    monthly = datetime(2026, 11, 1, 7, tzinfo=UTC)
+    assert missed_digests(triggers, {}, now) == []
+    runs = {
+        "poll": _run("poll", now),
+        "digest-daily": _run("digest-daily", daily - timedelta(days=1)),  # yesterday's
+        "digest-weekly": _run("digest-weekly", weekly, result="stopped"),  # SIGTERM mid-send
+        "digest-monthly": _run("digest-monthly", monthly),
+    }
+    assert missed_digests(triggers, runs, now) == [("daily", daily), ("weekly", weekly)]
+
+
+def test_job_runs_are_kept_in_the_database(engine: Engine) -> None:
+    """A job's last run is stored and read back whole, the newest replacing the older."""
+    due = datetime(2026, 11, 25, 7, tzinfo=UTC)
+    record_run(engine, _run("digest-daily", due - timedelta(days=1)))
+    record_run(engine, JobRun("digest-daily", due, due, due, "failed", "daily-en-…: 2 failed"))
+    [(name, run)] = last_runs(engine).items()
+    assert name == "digest-daily"
+    assert run == JobRun("digest-daily", due, due, due, "failed", "daily-en-…: 2 failed")
+    assert not run.ok
+
+
+def test_only_one_scheduler_leads_per_database(engine: Engine) -> None:
+    """Of two schedulers on one database, one leads; the other leads once the first stops."""
+    first, second = Scheduler(engine, Settings()), Scheduler(engine, Settings())
+    first.keep_lease()
+    second.keep_lease()
+    assert (first.leading, second.leading) == (True, False)
+    first.shutdown()
+    second.keep_lease()
+    assert second.leading
+    second.shutdown()
