@@ -121,3 +121,21 @@ def test_serve_mounts_the_subscription_pages_and_the_archive(served: tuple[str, 
     assert "unsubscribe?token=" not in copy.text  # nobody's personal links
     missing = httpx.get(f"{base}/digests/daily-en-1999-01-01", timeout=10)
     assert missing.status_code == 404
+    assert 'lang="en"' in missing.text
+    missing_ar = httpx.get(f"{base}/digests/daily-ar-1999-01-01", timeout=10)
+    assert missing_ar.status_code == 404
+    assert 'dir="rtl"' in missing_ar.text
+
+
+def test_the_archive_lists_editions_by_language(served: tuple[str, Newsroom]) -> None:
+    """/digests/ lists the stored editions of a language, newest first, linking each web copy."""
+    base, room = served
+    listing = httpx.get(f"{base}/digests/", timeout=10)
+    assert listing.status_code == 200
+    assert f'href="/digests/{room.edition}"' in listing.text
+    assert "Daily digest" in listing.text
+    arabic = httpx.get(f"{base}/digests/?lang=ar", timeout=10)
+    assert 'dir="rtl"' in arabic.text
+    assert "أرشيف النشرات البريدية" in arabic.text
+    assert room.edition not in arabic.text  # an English edition is not in the Arabic list
+    assert httpx.get(f"{base}/digests/?lang=xx", timeout=10).status_code == 404

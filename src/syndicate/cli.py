@@ -243,7 +243,7 @@ def run(context: Context, seed_demo: bool) -> None:
                 "",
                 f"  Feeds index    {feeds_url}   (OPML: {feeds_url}index.opml)",
                 f"  Subscribe      {site}/subscribe/",
-                f"  Digest archive {site}/digests/<edition id>",
+                f"  Digest archive {site}/digests/",
                 f"  Health         {site}/healthz   ·   metrics {site}/metrics",
                 f"  Outbox (mail)  {settings.mail.outbox_dir}/new/",
                 f"  Inbox          {inbox}/  (drop JSON Lines files here)",
@@ -290,6 +290,21 @@ def _seed_demo(context: Context) -> None:
         on_reject=lambda line, reason: click.echo(f"demo line {line}: {reason}", err=True),
     )
     click.echo(f"Demo corpus: {report.summary()}", err=True)
+    _demo_editions(engine, context.settings, now)
+
+
+def _demo_editions(engine: Any, settings: Settings, now: datetime) -> None:
+    """Yesterday's daily editions, so the archive has something to show from the start."""
+    from datetime import timedelta
+
+    from syndicate.digests.editions import DigestConfig, build_edition
+
+    config = DigestConfig.from_settings(settings)
+    if "daily" not in config.kinds:
+        return
+    yesterday = now.astimezone(settings.schedule.zone).date() - timedelta(days=1)
+    for language in settings.site.languages:
+        build_edition(engine, config, "daily", language, yesterday, now)
 
 
 def _register_newsletter_commands() -> None:

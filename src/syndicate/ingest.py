@@ -16,6 +16,7 @@ from sqlalchemy.exc import IntegrityError
 
 from syndicate.model import Article, Pick, Record, Topic, Views
 from syndicate.records import RecordError, describe, parse_record
+from syndicate.store.database import for_writing
 from syndicate.store.writes import StoreWriter
 
 log = logging.getLogger(__name__)
@@ -59,6 +60,7 @@ def ingest_lines(
     """Apply every line's record in order; report rejects through `on_reject(line, reason)`."""
     report = IngestReport()
     with engine.connect() as connection:
+        for_writing(connection)  # each batch reads, then writes: see for_writing
         writer = StoreWriter(connection, languages)
         transaction = connection.begin()
         pending = 0

@@ -34,5 +34,5 @@ def setup_logging(level: str = "info") -> None:
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     # Third-party chatter that says nothing an operator needs at info level.
-    for noisy in ("alembic", "apscheduler.executors.default", "httpx"):
+    for noisy in ("alembic", "apscheduler", "httpx"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))

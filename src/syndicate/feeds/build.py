@@ -33,6 +33,7 @@ from syndicate.feeds.render import FeedRenderer
 from syndicate.feeds.spool import FragmentSpool
 from syndicate.feeds.stages import Published, Publisher, render_articles
 from syndicate.settings import Settings
+from syndicate.store.database import for_writing
 from syndicate.store.schema import (
     article,
     article_tag,
@@ -415,6 +416,7 @@ def build_feeds(
                     listed, gone = builder.incremental(keys, registry, report)
             finally:
                 builder.close()
+        for_writing(connection)  # the record reads the registry, then writes it
         with connection.begin():
             index_changed = _record(connection, listed, gone, registry, full=mode == "full")
             if index_changed:
@@ -436,7 +438,10 @@ def build_feeds(
     report.changed.sort()
     metrics.feed_builds.labels(report.mode).inc()
     metrics.feeds_written.inc(report.written)
-    log.info(
+    # The service builds every poll; a build that changed nothing is not news.
+    quiet = mode == "incremental" and not (report.written or report.removed or report.failed)
+    log.log(
+        logging.DEBUG if quiet else logging.INFO,
         "feeds built mode=%s feeds=%d written=%d unchanged=%d removed=%d articles=%d "
         "failed=%d seconds=%.3f",
         report.mode,

@@ -1,47 +1,113 @@
-"""The newsletter archive: every edition's "view in browser" copy at /digests/{edition_id}."""
+"""The newsletter archive: a list of editions at /digests/, each one's web copy at /digests/{id}.
+
+An edition's content is frozen when it is built, so its web copy caches well. Nobody's
+personal links appear in it.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from urllib.parse import urlsplit
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
 from syndicate.digests.editions import load_edition
-from syndicate.digests.model import Edition
+from syndicate.digests.model import KIND_NAMES
 from syndicate.digests.render import render_web_copy
+from syndicate.i18n import direction, gettext
+from syndicate.store.schema import edition
+from syndicate.subscribers.pages import language_name
+from syndicate.templating import environment
+from syndicate.web.pages import render_not_found
 
-NOT_FOUND = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>No such edition</title></head>
-<body><h1>No such edition</h1><p>This newsletter edition does not exist (yet).</p></body></html>
-"""
+LISTED = 90  # editions an archive page lists, newest first
+
+
+@dataclass(frozen=True, slots=True)
+class ListedEdition:
+    """One line of the archive: the edition's id, subject and kind."""
+
+    id: str
+    subject: str
+    kind: str
+
+    @property
+    def kind_name(self) -> str:
+        """The kind as readers see it ("Daily digest"), to be translated."""
+        return KIND_NAMES[self.kind]
 
 
 def archive_routes(
-    engine: Engine, *, site_title: Callable[[str], str], web_url: str, max_html_bytes: int
+    engine: Engine,
+    *,
+    site_title: Callable[[str], str],
+    web_url: str,
+    max_html_bytes: int,
+    languages: Sequence[str] = ("en",),
 ) -> list[Route]:
-    """Routes serving each stored edition's web copy (its content is frozen, so it caches)."""
+    """The archive's list page and every stored edition's web copy."""
+    root = urlsplit(web_url).path.rstrip("/")
+
+    def not_found(language: str) -> Response:
+        html = render_not_found(
+            language, site_title=site_title(language), root=root, index_url=f"{root}/digests/"
+        )
+        return HTMLResponse(html, status_code=404, headers={"cache-control": "public, max-age=60"})
+
+    async def listing(request: Request) -> Response:
+        """The editions of one language (`?lang=`, else the site's first), newest first."""
+        language = request.query_params.get("lang", languages[0])
+        if language not in languages:
+            return not_found(languages[0])
+        editions = await run_in_threadpool(_editions, engine, language)
+        html = (
+            environment()
+            .get_template("pages/archive.html")
+            .render(
+                _=lambda message: gettext(language, message),
+                lang=language,
+                dir=direction(language),
+                root=root,
+                site_title=site_title(language),
+                languages=[(code, language_name(code)) for code in languages],
+                editions=editions,
+            )
+        )
+        return HTMLResponse(html, headers={"cache-control": "public, max-age=300"})
 
     async def web_copy(request: Request) -> Response:
         """One edition as a web page, without anyone's personal links."""
-        edition: Edition | None = load_edition(engine, request.path_params["edition_id"])
-        if edition is None:
-            return HTMLResponse(NOT_FOUND, status_code=404)
+        edition_id = request.path_params["edition_id"]
+        found = await run_in_threadpool(load_edition, engine, edition_id)
+        if found is None:
+            # Ids read kind-language-date: answer in the language the reader was looking for.
+            guess = next((code for code in languages if f"-{code}-" in edition_id), languages[0])
+            return not_found(guess)
         html = render_web_copy(
-            edition,
-            site_title=site_title(edition.language),
+            found,
+            site_title=site_title(found.language),
             web_url=web_url,
             max_html_bytes=max_html_bytes,
         )
-        return HTMLResponse(
-            html,
-            headers={
-                "cache-control": "public, max-age=3600",
-                "x-content-type-options": "nosniff",
-                "referrer-policy": "no-referrer",
-            },
-        )
+        return HTMLResponse(html, headers={"cache-control": "public, max-age=3600"})
 
-    return [Route("/digests/{edition_id:str}", web_copy, methods=["GET", "HEAD"])]
+    return [
+        Route("/digests/", listing, methods=["GET", "HEAD"]),
+        Route("/digests/{edition_id:str}", web_copy, methods=["GET", "HEAD"]),
+    ]
+
+
+def _editions(engine: Engine, language: str) -> list[ListedEdition]:
+    with engine.connect() as connection:
+        rows = connection.execute(
+            select(edition.c.id, edition.c.subject, edition.c.kind)
+            .where(edition.c.language == language)
+            .order_by(edition.c.date.desc(), edition.c.kind)
+            .limit(LISTED)
+        )
+        return [ListedEdition(row.id, row.subject, row.kind) for row in rows]

@@ -35,6 +35,7 @@ def create_site(engine: Engine, settings: Settings) -> Callable[..., Any]:
             site_title=settings.site.title_in,
             web_url=str(settings.web.public_url),
             max_html_bytes=settings.digests.max_html_bytes,
+            languages=settings.site.languages,
         ),
     ]
     return create_app(
