@@ -14,6 +14,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import feedparser
+import pytest
 
 from tests.servicerun import Service, Site, article_record, soon, wait_for
 from tests.smtpserver import Serve
@@ -92,10 +93,14 @@ def test_the_daily_digest_goes_out_at_its_local_time(
     assert service.terminate() == 0
 
 
+@pytest.mark.parametrize("processes", ["1", "2"])
 def test_sigterm_mid_send_then_restart_reaches_everyone_once(
-    tmp_path: Path, demo_corpus: Path, services: list[Service], serve: Serve
+    tmp_path: Path, demo_corpus: Path, services: list[Service], serve: Serve, processes: str
 ) -> None:
-    """SIGTERM during a send exits 0 with the ledger whole; the restart sends the rest, once each."""
+    """SIGTERM during a send exits 0 with the ledger whole; the restart sends the rest, once each.
+
+    With two processes, the sending child hears of the stop from the service and stops too.
+    """
     smtp, smtp_settings = serve()
     smtp.delay = 0.03  # each message takes a moment, so the send is still going when stopped
     people = [f"reader{n:03d}@example.org" for n in range(200)]
@@ -106,6 +111,7 @@ def test_sigterm_mid_send_then_restart_reaches_everyone_once(
         "mail__smtp__host": "127.0.0.1",
         "mail__smtp__port": str(smtp_settings.port),
         "mail__smtp__pool_size": "2",
+        "mail__processes": processes,
     }
     service = site.start(schedule__daily_at=soon("UTC", 4), **mail)
     services.append(service)
