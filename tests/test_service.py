@@ -159,7 +159,7 @@ def test_a_second_service_on_the_same_database_stands_by(
 def test_a_killed_service_leaves_the_lease_to_the_next(
     tmp_path: Path, demo_corpus: Path, services: list[Service]
 ) -> None:
-    """After kill -9 a new service on this machine takes the lease at once and catches up."""
+    """After kill -9, a new service on this machine takes the lease at once, not after its TTL."""
     site = Site(tmp_path, demo_corpus)
     service = site.start()
     services.append(service)

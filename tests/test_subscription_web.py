@@ -13,7 +13,6 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
-import uvicorn
 from sqlalchemy import Engine
 from starlette.applications import Starlette
 from starlette.routing import Mount
@@ -25,6 +24,7 @@ from syndicate.subscribers.registry import Choices, Preferences, Subscriber
 from syndicate.subscribers.tokens import Purpose, Tokens
 from syndicate.subscribers.web import create_subscription_app
 from tests.conftest import LANGUAGES, ingest_text
+from tests.webserver import serve_in_thread
 
 SECRET = "test-secret-key-for-the-subscription-pages"
 SUBSCRIBE_PER_HOUR = 6
@@ -104,20 +104,11 @@ def site(sqlite_engine: Engine) -> Iterator[Site]:
         send_confirmation=mail,
     )
     outer = Starlette(routes=[Mount("/subscribe", app=app)])
-    config = uvicorn.Config(outer, host="127.0.0.1", port=port, log_config=None, lifespan="off")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline, "server did not start"
-        time.sleep(0.02)
-    try:
-        yield Site(url, sqlite_engine, mail)
-    finally:
-        mail.released.set()
-        server.should_exit = True
-        thread.join(timeout=10)
+    for _ in serve_in_thread(outer, port):
+        try:
+            yield Site(url, sqlite_engine, mail)
+        finally:
+            mail.released.set()
 
 
 @pytest.fixture

@@ -6,9 +6,6 @@ import gzip
 import http.client
 import json
 import os
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -18,12 +15,13 @@ from pathlib import Path
 import feedparser
 import httpx
 import pytest
-import uvicorn
 from sqlalchemy import Engine
 
 from syndicate.feeds.build import FeedConfig, build_feeds
 from syndicate.web.app import create_app
 from tests.conftest import NOW, ingest_text
+from tests.smtpserver import free_port
+from tests.webserver import serve_in_thread
 
 FEED = "/feeds/en/all.rss"
 
@@ -51,34 +49,11 @@ class Server:
         return response.status, {k.lower(): v for k, v in response.getheaders()}, body
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def _start(folder: Path) -> Iterator[Server]:
     """Run uvicorn in a thread on a free port until the test is done."""
-    port = _free_port()
-    config = uvicorn.Config(
-        create_app(folder, max_age=120),
-        host="127.0.0.1",
-        port=port,
-        log_config=None,
-        lifespan="off",
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline, "server did not start"
-        time.sleep(0.02)
-    try:
-        yield Server(f"http://127.0.0.1:{port}", port, folder)
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+    port = free_port()
+    for url in serve_in_thread(create_app(folder, max_age=120), port):
+        yield Server(url, port, folder)
 
 
 @pytest.fixture

@@ -4,10 +4,6 @@ from __future__ import annotations
 
 import http.client
 import json
-import os
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from datetime import timedelta
@@ -19,7 +15,7 @@ import feedparser
 import httpx
 import lxml.html
 import pytest
-import uvicorn
+from playwright.sync_api import Browser
 from sqlalchemy import Engine
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
@@ -30,6 +26,8 @@ from syndicate.store import open_database
 from syndicate.web.app import create_app
 from syndicate.web.security import WEB_COPY_POLICY
 from tests.conftest import FIXTURES, LANGUAGES, NOW, ingest_text
+from tests.smtpserver import free_port
+from tests.webserver import serve_in_thread
 
 SCRIPT_TAG = "<script>alert(1)</script>"
 # An article whose tag is markup, to prove every name is escaped on the page.
@@ -45,31 +43,6 @@ FEED_TYPES = {
     "atom": "application/atom+xml",
     "json": "application/feed+json",
 }
-CHROMIUM = Path("/usr/bin/chromium")
-
-
-def free_port() -> int:
-    """A loopback port nothing listens on (yet)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def serve(app: Any, port: int) -> Iterator[str]:
-    """Run `app` under uvicorn on `port` in a thread; yield its base URL until the test ends."""
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="off")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline, "server did not start"
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
 
 
 @dataclass
@@ -105,7 +78,7 @@ def _serve_site(engine: Engine, config: FeedConfig, corpus: str) -> Iterator[Sit
     ingest_text(engine, corpus + "\n" + json.dumps(HOSTILE))
     build_feeds(engine, config, now=NOW)
     app = create_app(config.feeds_dir, max_age=120, public_url=f"{base}/", languages=LANGUAGES)
-    for url in serve(app, port):
+    for url in serve_in_thread(app, port):
         yield Site(url, port, config, engine)
 
 
@@ -341,7 +314,7 @@ def test_strict_transport_security_only_over_https(site: Site) -> None:
     """With an https public URL every page tells browsers to use https from then on."""
     port = free_port()
     app = create_app(site.folder, public_url="https://feeds.example/", languages=LANGUAGES)
-    for url in serve(app, port):
+    for url in serve_in_thread(app, port):
         response = httpx.get(f"{url}/en/tags/iraq/")
         assert response.headers["strict-transport-security"] == "max-age=31536000"
         assert 'href="https://feeds.example/feeds/en/tags/iraq.rss"' in response.text
@@ -361,7 +334,7 @@ def test_each_part_of_the_site_gets_its_own_policy(site: Site) -> None:
         Route("/subscribe/", own_policy),
     ]
     app = create_app(site.folder, routes=routes, languages=LANGUAGES)
-    for url in serve(app, free_port()):
+    for url in serve_in_thread(app, free_port()):
         copy = httpx.get(f"{url}/digests/daily-en-2025-08-22")
         assert copy.headers["content-security-policy"] == WEB_COPY_POLICY
         assert copy.headers["referrer-policy"] == "no-referrer"
@@ -372,28 +345,20 @@ def test_each_part_of_the_site_gets_its_own_policy(site: Site) -> None:
         assert form.headers["x-content-type-options"] == "nosniff"
 
 
-def test_a_browser_renders_the_arabic_page_without_policy_violations(site: Site) -> None:
+def test_a_browser_renders_the_arabic_page_without_policy_violations(
+    site: Site, browser: Browser
+) -> None:
     """Headless Chromium loads the page and its stylesheet, lays it out RTL, and reports no error."""
-    if os.environ.get("SYNDICATE_SKIP_BROWSER") == "1":
-        pytest.skip("SYNDICATE_SKIP_BROWSER=1 is set")
-    if not CHROMIUM.is_file():
-        pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium (apt-get install chromium)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True, args=["--no-sandbox", "--disable-gpu"]
-        )
-        try:
-            tab = browser.new_page()
-            problems: list[str] = []
-            tab.on("console", lambda message: problems.append(message.text))
-            tab.on("pageerror", lambda error: problems.append(str(error)))
-            tab.goto(f"{site.url}/ar/topics/resistance/")
-            assert tab.evaluate("getComputedStyle(document.body).direction") == "rtl"
-            # list-style comes from the stylesheet: it loaded despite the strict policy.
-            style = "getComputedStyle(document.querySelector('ol.items')).listStyleType"
-            assert tab.evaluate(style) == "none"
-            assert problems == []
-        finally:
-            browser.close()
+    tab = browser.new_page()
+    try:
+        problems: list[str] = []
+        tab.on("console", lambda message: problems.append(message.text))
+        tab.on("pageerror", lambda error: problems.append(str(error)))
+        tab.goto(f"{site.url}/ar/topics/resistance/")
+        assert tab.evaluate("getComputedStyle(document.body).direction") == "rtl"
+        # list-style comes from the stylesheet: it loaded despite the strict policy.
+        style = "getComputedStyle(document.querySelector('ol.items')).listStyleType"
+        assert tab.evaluate(style) == "none"
+        assert problems == []
+    finally:
+        tab.close()

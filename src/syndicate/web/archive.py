@@ -19,11 +19,9 @@ from starlette.routing import Route
 from syndicate.digests.editions import load_edition
 from syndicate.digests.model import KIND_NAMES
 from syndicate.digests.render import render_web_copy
-from syndicate.i18n import direction, gettext
 from syndicate.store.schema import edition
 from syndicate.subscribers.pages import language_name
-from syndicate.templating import environment
-from syndicate.web.pages import render_not_found
+from syndicate.web.pages import render_not_found, render_page
 
 LISTED = 90  # editions an archive page lists, newest first
 
@@ -65,18 +63,13 @@ def archive_routes(
         if language not in languages:
             return not_found(languages[0])
         editions = await run_in_threadpool(_editions, engine, language)
-        html = (
-            environment()
-            .get_template("pages/archive.html")
-            .render(
-                _=lambda message: gettext(language, message),
-                lang=language,
-                dir=direction(language),
-                root=root,
-                site_title=site_title(language),
-                languages=[(code, language_name(code)) for code in languages],
-                editions=editions,
-            )
+        html = render_page(
+            "pages/archive.html",
+            language,
+            root=root,
+            site_title=site_title(language),
+            languages=[(code, language_name(code)) for code in languages],
+            editions=editions,
         )
         return HTMLResponse(html, headers={"cache-control": "public, max-age=300"})
 

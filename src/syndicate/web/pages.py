@@ -169,41 +169,39 @@ def local_date(moment: datetime, language: str, zone: tzinfo) -> str:
         return day.isoformat()
 
 
-def render_feed_page(page: FeedPage, *, zone: tzinfo, root: str, index_url: str) -> bytes:
-    """The HTML of a tag or topic page."""
-    language = page.language
+def render_page(template: str, language: str, **context: Any) -> bytes:
+    """A page template rendered in `language`: its strings, `lang` and text direction."""
     html = (
         environment()
-        .get_template("pages/feed.html")
+        .get_template(template)
         .render(
             _=lambda message: gettext(language, message),
             lang=language,
             dir=direction(language),
-            root=root,
-            index_url=index_url,
-            heading=KIND_HEADINGS[page.kind],
-            page=page,
-            date=lambda moment: local_date(moment, language, zone),
+            **context,
         )
     )
     return html.encode()
+
+
+def render_feed_page(page: FeedPage, *, zone: tzinfo, root: str, index_url: str) -> bytes:
+    """The HTML of a tag or topic page."""
+    return render_page(
+        "pages/feed.html",
+        page.language,
+        root=root,
+        index_url=index_url,
+        heading=KIND_HEADINGS[page.kind],
+        page=page,
+        date=lambda moment: local_date(moment, page.language, zone),
+    )
 
 
 def render_not_found(language: str, *, site_title: str, root: str, index_url: str) -> bytes:
     """The HTML of the page that says there is no page here."""
-    html = (
-        environment()
-        .get_template("pages/not_found.html")
-        .render(
-            _=lambda message: gettext(language, message),
-            lang=language,
-            dir=direction(language),
-            root=root,
-            index_url=index_url,
-            site_title=site_title,
-        )
+    return render_page(
+        "pages/not_found.html", language, root=root, index_url=index_url, site_title=site_title
     )
-    return html.encode()
 
 
 class FeedPages:
