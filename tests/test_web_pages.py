@@ -9,7 +9,7 @@ from dataclasses import dataclass, replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urljoin
 
 import feedparser
 import httpx
@@ -237,6 +237,18 @@ def test_a_404_page_speaks_the_language_of_the_path(site: Site) -> None:
     assert (page.get("lang"), page.get("dir")) == ("ar", "rtl")
     assert page.findtext(".//h1") == "الصفحة غير موجودة"
     assert page.findtext(".//p[@class='site-title']") == "أخبار تجريبية"
+
+
+def test_the_feeds_index_links_every_tag_and_topic_page(site: Site) -> None:
+    """Each tag and topic in the feeds index links its page, and each such link answers 200."""
+    index_url = f"{site.url}/feeds/index.html"
+    document = lxml.html.fromstring(httpx.get(index_url).content)
+    pages = {urljoin(index_url, href) for href in document.xpath("//span[@class='name']/a/@href")}
+    assert f"{site.url}/en/topics/resistance/" in pages
+    assert f"{site.url}/en/tags/iraq/" in pages
+    assert not any("/all/" in page or "/sections/" in page for page in pages)
+    for page in sorted(pages)[:20]:
+        assert httpx.get(page).status_code == 200, page
 
 
 def test_a_path_without_its_slash_is_redirected(site: Site) -> None:

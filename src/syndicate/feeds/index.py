@@ -42,6 +42,13 @@ class ListedFeed:
         """The feed's path relative to the index, without a format suffix."""
         return quote(self.key)
 
+    @property
+    def page_href(self) -> str | None:
+        """The web page of a tag or topic feed, relative to the index (served beside /feeds/)."""
+        if self.kind not in (Kind.TAG, Kind.TOPIC):
+            return None
+        return f"../{quote(self.key)}/"
+
 
 @dataclass(frozen=True, slots=True)
 class LanguageGroup:
