@@ -12,6 +12,8 @@ from syndicate.service.jobstate import JobRun, last_runs, record_run
 from syndicate.service.scheduler import Scheduler, digest_triggers, missed_digests
 from syndicate.service.times import digest_trigger, parse_send_time, previous_fire
 from syndicate.settings import ScheduleSettings, Settings, SettingsError, load_settings
+from syndicate.subscribers import registry
+from syndicate.subscribers.registry import Choices, Preferences
 
 LONDON = ZoneInfo("Europe/London")
 
@@ -128,3 +130,29 @@ def test_only_one_scheduler_leads_per_database(engine: Engine) -> None:
     second.keep_lease()
     assert second.leading
     second.shutdown()
+
+
+def test_tidy_forgets_expired_unconfirmed_subscriptions_only(engine: Engine) -> None:
+    """The tidy job deletes pending subscriptions past their link's life; nothing else."""
+    long_ago = datetime.now(UTC) - timedelta(days=10)
+    daily = Preferences("en", ("daily",))
+    choices = Choices(("en",), ("daily",))
+    stale = registry.subscribe(engine, "stale@example.org", daily, choices, now=long_ago)
+    fresh = registry.subscribe(engine, "fresh@example.org", daily, choices)
+    kept = registry.subscribe(engine, "kept@example.org", daily, choices, now=long_ago)
+    back = registry.subscribe(engine, "back@example.org", daily, choices, now=long_ago)
+    assert stale is not None
+    assert fresh is not None
+    assert kept is not None
+    assert back is not None
+    registry.confirm(engine, kept.pk, now=long_ago)
+    registry.confirm(engine, back.pk, now=long_ago)
+    registry.unsubscribe(engine, back.pk)
+    registry.subscribe(engine, "back@example.org", daily, choices, now=long_ago)  # asks again
+    scheduler = Scheduler(engine, Settings())
+    scheduler.keep_lease()
+    scheduler.tidy()
+    scheduler.shutdown()
+    left = {subscriber.email for subscriber, _ in registry.all_subscribers(engine)}
+    assert left == {"fresh@example.org", "kept@example.org", "back@example.org"}
+    assert last_runs(engine)["tidy"].detail == "1 unconfirmed subscriptions forgotten"

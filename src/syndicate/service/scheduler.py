@@ -41,6 +41,8 @@ LEASE_EVERY = 15  # seconds between renewals (and, on standby, attempts to take 
 # A digest that could not start on time (the process was busy or paused) still goes out if
 # it can start within this long; later than that, the next catch-up handles it.
 DIGEST_GRACE = 6 * 3600
+TIDY_HOURS = 6  # how often unconfirmed subscriptions past their link's life are forgotten
+UNCONFIRMED_GRACE_HOURS = 24  # kept this long after the link expires, for support questions
 
 
 def digest_triggers(settings: Settings) -> dict[Kind, CronTrigger]:
@@ -113,6 +115,9 @@ class Scheduler:
                 self.digest, trigger, args=[kind], id=f"digest-{kind}",
                 misfire_grace_time=DIGEST_GRACE,
             )  # fmt: skip
+        jobs.add_job(
+            self.tidy, IntervalTrigger(hours=TIDY_HOURS), id="tidy", misfire_grace_time=None
+        )
         jobs.start()
         log.info(
             "scheduler started holder=%s leading=%s poll_seconds=%d digests=%s timezone=%s",
@@ -174,6 +179,19 @@ class Scheduler:
         busy = sources.changed or build.written or build.removed or sources.failed
         (log.info if busy else log.debug)('poll finished detail="%s"', detail)
         return ("error" if sources.failed or build.failed else "ok"), detail
+
+    def tidy(self) -> None:
+        """Forget subscriptions whose confirmation links expired unused."""
+        self._run("tidy", datetime.now(UTC), self._tidy)
+
+    def _tidy(self) -> tuple[str, str]:
+        from syndicate.subscribers.registry import forget_unconfirmed
+
+        hours = self.settings.subscribers.confirm_hours + UNCONFIRMED_GRACE_HOURS
+        forgotten = forget_unconfirmed(self.engine, datetime.now(UTC) - timedelta(hours=hours))
+        if forgotten:
+            log.info("subscribers forgotten unconfirmed=%d older_than_hours=%d", forgotten, hours)
+        return "ok", f"{forgotten} unconfirmed subscriptions forgotten"
 
     def digest(self, kind: Kind, moment: datetime | None = None) -> None:
         """Build and send the `kind` digest due at `moment` (by default the latest due)."""

@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import ColumnElement, Engine, case, func, select
 
 from syndicate.service.jobstate import JobRun, last_runs
-from syndicate.service.scheduler import LEASE_NAME, digest_triggers
+from syndicate.service.scheduler import LEASE_NAME, TIDY_HOURS, digest_triggers
 from syndicate.settings import Settings
 from syndicate.store.schema import delivery, lease, state
 
@@ -58,6 +58,9 @@ def read_status(engine: Engine, settings: Settings, now: datetime | None = None)
     poll = runs.get("poll")
     poll_next = (poll.started if poll else now) + timedelta(seconds=schedule.poll_seconds)
     jobs = [JobStatus("poll", f"every {schedule.poll_seconds} s", poll, poll_next)]
+    tidy = runs.get("tidy")
+    tidy_next = (tidy.started if tidy else now) + timedelta(hours=TIDY_HOURS)
+    jobs.append(JobStatus("tidy", f"every {TIDY_HOURS} h", tidy, tidy_next))
     for kind, trigger in digest_triggers(settings).items():
         when = getattr(schedule, f"{kind}_at")
         next_run = trigger.get_next_fire_time(None, now)
@@ -116,7 +119,7 @@ def format_status(status: Status, settings: Settings) -> str:
             took = (job.last.finished - job.last.started).total_seconds()
             lines.append(
                 f"  last run  {at(job.last.started)}  {job.last.result}  ({took:.1f} s)"
-                + (f"  due {at(job.last.scheduled)}" if job.job != "poll" else "")
+                + (f"  due {at(job.last.scheduled)}" if job.job.startswith("digest") else "")
             )
             lines.append(f"            {job.last.detail}")
         else:

@@ -300,6 +300,24 @@ def confirm(bind: Bind, pk: int, *, now: datetime | None = None) -> Subscriber |
         return find(connection, pk)
 
 
+def forget_unconfirmed(bind: Bind, before: datetime) -> int:
+    """Delete subscriptions never confirmed and left pending since before `before`; how many.
+
+    Their confirmation links have expired, so nobody can confirm them any more; keeping the
+    addresses (often typed by someone else, or by a bot) would serve no one. An address once
+    confirmed is kept whatever its state: its ledger and suppression history stay.
+    """
+    with transaction(bind) as connection:
+        result = connection.execute(
+            delete(subscriber).where(
+                subscriber.c.status == "pending",
+                subscriber.c.confirmed_at.is_(None),
+                subscriber.c.updated_at < before,
+            )
+        )
+        return int(result.rowcount or 0)
+
+
 def update_preferences(
     bind: Bind,
     pk: int,
