@@ -6,10 +6,10 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, create_engine
 
 from syndicate.service.jobstate import JobRun, last_runs, record_run
-from syndicate.service.scheduler import Scheduler, digest_triggers, missed_digests
+from syndicate.service.scheduler import LEASE_TTL, Scheduler, digest_triggers, missed_digests
 from syndicate.service.times import digest_trigger, parse_send_time, previous_fire
 from syndicate.settings import ScheduleSettings, Settings, SettingsError, load_settings
 from syndicate.subscribers import registry
@@ -156,3 +156,16 @@ def test_tidy_forgets_expired_unconfirmed_subscriptions_only(engine: Engine) -> 
     left = {subscriber.email for subscriber, _ in registry.all_subscribers(engine)}
     assert left == {"fresh@example.org", "kept@example.org", "back@example.org"}
     assert last_runs(engine)["tidy"].detail == "1 unconfirmed subscriptions forgotten"
+
+
+def test_a_leader_that_cannot_reach_the_database_stands_down(sqlite_engine: Engine) -> None:
+    """When renewals fail past half the lease, the scheduler stops acting rather than risk two."""
+    scheduler = Scheduler(sqlite_engine, Settings())
+    scheduler.keep_lease()
+    assert scheduler.leading
+    scheduler.engine = create_engine("sqlite:////nonexistent/folder/store.db")
+    scheduler.keep_lease()  # a failed renewal soon after the last one: still leading
+    assert scheduler.leading
+    scheduler._renewed -= LEASE_TTL.total_seconds()
+    scheduler.keep_lease()
+    assert not scheduler.leading

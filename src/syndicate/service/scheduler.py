@@ -24,6 +24,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
 
 from syndicate import metrics
 from syndicate.digests.model import Kind
@@ -83,6 +84,7 @@ class Scheduler:
         self.stop = threading.Event()  # set on SIGTERM: jobs finish what is in flight and end
         self.holder = leases.holder_name()
         self.leading = False
+        self._renewed = 0.0  # monotonic time the lease was last taken or renewed
         self.triggers = digest_triggers(settings)
         self._digests = threading.Lock()  # one digest send at a time shares the SMTP pool
         self._jobs = BackgroundScheduler(
@@ -142,8 +144,21 @@ class Scheduler:
         """Renew the lease, or (on standby) try to take it; a new holder catches up."""
         if self.stop.is_set():
             return
+        try:
+            self._keep_lease()
+        except SQLAlchemyError as error:
+            # The database is unreachable: the lease runs out unrenewed, so stop acting before
+            # it does, when another process may take it.
+            if self.leading and time.monotonic() - self._renewed > LEASE_TTL.total_seconds() / 2:
+                self.leading = False
+                log.error("scheduler lease not renewed holder=%s; standing by", self.holder)
+            log.error('scheduler lease check failed error="%s"', str(error).splitlines()[0])
+
+    def _keep_lease(self) -> None:
         if self.leading:
-            if not leases.renew(self.engine, LEASE_NAME, self.holder, LEASE_TTL):
+            if leases.renew(self.engine, LEASE_NAME, self.holder, LEASE_TTL):
+                self._renewed = time.monotonic()
+            else:
                 self.leading = False
                 log.error("scheduler lease lost holder=%s; standing by", self.holder)
             return
@@ -152,6 +167,7 @@ class Scheduler:
         except leases.LeaseHeld as held:
             log.info('scheduler standby holder=%s reason="%s"', self.holder, held)
             return
+        self._renewed = time.monotonic()
         self.leading = True
         log.info("scheduler lease taken holder=%s", self.holder)
         if self._jobs.running:
