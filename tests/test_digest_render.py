@@ -5,11 +5,14 @@ from __future__ import annotations
 import logging
 import os
 import re
+from email import message_from_bytes, policy
+from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine
 
+from syndicate.delivery.message import BodyTemplate, Letter, build_message
 from syndicate.digests.model import Edition
 from syndicate.digests.render import (
     CompiledEdition,
@@ -57,6 +60,51 @@ def test_daily_english_email_matches_golden_file(editions: dict[str, Edition], s
     if os.environ.get("UPDATE_GOLDEN"):
         golden.write_bytes(actual)
     assert actual == golden.read_bytes()
+
+
+def test_the_golden_email_encoded_once_and_filled_reads_as_the_golden_file(
+    editions: dict[str, Edition],
+) -> None:
+    """Encoded once as templates and filled with `fillings`, the email decodes to the golden file."""
+    email = compiled(editions["en"])
+    in_html, in_text = email.fillings("Sara", UNSUBSCRIBE, PREFERENCES)
+    text = BodyTemplate(email.text, email.placeholders).fill(in_text)
+    html = BodyTemplate(email.html, email.placeholders).fill(in_html)
+    raw = build_message(
+        Letter(
+            from_address="Demo News <news@syndicate.example>",
+            to_email="sara@example.org",
+            subject=email.subject,
+            text="",
+            html="",
+            list_id="daily.en.syndicate.example",
+            unsubscribe_url=UNSUBSCRIBE,
+        ),
+        bodies=(text, html),
+    )
+    message = message_from_bytes(raw, policy=policy.default)
+    assert isinstance(message, EmailMessage)
+    for subtype, suffix in (("plain", "txt"), ("html", "html")):
+        part = message.get_body((subtype,))
+        assert part is not None
+        decoded = part.get_content().replace("\r\n", "\n").encode()
+        golden = (GOLDEN / f"digest-daily-en.{suffix}").read_bytes()
+        assert decoded == golden.removesuffix(b"\n") + b"\n"  # a MIME part ends with a line break
+
+
+def test_fillings_are_what_personalise_puts_in(editions: dict[str, Edition]) -> None:
+    """The values `fillings` gives, in place of the placeholders, make `personalise`'s email."""
+    email = compiled(editions["en"])
+    name = '<b>Ann</b> "O\'Neil"\r\n'
+    in_html, in_text = email.fillings(name, UNSUBSCRIBE, PREFERENCES)
+    html, text = email.html, email.text
+    for placeholder, html_value, text_value in zip(
+        email.placeholders, in_html, in_text, strict=True
+    ):
+        html, text = html.replace(placeholder, html_value), text.replace(placeholder, text_value)
+    assert (html, text) == email.personalise(name, UNSUBSCRIBE, PREFERENCES)
+    assert in_text[0] == 'Hello <b>Ann</b> "O\'Neil",'
+    assert in_html[0] == "Hello &lt;b&gt;Ann&lt;/b&gt; &quot;O&#x27;Neil&quot;,"
 
 
 @pytest.mark.parametrize("language", ["ar", "fa"])

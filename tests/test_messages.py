@@ -21,7 +21,13 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from syndicate.delivery import dkim as signing
 from syndicate.delivery.dkim import DkimKeyError, DkimSigner
-from syndicate.delivery.message import Letter, MessageBytes, MessageError, build_message
+from syndicate.delivery.message import (
+    BodyTemplate,
+    Letter,
+    MessageBytes,
+    MessageError,
+    build_message,
+)
 from syndicate.settings import DkimSettings
 
 WHEN = datetime(2026, 11, 24, 7, 30, tzinfo=timezone(timedelta(hours=3, minutes=30)))
@@ -320,6 +326,147 @@ def test_bodies_keep_the_message_bytes_promise() -> None:
         expected = text.replace("\r\n", "\n").replace("\r", "\n")
         expected += "" if expected.endswith("\n") else "\n"
         assert body_text(parse(raw), "plain") == expected
+
+
+# Body templates: encoded once, filled per recipient --------------------------------------
+
+SLOTS = ("%%greeting-1%%", "%%unsubscribe-1%%", "%%preferences-1%%")
+TEMPLATE_TEXT = (
+    "Site\nDaily digest\n\n%%greeting-1%%\n\n.A line that starts with a dot\n"
+    + "A long line of news, " * 20
+    + "\nManage your preferences: %%preferences-1%%\nUnsubscribe: %%unsubscribe-1%%\n"
+)
+TEMPLATE_HTML = (
+    '<html><body><div style="color:#1f1d1a;">%%greeting-1%%</div>'
+    + "<p>Editor&#39;s choice &nbsp;·&nbsp; a story</p>" * 60
+    + '<a href="%%preferences-1%%">Preferences</a> · <a href="%%unsubscribe-1%%">Unsubscribe</a>'
+    + "</body></html>\n"
+)
+URL = "https://site.example/subscribe/unsubscribe?token=AgIDaSX3wAmVdZQgvpr_8BQT&lang=en"
+
+
+def filled(text: str, values: tuple[str, ...]) -> str:
+    """`text` with each slot replaced by its value."""
+    for slot, value in zip(SLOTS, values, strict=True):
+        text = text.replace(slot, value)
+    return text
+
+
+def templated(letter: Letter, text: str, html: str, values: tuple[str, ...]) -> MessageBytes:
+    """The letter built from `text` and `html` encoded once as templates, filled with `values`."""
+    bodies = (BodyTemplate(text, SLOTS).fill(values), BodyTemplate(html, SLOTS).fill(values))
+    return build_message(replace(letter, text="", html=""), bodies=bodies)
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        ("Hello Sara,", URL, URL.replace("unsubscribe", "preferences")),
+        ("Hello José Ñúñez O&#39;Brien,", URL.replace("&", "&amp;"), ""),
+        (".Hello", "=", "  two  spaces\tand a tab "),
+        ("x" * 300, "é" * 9 + "y" * 90, "%%unsubscribe-1%%"),
+        ("", "", ""),
+    ],
+    ids=["english", "escaped", "awkward", "long", "empty"],
+)
+def test_a_filled_template_reads_as_the_filled_text(values: tuple[str, ...]) -> None:
+    """Parsed, a message of filled templates has exactly the text and HTML, values in place."""
+    raw = templated(LETTER, TEMPLATE_TEXT, TEMPLATE_HTML, values)
+    message = parse(raw)
+    assert body_text(message, "plain") == filled(TEMPLATE_TEXT, values)
+    assert body_text(message, "html") == filled(TEMPLATE_HTML, values)
+    assert message.defects == []
+    assert raw.count(b"Content-Transfer-Encoding: quoted-printable") == 2
+    body = raw.split(b"\r\n\r\n", 1)[1]
+    assert max(len(line) for line in body.split(b"\r\n")) <= 76
+    assert b"\t" not in body
+    assert b"  " not in body
+    assert b" \r\n" not in body
+    assert not any(line.startswith(b".") for line in raw.split(b"\r\n"))
+
+
+def test_recipients_share_every_encoded_line_but_their_own() -> None:
+    """Two fills differ only on the lines that hold their own values."""
+    template = BodyTemplate(TEMPLATE_HTML, SLOTS)
+    sara = template.fill(("Hello Sara,", URL, URL)).data.split(b"\r\n")
+    dana = template.fill(("Hello Dana,", URL.replace("AgID", "BgID"), URL)).data.split(b"\r\n")
+    assert len(sara) == len(dana)
+    differing = [
+        number for number, (one, two) in enumerate(zip(sara, dana, strict=True)) if one != two
+    ]
+    assert len(differing) == 2
+    assert b"Sara" in sara[differing[0]]
+    assert b"AgID" in sara[differing[1]]
+
+
+@pytest.mark.parametrize(
+    ("text", "values"),
+    [
+        (
+            '<div dir="rtl">%%greeting-1%%</div><p>اختيار المحرر</p>\n' * 30,
+            ("مرحبًا علي،", URL, URL),
+        ),
+        ("Hello %%greeting-1%%\n%%unsubscribe-1%%", ("a\nline break", URL, URL)),
+        ("No line break at the end: %%preferences-1%%", ("Hello,", URL, "")),
+    ],
+    ids=["arabic", "value-with-line-break", "empty-value-at-the-end"],
+)
+def test_a_template_falls_back_to_encoding_the_filled_text_as_build_message_does(
+    text: str, values: tuple[str, ...]
+) -> None:
+    """Base64 bodies, and values that change the lines, give the bytes build_message gives."""
+    fixed = replace(LETTER, message_id="<fixed.1@site.example>")
+    by_template = templated(fixed, text, text, values)
+    whole = build_message(replace(fixed, text=filled(text, values), html=filled(text, values)))
+    assert by_template == whole
+
+
+def test_random_templates_keep_the_message_bytes_promise() -> None:
+    """Any text and values give canonical, decodable bodies equal to the text filled in."""
+    chooser = random.Random(11)
+    alphabet = [
+        " ",
+        "  ",
+        "\t",
+        ".",
+        "=",
+        "é",
+        "\u200c",
+        "ب",
+        "\n",
+        "\r\n",
+        "\r",
+        "a",
+        "b" * 80,
+        *SLOTS,
+    ]
+    for _ in range(300):
+        text = "".join(chooser.choice(alphabet) for _ in range(chooser.randint(0, 40)))
+        values = tuple(
+            "".join(chooser.choice(" .=éa") for _ in range(chooser.randint(0, 90))) for _ in SLOTS
+        )
+        raw = templated(LETTER, text, text.upper(), values)
+        assert isinstance(raw, MessageBytes)
+        body = raw.split(b"\r\n\r\n", 1)[1]
+        assert b"\t" not in body
+        assert b"  " not in body
+        assert b" \r\n" not in body
+        assert max(len(line) for line in body.split(b"\r\n")) <= 76
+        assert not any(line.startswith(b".") for line in raw.split(b"\r\n"))
+        expected = filled(text, values).replace("\r\n", "\n").replace("\r", "\n")
+        expected += "" if expected.endswith("\n") else "\n"
+        assert body_text(parse(raw), "plain") == expected
+
+
+def test_a_template_needs_slots_and_a_letter_one_set_of_bodies() -> None:
+    """No template without slots; a letter with text cannot take encoded bodies as well."""
+    with pytest.raises(ValueError, match="slot"):
+        BodyTemplate("text", ())
+    with pytest.raises(ValueError, match="slot"):
+        BodyTemplate("text", ("",))
+    body = BodyTemplate("%%greeting-1%%", SLOTS[:1]).fill(("Hello,",))
+    with pytest.raises(MessageError, match="not both"):
+        build_message(LETTER, bodies=(body, body))
 
 
 # DKIM ------------------------------------------------------------------------------------

@@ -15,7 +15,8 @@ from syndicate import metrics
 from syndicate.feeds.build import FeedConfig, build_feeds
 from syndicate.web.app import create_app
 from tests.conftest import NOW, ingest_text
-from tests.test_web_pages import free_port, serve
+from tests.smtpserver import free_port
+from tests.webserver import serve_in_thread
 
 
 def _value(name: str, labels: dict[str, str] | None = None) -> float:
@@ -37,7 +38,7 @@ def _scraped(url: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
 def server(feed_config: FeedConfig) -> Iterator[str]:
     """The web front over an empty feeds folder."""
     Path(feed_config.feeds_dir).mkdir(parents=True, exist_ok=True)
-    yield from serve(create_app(feed_config.feeds_dir), free_port())
+    yield from serve_in_thread(create_app(feed_config.feeds_dir), free_port())
 
 
 def test_metrics_are_served_in_prometheus_text_format(server: str) -> None:

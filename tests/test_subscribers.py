@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import re
 import time
 
 import pytest
+from itsdangerous import TimestampSigner, URLSafeTimedSerializer
 from sqlalchemy import Engine, select
 
 from syndicate.store.schema import state, subscriber, suppression
@@ -141,6 +144,93 @@ def test_a_token_for_one_purpose_is_refused_for_another(minted: Purpose, used: P
     with pytest.raises(TokenError) as refused:
         tokens.read(used, tokens.mint(minted, 1, "a@x.org"), max_age=3600)
     assert refused.value.reason == "wrong purpose"
+
+
+def _mailed_before(purpose: Purpose, pk: int, email: str, *, issued: float | None = None) -> str:
+    """A token as links mailed before the compact form carried it (itsdangerous, salted)."""
+    signer = TimestampSigner if issued is None else _PastSigner
+    serializer = URLSafeTimedSerializer(
+        SECRET,
+        salt="syndicate.subscribers." + purpose.value,
+        signer=signer,
+        signer_kwargs={"digest_method": hashlib.sha256},
+    )
+    _PastSigner.moment = int(issued or 0)
+    return str(serializer.dumps([pk, Tokens(SECRET).fingerprint(email)]))
+
+
+class _PastSigner(TimestampSigner):
+    """An itsdangerous signer that dates its signatures at `moment`."""
+
+    moment = 0
+
+    def get_timestamp(self) -> int:
+        """The moment set for the token being made."""
+        return self.moment
+
+
+def test_tokens_are_compact_url_safe_and_carry_no_dots() -> None:
+    """A token is one short URL-safe word (no dots, so it never looks like the older form)."""
+    tokens = Tokens(SECRET)
+    for pk in (0, 7, 2**31, 2**63 - 1):
+        token = tokens.mint(Purpose.UNSUBSCRIBE, pk, "a@x.org")
+        assert re.fullmatch(r"[A-Za-z0-9_-]{40,60}", token)
+        assert tokens.read(Purpose.UNSUBSCRIBE, token, max_age=60).pk == pk
+    with pytest.raises(ValueError, match="pk"):
+        tokens.mint(Purpose.CONFIRM, -1, "a@x.org")
+
+
+def test_changing_any_letter_of_a_token_makes_it_forged() -> None:
+    """Whichever letter of a token is changed, and to whatever, it is refused as forged."""
+    tokens = Tokens(SECRET)
+    token = tokens.mint(Purpose.PREFERENCES, 123456, "a@x.org")
+    for position in range(len(token)):
+        for letter in "Aa0_-":
+            if token[position] != letter:
+                changed = token[:position] + letter + token[position + 1 :]
+                with pytest.raises(TokenError) as refused:
+                    tokens.read(Purpose.PREFERENCES, changed, max_age=60)
+                assert refused.value.reason == "forged"
+    for changed in (token[:-1], token + "A", token + "=", " " + token, token.upper()):
+        with pytest.raises(TokenError):
+            tokens.read(Purpose.PREFERENCES, changed, max_age=60)
+
+
+def test_a_token_from_the_future_is_refused_as_expired() -> None:
+    """A token dated later than now (a clock set wrong) is refused, as itsdangerous refused it."""
+    tomorrow = Tokens(SECRET, clock=lambda: time.time() + 86400)
+    token = tomorrow.mint(Purpose.UNSUBSCRIBE, 1, "a@x.org")
+    with pytest.raises(TokenError) as refused:
+        Tokens(SECRET).read(Purpose.UNSUBSCRIBE, token, max_age=400 * 86400)
+    assert refused.value.reason == "expired"
+
+
+@pytest.mark.parametrize("purpose", list(Purpose))
+def test_links_mailed_before_the_compact_tokens_keep_working(purpose: Purpose) -> None:
+    """An itsdangerous token already in someone's mailbox reads as it did, bound to its address."""
+    tokens = Tokens(SECRET)
+    claim = tokens.read(purpose, _mailed_before(purpose, 42, "a@x.org"), max_age=60)
+    assert (claim.purpose, claim.pk) == (purpose, 42)
+    assert tokens.owns(claim, "a@x.org")
+    assert not tokens.owns(claim, "b@x.org")
+
+
+def test_old_tokens_are_still_refused_when_expired_tampered_or_misused() -> None:
+    """The older form keeps its refusals: expired, forged, and wrong purpose."""
+    tokens = Tokens(SECRET)
+    old = _mailed_before(Purpose.CONFIRM, 1, "a@x.org", issued=time.time() - 3 * 86400)
+    with pytest.raises(TokenError) as refused:
+        tokens.read(Purpose.CONFIRM, old, max_age=48 * 3600)
+    assert refused.value.reason == "expired"
+    fresh = _mailed_before(Purpose.UNSUBSCRIBE, 1, "a@x.org")
+    for token, purpose, reason in (
+        (_tamper(fresh, 2), Purpose.UNSUBSCRIBE, "forged"),
+        (_tamper(fresh, -3), Purpose.UNSUBSCRIBE, "forged"),
+        (fresh, Purpose.PREFERENCES, "wrong purpose"),
+    ):
+        with pytest.raises(TokenError) as refused:
+            tokens.read(purpose, token, max_age=60)
+        assert refused.value.reason == reason
 
 
 def test_secret_key_is_generated_once_and_shared(

@@ -10,12 +10,13 @@ import mailbox
 import ssl
 import time
 from collections.abc import Iterator
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from email import message_from_bytes, policy
 from pathlib import Path
 from typing import Any
 
 import pytest
+from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -202,6 +203,46 @@ def test_envelope_addresses_cannot_inject_commands(serve: Serve) -> None:
         asyncio.run(transport.send(SENDER, hostile, message_for("reader@example.org")))
     assert server.received == []
     assert server.peers == set()
+
+
+def test_a_server_slower_than_the_timeout_is_given_up_on(serve: Serve) -> None:
+    """A reply later than `timeout` abandons the try on that connection: a TransientFailure."""
+    server, settings = serve()
+    server.delay = 2.0
+    transport = smtp(settings, timeout=0.2, retries=1, pool_size=1)
+    started = time.monotonic()
+    with pytest.raises(TransientFailure, match="connection lost"):
+        run(transport, "reader@example.org")
+    assert time.monotonic() - started < 1.5
+    assert transport.stats.retries == 1
+    assert transport.stats.connections == 2
+
+
+@dataclass
+class OptionsRecorder(Recorder):
+    """Records the MAIL FROM options of each message it accepts."""
+
+    options: list[list[str]] = field(default_factory=list)
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        """Note the options, then accept as Recorder does."""
+        self.options.append(list(envelope.mail_options))
+        return await super().handle_DATA(server, session, envelope)
+
+
+def test_every_message_announces_its_size_even_the_first_on_a_connection() -> None:
+    """The session is greeted with EHLO on connecting, so the first MAIL FROM has SIZE too."""
+    recorder = OptionsRecorder()
+    port = free_port()
+    controller = Controller(recorder, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        settings = SmtpSettings(host="127.0.0.1", port=port, timeout=5, pool_size=1)
+        run(smtp(settings), "first@example.org", "second@example.org")
+    finally:
+        controller.stop()
+    sizes = [len(message_for(rcpt)) for rcpt in ("first@example.org", "second@example.org")]
+    assert sorted(recorder.options) == sorted([[f"SIZE={size}"] for size in sizes])
 
 
 def test_rate_limiter_never_exceeds_its_rate() -> None:

@@ -21,7 +21,8 @@ from syndicate import metrics
 from syndicate.feeds.build import FeedConfig, build_feeds
 from syndicate.feeds.websub import GIVE_UP_AFTER, announce_build, notify_hub
 from tests.conftest import NOW, ingest_text
-from tests.test_web_pages import free_port, serve
+from tests.smtpserver import free_port
+from tests.webserver import serve_in_thread
 
 FEEDS = [f"https://feeds.example/feeds/en/tags/t{number}.rss" for number in range(10)]
 
@@ -68,7 +69,7 @@ def hub() -> Iterator[Hub]:
             Route("/slow", slow, methods=["POST"]),
         ]
     )
-    for url in serve(app, free_port()):
+    for url in serve_in_thread(app, free_port()):
         recorded.url = url
         yield recorded
 

@@ -19,7 +19,7 @@ from sqlalchemy import Connection, Engine
 
 from syndicate.delivery.dkim import DkimSigner
 from syndicate.delivery.ledger import Outgoing, SendPlan
-from syndicate.delivery.message import Letter, build_message, make_message_id
+from syndicate.delivery.message import BodyTemplate, Letter, build_message, make_message_id
 from syndicate.delivery.transports import (
     PermanentFailure,
     SessionFailure,
@@ -28,7 +28,7 @@ from syndicate.delivery.transports import (
     transport_from_settings,
 )
 from syndicate.digests.model import KIND_NAMES, Edition
-from syndicate.digests.render import EditionRenderer
+from syndicate.digests.render import CompiledEdition, EditionRenderer
 from syndicate.i18n import direction, gettext
 from syndicate.settings import Settings
 from syndicate.subscribers import registry
@@ -72,10 +72,28 @@ def plan_send(
     list_id = f"{edition.kind}.{edition.language}.{domain}"
     list_name = f"{site_title}: {gettext(edition.language, KIND_NAMES[edition.kind])}"
 
+    # Each variant's text and HTML are encoded once, on its first recipient, and kept for the
+    # send; a message then costs the encoding of its greeting and links (see BodyTemplate).
+    encoded: dict[CompiledEdition, tuple[BodyTemplate, BodyTemplate]] = {}
+    by_topics: dict[tuple[str, ...], tuple[CompiledEdition, BodyTemplate, BodyTemplate]] = {}
+
+    def variant(topics: tuple[str, ...]) -> tuple[CompiledEdition, BodyTemplate, BodyTemplate]:
+        found = by_topics.get(topics)
+        if found is None:
+            compiled = renderer.for_topics(topics)  # several sets of topics share a variant
+            if compiled not in encoded:
+                slots = compiled.placeholders
+                encoded[compiled] = (
+                    BodyTemplate(compiled.text, slots),
+                    BodyTemplate(compiled.html, slots),
+                )
+            found = by_topics[topics] = (compiled, *encoded[compiled])
+        return found
+
     def compose(recipient: registry.Recipient) -> Outgoing:
-        compiled = renderer.for_topics(recipient.topics)
+        compiled, text, html = variant(recipient.topics)
         unsubscribe = links.unsubscribe(recipient.pk, recipient.email, recipient.language)
-        html, text = compiled.personalise(
+        in_html, in_text = compiled.fillings(
             recipient.name,
             unsubscribe,
             links.preferences(recipient.pk, recipient.email, recipient.language),
@@ -87,14 +105,15 @@ def plan_send(
                 to_email=recipient.email,
                 to_name=recipient.name,
                 subject=compiled.subject,
-                text=text,
-                html=html,
+                text="",  # both parts come encoded, as `bodies`
+                html="",
                 list_id=list_id,
                 list_name=list_name,
                 unsubscribe_url=unsubscribe,
                 unsubscribe_mailto=mail.unsubscribe_mailto,
                 message_id=message_id,
-            )
+            ),
+            bodies=(text.fill(in_text), html.fill(in_html)),
         )
         if signer is not None:
             data = signer.sign(data)

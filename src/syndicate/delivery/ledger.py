@@ -392,18 +392,25 @@ class _Recorder:
                     if outcome.status == "bounced":
                         self.on_bounce(connection, outcome.email, outcome.detail)
         except BaseException as error:  # the send must stop: it cannot record what it sends
-            for _, done in group:
-                done.get_loop().call_soon_threadsafe(_fail, done, error)
+            _settle([done for _, done in group], error)
             return
-        for _, done in group:
-            done.get_loop().call_soon_threadsafe(_resolve, done)
+        _settle([done for _, done in group], None)
 
 
-def _resolve(done: asyncio.Future[None]) -> None:
-    if not done.done():
-        done.set_result(None)
+def _settle(futures: list[asyncio.Future[None]], error: BaseException | None) -> None:
+    """Resolve a committed group's futures, waking each event loop once, not once a message."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[asyncio.Future[None]]] = {}
+    for done in futures:
+        by_loop.setdefault(done.get_loop(), []).append(done)
+    for loop, waiting in by_loop.items():
+        loop.call_soon_threadsafe(_resolve_all, waiting, error)
 
 
-def _fail(done: asyncio.Future[None], error: BaseException) -> None:
-    if not done.done():
-        done.set_exception(error)
+def _resolve_all(futures: list[asyncio.Future[None]], error: BaseException | None) -> None:
+    for done in futures:
+        if done.done():
+            continue
+        if error is None:
+            done.set_result(None)
+        else:
+            done.set_exception(error)

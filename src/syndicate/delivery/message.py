@@ -2,11 +2,12 @@
 
 Messages are assembled as bytes rather than through `email.message` and its policy-driven
 generator, which costs about 5 ms for a digest-sized message: the headers an edition's letters
-share (From, Subject, List-Id) are encoded once and cached, and bodies are encoded by
-`binascii`, quoted-printable line by line with each distinct line encoded once, so the lines
-an edition's messages share cost nothing after the first recipient. The tests parse what
-this builds with the email package and compare it, header by header and part by part, with
-the same letter built by `email.message`.
+share (From, Subject, List-Id) are encoded once and cached. A body is encoded by `binascii`,
+quoted-printable or base64; a `BodyTemplate` encodes what an edition's recipients share once,
+and each recipient's message costs only the encoding of their own few words (greeting, links)
+spliced in between soft line breaks. The tests parse what this builds with the email package
+and compare it, header by header and part by part, with the same letter built by
+`email.message`.
 
 Nothing a caller passes can add a header or a MIME part. Text meant for people (the subject,
 display names, the list's name) loses its control characters and is RFC 2047-encoded unless it
@@ -23,7 +24,8 @@ import hashlib
 import re
 import secrets
 import struct
-from collections.abc import Iterable
+import time
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import format_datetime, parseaddr
@@ -33,6 +35,7 @@ from itertools import chain
 LINE = 78  # header lines are folded to this length wherever a space allows (RFC 5322 2.1.1)
 NAME_LIMIT = 256  # characters of a display name kept; more only makes a longer header
 CRLF = b"\r\n"
+SOFT_BREAK = b"=\r\n"  # quoted-printable: a line break that is not in the text
 
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
 _BLANKS = re.compile(" {2,}")
@@ -69,6 +72,18 @@ class MessageError(ValueError):
 
 
 @dataclass(frozen=True, slots=True)
+class EncodedBody:
+    """A body part `BodyTemplate.fill` has transfer-encoded: its encoding's name and its bytes.
+
+    Like MessageBytes, the type is the promise (CRLF line ends, lines within 76 characters, no
+    line starting with ".", quoted-printable or base64 only): only this module makes them.
+    """
+
+    encoding: bytes  # b"quoted-printable" or b"base64"
+    data: bytes  # ending with CRLF
+
+
+@dataclass(frozen=True, slots=True)
 class Letter:
     """Everything one recipient's message is built from."""
 
@@ -87,8 +102,14 @@ class Letter:
     date: datetime | None = None  # timezone-aware; empty for now
 
 
-def build_message(letter: Letter) -> MessageBytes:
-    """The letter as RFC 5322 bytes with CRLF line ends, ready to sign and send."""
+def build_message(
+    letter: Letter, *, bodies: tuple[EncodedBody, EncodedBody] | None = None
+) -> MessageBytes:
+    """The letter as RFC 5322 bytes with CRLF line ends, ready to sign and send.
+
+    `bodies` are the text and HTML parts as `BodyTemplate.fill` encoded them, for a letter
+    whose `text` and `html` are left empty.
+    """
     sender, sender_domain = _sender(letter.from_address)
     if letter.message_id:
         if not _MESSAGE_ID.fullmatch(letter.message_id):
@@ -98,8 +119,13 @@ def build_message(letter: Letter) -> MessageBytes:
         message_id = make_message_id(letter.message_id_domain or sender_domain)
     mailto = checked_address(letter.unsubscribe_mailto or f"unsubscribe@{sender_domain}")
     boundary = b"=_" + hashlib.sha256(message_id.encode("ascii")).hexdigest()[:30].encode("ascii")
-    text_encoding, text = _encode_body(letter.text)
-    html_encoding, html = _encode_body(letter.html)
+    if bodies is None:
+        text_encoding, text = _encode_body(letter.text)
+        html_encoding, html = _encode_body(letter.html)
+    elif letter.text or letter.html:
+        raise MessageError("a letter has text and html, or encoded bodies, not both")
+    else:
+        (text_encoding, text), (html_encoding, html) = ((b.encoding, b.data) for b in bodies)
     return MessageBytes(
         b"".join(
             (
@@ -258,13 +284,95 @@ def _list_unsubscribe(url: str, mailto: str) -> bytes:
 
 def _date(moment: datetime | None) -> bytes:
     if moment is None:
-        moment = datetime.now(UTC)
-    elif moment.utcoffset() is None:
+        return _date_of_second(int(time.time()))
+    if moment.utcoffset() is None:
         raise MessageError(f"a message date needs a time zone: {moment.isoformat()}")
     return format_datetime(moment).encode("ascii")
 
 
+@lru_cache(maxsize=2)
+def _date_of_second(second: int) -> bytes:
+    """The Date of messages made now: a Date names whole seconds, so it is written once a second."""
+    return format_datetime(datetime.fromtimestamp(second, UTC)).encode("ascii")
+
+
 # Bodies ----------------------------------------------------------------------------------
+
+
+class BodyTemplate:
+    """A text body with slots for each recipient's own words, encoded once for all of them.
+
+    What recipients share is quoted-printable encoded when the template is made. `fill` encodes
+    only the slots' values and splices them in, each starting a line of its own and joined to
+    the text around it by soft line breaks (a "=" ending a line), so the body decodes to exactly
+    the text with the values in place of the slots. When base64 is the shorter encoding (mostly
+    Arabic or Persian text), or a value holds a line break, the filled text is encoded whole,
+    as `build_message` encodes any text.
+    """
+
+    def __init__(self, text: str, slots: Sequence[str]) -> None:
+        """A template of `text` in which every occurrence of each of `slots` is to be filled."""
+        if not slots or not all(slots):
+            raise ValueError("a body template needs slots, and no slot can be empty")
+        self.slots = tuple(slots)
+        number = {slot: index for index, slot in enumerate(self.slots)}
+        cut = re.compile("(" + "|".join(map(re.escape, self.slots)) + ")").split
+        parts: list[str | int] = []  # the text, a slot's number standing for the slot
+        pieces: list[bytes | int] = []  # its encoding, cut at the same places
+        shared: list[bytes] = []  # encoded text since the last slot
+        text = _lf_only(text)
+        # The text is given the final line break email.message gives a body. Filled, a text
+        # ending in a slot would have one only if the value is not empty: `fill` checks.
+        self._unended = not text.endswith("\n")
+        self._last = next((number[slot] for slot in self.slots if text.endswith(slot)), None)
+        for index, line in enumerate((text + "\n" if self._unended else text).split("\n")):
+            if index:
+                parts.append("\n")
+                shared.append(CRLF)
+            # A slot's value starts a line of its own, joined to its neighbours on the same
+            # line by soft line breaks; those neighbours are encoded once, here.
+            items = [
+                number[part] if position % 2 else part
+                for position, part in enumerate(cut(line)) if position % 2 or part
+            ]  # fmt: skip
+            for position, item in enumerate(items):
+                if position:
+                    shared.append(SOFT_BREAK)
+                if isinstance(item, int):
+                    pieces.extend((b"".join(shared), item))
+                    shared = []
+                else:
+                    continued = position < len(items) - 1
+                    shared.append(_encode_line(item.encode("utf-8", "replace"), continued))
+                parts.append(item)
+        pieces.append(b"".join(shared))
+        self._parts = tuple(parts)
+        self._pieces = tuple(pieces)
+        shared_text = [part for part in parts if isinstance(part, str)]
+        self._chars = sum(map(len, shared_text))
+        self._size = sum(len(part.encode("utf-8", "replace")) for part in shared_text)
+        self._counts = [parts.count(index) for index in range(len(self.slots))]
+
+    def fill(self, values: Sequence[str]) -> EncodedBody:
+        """The body with `values` in the slots, in the order of `slots`, encoded for sending."""
+        data = [value.encode("utf-8", "replace") for value in values]
+        size, chars = self._size, self._chars
+        spliceable = self._last is None or bool(values[self._last])
+        for count, value, encoded in zip(self._counts, values, data, strict=True):
+            size += count * len(encoded)
+            chars += count * len(value)
+            spliceable = spliceable and "\n" not in value and "\r" not in value
+        if spliceable and _quoted_printable_is_shorter(size, chars):
+            own = [_encode_line(encoded, continued=True) for encoded in data]
+            spliced = [own[piece] if isinstance(piece, int) else piece for piece in self._pieces]
+            return EncodedBody(b"quoted-printable", b"".join(spliced))
+        text = "".join(values[part] if isinstance(part, int) else part for part in self._parts)
+        return EncodedBody(*_encode_body(text[:-1] if self._unended else text))
+
+
+def _lf_only(text: str) -> str:
+    """`text` with every line break (CRLF, CR) an LF."""
+    return text.replace("\r\n", "\n").replace("\r", "\n") if "\r" in text else text
 
 
 def _encode_body(text: str) -> tuple[bytes, bytes]:
@@ -273,17 +381,19 @@ def _encode_body(text: str) -> tuple[bytes, bytes]:
     Quoted-printable when that is shorter (mostly ASCII text), base64 otherwise, as
     email.message chooses; the text always ends with a line break, as email.message makes it.
     """
-    if "\r" in text:
-        text = text.replace("\r\n", "\n").replace("\r", "\n")
-    if not text.endswith("\n"):
-        text += "\n"
+    text = _lf_only(text)
+    text += "" if text.endswith("\n") else "\n"
     data = text.encode("utf-8", "replace")
-    size = len(data)
-    # UTF-8 adds one byte for most non-ASCII letters (two for some), each written as =XX twice.
-    escaped = 2 * (size - len(text))
-    if size + 2 * escaped + size // 25 <= size * 4 // 3 + size // 38:
-        return b"quoted-printable", _quoted_printable(data)
+    if _quoted_printable_is_shorter(len(data), len(text)):
+        return b"quoted-printable", CRLF.join([_encode_line(line) for line in data.split(b"\n")])
     return b"base64", _base64(data.replace(b"\n", CRLF))
+
+
+def _quoted_printable_is_shorter(size: int, chars: int) -> bool:
+    """Whether `size` bytes of UTF-8 holding `chars` characters are shorter quoted-printable."""
+    # UTF-8 adds one byte for most non-ASCII letters (two for some), each written as =XX twice.
+    escaped = 2 * (size - chars)
+    return size + 2 * escaped + size // 25 <= size * 4 // 3 + size // 38
 
 
 def _base64(data: bytes) -> bytes:
@@ -298,59 +408,13 @@ def _base64(data: bytes) -> bytes:
     return CRLF.join(lines)
 
 
-# Quoted-printable is line by line, so each distinct line is encoded once and kept: the lines of
-# an edition repeat across its recipients' messages, and only the few personal ones are new.
-# The cache is bounded in bytes, not lines: a long line (minified HTML can be one line of tens
-# of kilobytes holding a personal link) is never kept, or 50,000 of them would fill gigabytes.
-_QP_LINES: dict[bytes, bytes] = {}
-_QP_LINE_KEPT_LONGEST = 2_000  # bytes; a longer line is encoded every time
-_QP_CACHE_BYTES = 4 * 2**20  # then the cache starts afresh (a send of one edition needs ~2 MB)
-_qp_cached = [0]  # bytes in the cache now (a list, to change it without `global`)
-
-
-_QP_PIECE = 768  # a long line is cut after the first ">" this far on
-
-
-def _quoted_printable(data: bytes) -> bytes:
-    """Quoted-printable (RFC 2045 6.7) of LF-ended text, with CRLF line ends."""
-    known = _QP_LINES.get
-    encoded: list[bytes] = []
-    for line in data.split(b"\n"):
-        done = known(line)
-        if done is None:  # an empty line's encoding, b"", is a hit too
-            long = len(line) > _QP_LINE_KEPT_LONGEST
-            done = _encode_long(line) if long else _encode_line(line)
-        encoded.append(done)
-    return CRLF.join(encoded)
-
-
-def _encode_long(line: bytes) -> bytes:
-    """A long line in pieces ending at a ">", joined by soft line breaks: same decoded bytes.
-
-    Minified HTML is one line of tens of kilobytes with the reader's greeting and links in it;
-    cut at tag ends, its pieces repeat across recipients and are cached, and only the few
-    personal ones are encoded for each message.
-    """
-    known = _QP_LINES.get
-    pieces: list[bytes] = []
-    start, end = 0, len(line)
-    while start < end:
-        cut = line.find(b">", start + _QP_PIECE) + 1
-        if cut == 0 or cut - start > _QP_LINE_KEPT_LONGEST:
-            cut = min(end, start + _QP_LINE_KEPT_LONGEST)
-        piece = line[start:cut]
-        done = known(piece)
-        pieces.append(done if done is not None else _encode_line(piece))
-        start = cut
-    return b"=\r\n".join(pieces)
-
-
-def _encode_line(line: bytes) -> bytes:
+def _encode_line(line: bytes, continued: bool = False) -> bytes:
     """One line of text as quoted-printable lines of at most 76 characters, CRLF between them.
 
     binascii encodes; then what relaxed DKIM canonicalisation would rewrite for every message
     signed (tabs, runs of spaces) and what SMTP would dot-stuff (a "." starting a line) are
-    written as escapes here, once per distinct line, and the line is wrapped again.
+    written as escapes here, and the line is wrapped again. A `continued` line is followed by
+    a soft line break, so its last line leaves room for the "=".
     """
     logical = binascii.b2a_qp(line, istext=True).replace(b"=\n", b"")  # unwrapped
     logical = logical.replace(b"\t", b"=09").replace(b"  ", b" =20")  # no two spaces touch
@@ -359,7 +423,7 @@ def _encode_line(line: bytes) -> bytes:
     while True:
         dot = start < end and logical[start] == 0x2E  # "." becomes "=2E", two longer
         room = 74 if dot else 76
-        if end - start <= room:
+        if end - start <= room - continued:
             break
         cut = start + room - 1  # and the soft line break "=" after it
         if logical[cut - 1] == 0x3D:  # "=": an escape would be cut
@@ -371,11 +435,4 @@ def _encode_line(line: bytes) -> bytes:
         start = cut
     last = logical[start:]
     wrapped.append(b"=2E" + last[1:] if dot else last)
-    encoded = CRLF.join(wrapped)
-    if len(line) <= _QP_LINE_KEPT_LONGEST:
-        if _qp_cached[0] > _QP_CACHE_BYTES:
-            _QP_LINES.clear()
-            _qp_cached[0] = 0
-        _QP_LINES[line] = encoded
-        _qp_cached[0] += len(line) + len(encoded)
-    return encoded
+    return CRLF.join(wrapped)

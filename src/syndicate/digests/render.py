@@ -3,8 +3,9 @@
 An edition is compiled once for each set of followed topics (its variant); what differs per
 recipient (the greeting's name, the unsubscribe and preferences links) is left in the compiled
 HTML and text as placeholders that `CompiledEdition.personalise` fills with `str.replace`, so
-100,000 recipients cost 100,000 string replacements, not 100,000 compiles. Every mjml-python
-quirk lives in this module.
+100,000 recipients cost 100,000 string replacements, not 100,000 compiles. A sender that
+encodes the compiled text once asks `CompiledEdition.fillings` for the values alone. Every
+mjml-python quirk lives in this module.
 """
 
 from __future__ import annotations
@@ -87,20 +88,26 @@ class CompiledEdition:
 
     def personalise(self, name: str, unsubscribe_url: str, preferences_url: str) -> tuple[str, str]:
         """The HTML and plain text for one recipient: greeting and personal links filled in."""
+        in_html, in_text = self.fillings(name, unsubscribe_url, preferences_url)
+        html, text = self.html, self.text
+        for placeholder, html_value, text_value in zip(
+            self.placeholders, in_html, in_text, strict=True
+        ):
+            html = html.replace(placeholder, html_value)
+            text = text.replace(placeholder, text_value)
+        return html, text
+
+    def fillings(
+        self, name: str, unsubscribe_url: str, preferences_url: str
+    ) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """What fills the placeholders for one recipient, in their order: in HTML, in text.
+
+        A sender that encodes the compiled text once splices these in itself.
+        """
         shown = "".join(char for char in " ".join(name.split()) if char.isprintable())[:NAME_LIMIT]
         greeting = self.greetings[0].format(name=shown) if shown else self.greetings[1]
-        greeting_at, unsubscribe_at, preferences_at = self.placeholders
-        html = (
-            self.html.replace(greeting_at, escape(greeting))
-            .replace(unsubscribe_at, escape(unsubscribe_url))
-            .replace(preferences_at, escape(preferences_url))
-        )
-        text = (
-            self.text.replace(greeting_at, greeting)
-            .replace(unsubscribe_at, unsubscribe_url)
-            .replace(preferences_at, preferences_url)
-        )
-        return html, text
+        in_text = (greeting, unsubscribe_url, preferences_url)
+        return tuple(map(escape, in_text)), in_text
 
 
 class EditionRenderer:

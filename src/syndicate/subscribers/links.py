@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from urllib.parse import urlencode
+from functools import lru_cache
+from urllib.parse import quote_plus, urlencode
 
 from syndicate.subscribers.tokens import Purpose, Tokens
 
@@ -40,8 +41,10 @@ class SubscriptionLinks:
 
     def link(self, purpose: Purpose, pk: int, email: str, language: str) -> str:
         """The page for `purpose` of subscriber `pk` at `email`; error pages use `language`."""
+        # As urlencode would write it, for a digest's two links a recipient: a minted token is
+        # URL-safe base64, which quotes to itself, and each language is quoted once.
         token = self.tokens.mint(purpose, pk, email)
-        return f"{self.base}{PATHS[purpose]}?{urlencode({'token': token, 'lang': language})}"
+        return f"{self.base}{PATHS[purpose]}?token={token}&lang={_quoted(language)}"
 
     def confirm(self, pk: int, email: str, language: str) -> str:
         """The link in a confirmation mail."""
@@ -54,3 +57,9 @@ class SubscriptionLinks:
     def preferences(self, pk: int, email: str, language: str) -> str:
         """The manage-preferences link of a digest's footer."""
         return self.link(Purpose.PREFERENCES, pk, email, language)
+
+
+@lru_cache(maxsize=64)
+def _quoted(value: str) -> str:
+    """A query string value, percent-encoded as urlencode does."""
+    return quote_plus(value)
