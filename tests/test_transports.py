@@ -457,3 +457,49 @@ def test_transport_from_settings(tmp_path: Path) -> None:
     )
     assert isinstance(relay, SmtpTransport)
     assert (relay.settings.host, relay.settings.pool_size) == ("relay.example", 7)
+
+
+def test_the_final_dot_waits_for_the_previous_record(serve: Serve) -> None:
+    """The message goes out at once, but the server takes it only once the gate is done."""
+    server, settings = serve()
+    transport = smtp(settings, pool_size=1)
+
+    async def main() -> None:
+        gate: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        sending = asyncio.create_task(
+            transport.send(
+                SENDER, "a@example.org", message_for("a@example.org"), before_delivery=gate
+            )
+        )
+        await asyncio.sleep(0.3)
+        assert server.received == []  # envelope and body sent, the dot held back
+        assert not sending.done()
+        gate.set_result(None)
+        await sending
+        assert [got.recipients for got in server.received] == [("a@example.org",)]
+        await transport.close()
+
+    asyncio.run(main())
+
+
+def test_a_failed_gate_means_the_message_is_not_delivered(serve: Serve) -> None:
+    """If the record before it cannot be committed, the message is abandoned before its dot."""
+    server, settings = serve()
+    transport = smtp(settings, pool_size=1)
+
+    async def main() -> None:
+        gate: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        sending = asyncio.create_task(
+            transport.send(
+                SENDER, "a@example.org", message_for("a@example.org"), before_delivery=gate
+            )
+        )
+        await asyncio.sleep(0.2)
+        gate.set_exception(RuntimeError("the ledger cannot be written"))
+        with pytest.raises(RuntimeError, match="ledger"):
+            await sending
+        await transport.send(SENDER, "b@example.org", message_for("b@example.org"))
+        await transport.close()
+
+    asyncio.run(main())
+    assert [got.recipients for got in server.received] == [("b@example.org",)]

@@ -131,8 +131,11 @@ def plan_send(
         edition_id=edition.id,
         page=page,
         compose=compose,  # type: ignore[arg-type]  # the ledger hands back what page gave
-        send=lambda outgoing: transport.send(
-            outgoing.envelope_from, outgoing.recipient, outgoing.data
+        send=lambda outgoing, before_delivery: transport.send(
+            outgoing.envelope_from,
+            outgoing.recipient,
+            outgoing.data,
+            before_delivery=before_delivery,
         ),
         classify=classify_failure,
         on_bounce=bounce,

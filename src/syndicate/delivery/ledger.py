@@ -36,6 +36,9 @@ RENEW_EVERY = 15.0  # seconds
 DONE = ("sent", "bounced")  # outcomes a later run must not repeat; "deferred" is tried again
 
 
+Gate = asyncio.Future[None]  # done once something (a ledger record) is safely committed
+
+
 class Stop(Protocol):
     """A flag another thread or process sets to end a send early (threading or multiprocessing Event)."""
 
@@ -105,8 +108,8 @@ class SendReport:
 class Sender(Protocol):
     """Delivers one message; raises PermanentFailure or TransientFailure."""
 
-    def __call__(self, outgoing: Outgoing) -> Awaitable[None]:
-        """Send `outgoing` through the transport."""
+    def __call__(self, outgoing: Outgoing, before_delivery: Gate | None) -> Awaitable[None]:
+        """Send `outgoing`, completing the delivery only once `before_delivery` is done."""
 
 
 class Classifier(Protocol):
@@ -233,15 +236,23 @@ async def _send_all(
         return report.stopped
 
     async def worker() -> None:
+        # The previous message's ledger record is committed while this connection carries
+        # the next message, which the transport completes (SMTP's final dot) only once that
+        # record is in: a connection never has more than one delivered, unrecorded message.
+        recorded: Gate | None = None
         while not stopping() and (recipient := await work.get()) is not None:
-            outcome = await _deliver(plan, recipient)
-            await recorder.record(outcome)  # committed before the next message is taken
+            outcome = await _deliver(plan, recipient, recorded)
+            if recorded is not None:
+                await recorded  # at once, unless this message failed before it was due
+            recorded = recorder.submit(outcome)
             if outcome.status == "sent":
                 report.sent += 1
             else:
                 report.failed += 1
             if on_progress:
                 on_progress(1)
+        if recorded is not None:
+            await recorded
 
     async def feed() -> None:
         after: int | None = 0
@@ -283,10 +294,10 @@ def _next_batch(
     return [recipient for recipient in mine if recipient.pk not in finished], batch[-1].pk
 
 
-async def _deliver(plan: SendPlan, recipient: Recipient) -> Outcome:
+async def _deliver(plan: SendPlan, recipient: Recipient, before_delivery: Gate | None) -> Outcome:
     outgoing = plan.compose(recipient)
     try:
-        await plan.send(outgoing)
+        await plan.send(outgoing, before_delivery)
     except Exception as error:
         status = plan.classify(error)
         if status is None:
@@ -332,13 +343,13 @@ class _Recorder:
         self.thread = threading.Thread(target=self._run, name="ledger", daemon=True)
         self.thread.start()
 
-    async def record(self, outcome: Outcome) -> None:
-        """Return once `outcome` is committed to the ledger."""
+    def submit(self, outcome: Outcome) -> Gate:
+        """Queue `outcome` for the ledger; the future is done once it is committed."""
         if self.lost:
             raise SendInProgress(f"lost {self.lease_name} to another process; stopping")
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        done: Gate = asyncio.get_running_loop().create_future()
         self.inbox.put((outcome, done))
-        await done
+        return done
 
     def close(self) -> None:
         """Commit what is waiting, then stop."""

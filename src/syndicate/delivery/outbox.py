@@ -8,6 +8,7 @@ Delivered-To lines a local delivery adds, which keep the envelope.
 
 from __future__ import annotations
 
+import asyncio
 import mailbox
 from pathlib import Path
 
@@ -24,8 +25,17 @@ class OutboxTransport:
         self.path = maildir
         self._box = mailbox.Maildir(maildir, factory=None, create=True)
 
-    async def send(self, envelope_from: str, recipient: str, message: bytes) -> None:
+    async def send(
+        self,
+        envelope_from: str,
+        recipient: str,
+        message: bytes,
+        *,
+        before_delivery: asyncio.Future[None] | None = None,
+    ) -> None:
         """Write `message` into new/ with its envelope; local files take no waiting worth a thread."""
+        if before_delivery is not None:
+            await before_delivery
         try:
             sender, to = checked_address(envelope_from), checked_address(recipient)
         except MessageError as error:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass
 from email import message_from_bytes, policy
@@ -32,8 +33,17 @@ class RecordingTransport:
         self.failures = dict(failures or {})
         self.closed = False
 
-    async def send(self, envelope_from: str, recipient: str, message: bytes) -> None:
+    async def send(
+        self,
+        envelope_from: str,
+        recipient: str,
+        message: bytes,
+        *,
+        before_delivery: asyncio.Future[None] | None = None,
+    ) -> None:
         """Keep the message, or raise the failure set for this recipient."""
+        if before_delivery is not None:
+            await before_delivery
         if self.closed:
             raise RuntimeError("send on a closed RecordingTransport")
         failure = self.failures.get(recipient)

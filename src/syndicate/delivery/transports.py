@@ -8,6 +8,7 @@ not be delivered now and may be tried again later. The sender decides what to re
 
 from __future__ import annotations
 
+import asyncio
 from typing import Protocol
 
 from syndicate.settings import MailSettings
@@ -48,8 +49,20 @@ class PermanentFailure(DeliveryFailure):
 class Transport(Protocol):
     """Somewhere messages go: an outbox folder, an SMTP server, or a list in memory."""
 
-    async def send(self, envelope_from: str, recipient: str, message: bytes) -> None:
-        """Deliver `message` to `recipient`, raising a DeliveryFailure when it was not."""
+    async def send(
+        self,
+        envelope_from: str,
+        recipient: str,
+        message: bytes,
+        *,
+        before_delivery: asyncio.Future[None] | None = None,
+    ) -> None:
+        """Deliver `message` to `recipient`, raising a DeliveryFailure when it was not.
+
+        `before_delivery` is awaited before the step that makes the message delivered (SMTP's
+        final dot, the outbox's file); whatever precedes that step may overlap with it. If it
+        raises, the message is not delivered and the error propagates.
+        """
         ...
 
     async def close(self) -> None:
