@@ -8,17 +8,26 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from dataclasses import replace
+from datetime import UTC, datetime
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from pathlib import Path
 
 import httpx
 import pytest
+from sqlalchemy import Engine, insert
 
-from syndicate.dispatch import confirmation_sender
+from syndicate.delivery.ledger import pending_count
+from syndicate.delivery.recording import RecordingTransport
+from syndicate.dispatch import confirmation_sender, plan_send
 from syndicate.settings import MailSettings, Settings
+from syndicate.store.schema import delivery
+from syndicate.subscribers import registry
 from syndicate.subscribers.links import ConfirmationRequest
+from syndicate.subscribers.registry import Choices, Preferences
 from tests.smtpserver import Serve
+from tests.test_editions import build, digest_corpus, ingest
 from tests.test_send import DAY, Newsroom, syndicate
 
 
@@ -139,3 +148,35 @@ def test_the_archive_lists_editions_by_language(served: tuple[str, Newsroom]) ->
     assert "أرشيف النشرات البريدية" in arabic.text
     assert room.edition not in arabic.text  # an English edition is not in the Arabic list
     assert httpx.get(f"{base}/digests/?lang=xx", timeout=10).status_code == 404
+
+
+def test_the_pending_count_matches_what_a_send_pages_through(engine: Engine) -> None:
+    """Counting in one query agrees with paging: the ledger's done, deferred and the suppressed."""
+    ingest(engine, *digest_corpus())
+    edition = build(engine)
+    choices = Choices(("en", "ar"), ("daily", "weekly"))
+    people = []
+    for n in range(12):
+        language, kinds = (
+            ("ar", ("daily",)) if n == 0 else ("en", ("daily",) if n != 1 else ("weekly",))
+        )
+        pending = registry.subscribe(
+            engine, f"r{n}@example.org", Preferences(language, kinds), choices
+        )
+        assert pending is not None
+        registry.confirm(engine, pending.pk)
+        people.append(pending.pk)
+    registry.subscribe(engine, "waiting@example.org", Preferences("en", ("daily",)), choices)
+    with engine.begin() as connection:
+        registry.suppress(connection, "r2@example.org", "bounced", "550")
+        moment = datetime.now(UTC)
+        for pk, status in zip(people[3:6], ("sent", "bounced", "deferred"), strict=True):
+            connection.execute(
+                insert(delivery).values(
+                    edition_id=edition.id, subscriber_pk=pk, status=status, message_id="<m@x>",
+                    detail="", at=moment,
+                )
+            )  # fmt: skip
+    plan = plan_send(engine, Settings(), edition, RecordingTransport(), None)
+    assert pending_count(engine, plan) == (7, 2)  # 9 receive it; 2 are done, 1 is deferred
+    assert pending_count(engine, replace(plan, count=None)) == (7, 2)

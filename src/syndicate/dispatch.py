@@ -15,10 +15,10 @@ from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import formatdate, parseaddr
 
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Connection, Engine, func, select
 
 from syndicate.delivery.dkim import DkimSigner
-from syndicate.delivery.ledger import Outgoing, SendPlan
+from syndicate.delivery.ledger import Outgoing, SendPlan, delivered
 from syndicate.delivery.message import BodyTemplate, Letter, build_message, make_message_id
 from syndicate.delivery.transports import (
     PermanentFailure,
@@ -31,6 +31,7 @@ from syndicate.digests.model import KIND_NAMES, Edition
 from syndicate.digests.render import CompiledEdition, EditionRenderer
 from syndicate.i18n import direction, gettext
 from syndicate.settings import Settings
+from syndicate.store.schema import subscriber
 from syndicate.subscribers import registry
 from syndicate.subscribers.links import ConfirmationRequest, SubscriptionLinks
 from syndicate.subscribers.tokens import Tokens, secret_key
@@ -122,6 +123,13 @@ def plan_send(
     def page(connection: Connection, after: int, limit: int) -> list[registry.Recipient]:
         return registry.recipients(connection, edition.kind, edition.language, after, limit)
 
+    def count(connection: Connection) -> tuple[int, int]:
+        receiving = registry.receiving(connection, edition.kind, edition.language)
+        everyone = select(func.count()).select_from(subscriber).where(receiving)
+        total = connection.scalar(everyone) or 0
+        done = connection.scalar(everyone.where(delivered(edition.id, subscriber.c.pk))) or 0
+        return total - done, done
+
     def bounce(connection: Connection, email: str, detail: str) -> None:
         registry.suppress(connection, email, "bounced", detail)
 
@@ -130,6 +138,7 @@ def plan_send(
     return SendPlan(
         edition_id=edition.id,
         page=page,
+        count=count,
         compose=compose,  # type: ignore[arg-type]  # the ledger hands back what page gave
         send=lambda outgoing, before_delivery: transport.send(
             outgoing.envelope_from,

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
-from sqlalchemy import Connection, Engine, func, select
+from sqlalchemy import ColumnElement, Connection, Engine, exists, func, select
 
 from syndicate.store import leases
 from syndicate.store.schema import delivery
@@ -132,6 +132,8 @@ class SendPlan:
     # so the ledger and the suppression list never disagree, and one thread does all writing.
     on_bounce: Callable[[Connection, str, str], None]
     concurrency: int = 4
+    # (still to send, already done) in one query, where the caller can count without paging.
+    count: Callable[[Connection], tuple[int, int]] | None = None
     batch_size: int = 500
     suppressed: int = 0  # subscribers of the edition left out because they are suppressed
     # Closes the transport inside the send's event loop, whose connections it holds.
@@ -212,6 +214,8 @@ def pending_count(engine: Engine, plan: SendPlan) -> tuple[int, int]:
     todo = done = 0
     after = 0
     with engine.connect() as connection:
+        if plan.count is not None:
+            return plan.count(connection)
         while batch := plan.page(connection, after, plan.batch_size):
             finished = _finished(connection, plan.edition_id, [r.pk for r in batch])
             done += len(finished)
@@ -309,6 +313,15 @@ async def _deliver(plan: SendPlan, recipient: Recipient, before_delivery: Gate |
         )  # fmt: skip
         return Outcome(recipient.pk, recipient.email, status, outgoing.message_id, detail)
     return Outcome(recipient.pk, recipient.email, "sent", outgoing.message_id, "")
+
+
+def delivered(edition_id: str, subscriber_pk: ColumnElement[int]) -> ColumnElement[bool]:
+    """A condition: the ledger has the edition done (sent or bounced) for `subscriber_pk`."""
+    return exists().where(
+        delivery.c.edition_id == edition_id,
+        delivery.c.subscriber_pk == subscriber_pk,
+        delivery.c.status.in_(DONE),
+    )
 
 
 def _finished(connection: Connection, edition_id: str, pks: list[int]) -> set[int]:

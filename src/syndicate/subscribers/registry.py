@@ -404,6 +404,17 @@ def _receives(connection: Connection, kind: str) -> ColumnElement[bool]:
     return exists().select_from(each).where(each.c.value == kind)
 
 
+def receiving(connection: Connection, kind: str, language: str) -> ColumnElement[bool]:
+    """A condition on `subscriber`: confirmed, unsuppressed, receiving `kind` in `language`."""
+    suppressed = exists().where(suppression.c.email == subscriber.c.email)
+    return and_(
+        subscriber.c.status == "confirmed",
+        subscriber.c.language == language,
+        ~suppressed,
+        _receives(connection, kind),
+    )
+
+
 def recipients(
     connection: Connection, kind: str, language: str, after_pk: int, limit: int
 ) -> list[Recipient]:
@@ -412,7 +423,6 @@ def recipients(
     Ordered by pk and paged by the last pk seen (no OFFSET), so batches stay stable while
     people subscribe and leave during a send: call again with the last recipient's pk.
     """
-    suppressed = exists().where(suppression.c.email == subscriber.c.email)
     rows = connection.execute(
         select(
             subscriber.c.pk,
@@ -421,15 +431,7 @@ def recipients(
             subscriber.c.language,
             subscriber.c.topics,
         )
-        .where(
-            and_(
-                subscriber.c.status == "confirmed",
-                subscriber.c.language == language,
-                subscriber.c.pk > after_pk,
-                ~suppressed,
-                _receives(connection, kind),
-            )
-        )
+        .where(receiving(connection, kind, language), subscriber.c.pk > after_pk)
         .order_by(subscriber.c.pk)
         .limit(limit)
     )
