@@ -140,11 +140,11 @@ class MailSettings(Section):
         "From address's domain.",
     )
     processes: int = Field(
-        0,
+        1,
         ge=0,
         le=64,
-        description="Processes a large send uses, sharing the pool's connections; 0 for one per "
-        "CPU core (a send to fewer than 2,000 recipients stays in one).",
+        description="Processes a send uses, sharing the pool's connections; 0 for one per CPU "
+        "core (a send to fewer than 2,000 recipients stays in one).",
     )
     smtp: SmtpSettings = Field(default_factory=SmtpSettings)
     dkim: DkimSettings = Field(default_factory=DkimSettings)
