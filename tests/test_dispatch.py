@@ -9,19 +9,21 @@ import sys
 import time
 from collections.abc import Iterator
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from pathlib import Path
 
 import httpx
 import pytest
-from sqlalchemy import Engine, insert
+from sqlalchemy import Engine, insert, select
 
-from syndicate.delivery.ledger import pending_count
+from syndicate.delivery.ledger import pending_count, send_edition
 from syndicate.delivery.recording import RecordingTransport
+from syndicate.delivery.transports import PermanentFailure
 from syndicate.dispatch import confirmation_sender, plan_send
 from syndicate.settings import MailSettings, Settings
+from syndicate.store.leases import holder_name
 from syndicate.store.schema import delivery
 from syndicate.subscribers import registry
 from syndicate.subscribers.links import ConfirmationRequest
@@ -180,3 +182,36 @@ def test_the_pending_count_matches_what_a_send_pages_through(engine: Engine) -> 
     plan = plan_send(engine, Settings(), edition, RecordingTransport(), None)
     assert pending_count(engine, plan) == (7, 2)  # 9 receive it; 2 are done, 1 is deferred
     assert pending_count(engine, replace(plan, count=None)) == (7, 2)
+
+
+def test_a_send_records_every_outcome_in_the_ledger(engine: Engine) -> None:
+    """On each database: sent and bounced rows with their times, the bounce suppressed, no repeat."""
+    ingest(engine, *digest_corpus())
+    edition = build(engine)
+    choices = Choices(("en",), ("daily",))
+    for n in range(5):
+        pending = registry.subscribe(
+            engine, f"r{n}@example.org", Preferences("en", ("daily",)), choices
+        )
+        assert pending is not None
+        registry.confirm(engine, pending.pk)
+    transport = RecordingTransport({"r3@example.org": PermanentFailure(550, "no such user")})
+    plan = plan_send(engine, Settings(), edition, transport, None)
+    started = datetime.now(UTC)
+    holder = holder_name()
+    report = send_edition(engine, plan, holder=holder)
+    assert (report.sent, report.failed) == (4, 1)
+    with engine.connect() as connection:
+        rows = connection.execute(
+            select(delivery.c.subscriber_pk, delivery.c.status, delivery.c.at).where(
+                delivery.c.edition_id == edition.id
+            )
+        ).all()
+    assert sorted(status for _, status, _ in rows) == ["bounced", "sent", "sent", "sent", "sent"]
+    assert all(started - timedelta(seconds=1) <= at <= datetime.now(UTC) for _, _, at in rows)
+    assert registry.is_suppressed(engine, "r3@example.org")
+    again = send_edition(
+        engine, plan_send(engine, Settings(), edition, transport, None), holder=holder
+    )
+    assert (again.sent, again.skipped, again.suppressed) == (0, 4, 1)  # the bounce is left out
+    assert len(transport.sent) == 4
