@@ -459,18 +459,24 @@ def test_transport_from_settings(tmp_path: Path) -> None:
     assert (relay.settings.host, relay.settings.pool_size) == ("relay.example", 7)
 
 
+def held_send(
+    transport: SmtpTransport, recipient: str
+) -> tuple[asyncio.Future[None], asyncio.Task[None]]:
+    """Start sending to `recipient` behind a gate not yet done; return the gate and the send."""
+    gate: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    sending = asyncio.create_task(
+        transport.send(SENDER, recipient, message_for(recipient), before_delivery=gate)
+    )
+    return gate, sending
+
+
 def test_the_final_dot_waits_for_the_previous_record(serve: Serve) -> None:
     """The message goes out at once, but the server takes it only once the gate is done."""
     server, settings = serve()
     transport = smtp(settings, pool_size=1)
 
     async def main() -> None:
-        gate: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        sending = asyncio.create_task(
-            transport.send(
-                SENDER, "a@example.org", message_for("a@example.org"), before_delivery=gate
-            )
-        )
+        gate, sending = held_send(transport, "a@example.org")
         await asyncio.sleep(0.3)
         assert server.received == []  # envelope and body sent, the dot held back
         assert not sending.done()
@@ -488,12 +494,7 @@ def test_a_failed_gate_means_the_message_is_not_delivered(serve: Serve) -> None:
     transport = smtp(settings, pool_size=1)
 
     async def main() -> None:
-        gate: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        sending = asyncio.create_task(
-            transport.send(
-                SENDER, "a@example.org", message_for("a@example.org"), before_delivery=gate
-            )
-        )
+        gate, sending = held_send(transport, "a@example.org")
         await asyncio.sleep(0.2)
         gate.set_exception(RuntimeError("the ledger cannot be written"))
         with pytest.raises(RuntimeError, match="ledger"):

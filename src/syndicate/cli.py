@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import click
 
@@ -21,14 +21,18 @@ from syndicate import __version__
 from syndicate.logs import setup_logging
 from syndicate.settings import Settings, SettingsError, load_settings, masked
 
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
 
 class Context:
-    """What every command shares: the settings, loaded once on first use."""
+    """What every command shares: the settings and the store, each opened once on first use."""
 
     def __init__(self, config: Path | None) -> None:
         """Remember where the settings come from."""
         self.config = config
         self._settings: Settings | None = None
+        self._engine: Engine | None = None
 
     @property
     def settings(self) -> Settings:
@@ -40,6 +44,15 @@ class Context:
                 click.echo(f"syndicate: {error}", err=True)
                 sys.exit(2)
         return self._settings
+
+    @property
+    def engine(self) -> Engine:
+        """An engine on the store, migrated to the current schema (once per command)."""
+        if self._engine is None:
+            from syndicate.store import open_database
+
+            self._engine = open_database(self.settings.database.url)
+        return self._engine
 
 
 pass_context = click.make_pass_decorator(Context)
@@ -107,12 +120,6 @@ def _toml_value(value: Any) -> str:
 # -- the store ---------------------------------------------------------------------------
 
 
-def _engine(context: Context) -> Any:
-    from syndicate.store import open_database
-
-    return open_database(context.settings.database.url)
-
-
 @main.command()
 @click.argument("source", metavar="FILE|-")
 @pass_context
@@ -122,7 +129,7 @@ def ingest(context: Context, source: str) -> None:
     from syndicate.progress import ProgressBar
 
     settings = context.settings
-    engine = _engine(context)
+    engine = context.engine
 
     def reject(line: int, reason: str) -> None:
         click.echo(f"line {line}: {reason}", err=True)
@@ -203,7 +210,7 @@ def _build(context: Context, *, full: bool = False) -> Any:
 
     with ProgressBar() as bar:
         return build_feeds(
-            _engine(context), FeedConfig.from_settings(context.settings), full=full, progress=bar
+            context.engine, FeedConfig.from_settings(context.settings), full=full, progress=bar
         )
 
 
@@ -214,7 +221,7 @@ def serve(context: Context) -> None:
     from syndicate.web.server import serve as run_server
     from syndicate.web.site import create_site
 
-    run_server(create_site(_engine(context), context.settings), context.settings.web)
+    run_server(create_site(context.engine, context.settings), context.settings.web)
 
 
 @main.command()
@@ -253,7 +260,7 @@ def run(context: Context, seed_demo: bool) -> None:
         ),
         err=True,
     )
-    run_service(_engine(context), settings)
+    run_service(context.engine, settings)
 
 
 @main.command()
@@ -263,7 +270,7 @@ def status(context: Context) -> None:
     from syndicate.service.status import format_status, read_status
 
     settings = context.settings
-    click.echo(format_status(read_status(_engine(context), settings), settings), nl=False)
+    click.echo(format_status(read_status(context.engine, settings), settings), nl=False)
 
 
 def _seed_demo(context: Context) -> None:
@@ -273,7 +280,7 @@ def _seed_demo(context: Context) -> None:
     from syndicate.ingest import ingest_lines
     from syndicate.store.schema import article
 
-    engine = _engine(context)
+    engine = context.engine
     with engine.connect() as connection:
         if connection.scalar(select(func.count()).select_from(article)):
             return
@@ -293,7 +300,7 @@ def _seed_demo(context: Context) -> None:
     _demo_editions(engine, context.settings, now)
 
 
-def _demo_editions(engine: Any, settings: Settings, now: datetime) -> None:
+def _demo_editions(engine: Engine, settings: Settings, now: datetime) -> None:
     """Yesterday's daily editions, so the archive has something to show from the start."""
     from datetime import timedelta
 

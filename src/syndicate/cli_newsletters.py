@@ -22,12 +22,10 @@ from syndicate.settings import Settings
 def _context_settings() -> tuple[Settings, Any]:
     """The settings and an engine on the store, from the shared command context."""
     from syndicate.cli import Context
-    from syndicate.store import open_database
 
     context = click.get_current_context().find_object(Context)
     assert context is not None
-    settings = context.settings
-    return settings, open_database(settings.database.url)
+    return context.settings, context.engine
 
 
 def _kind_choice() -> click.Choice[str]:

@@ -18,7 +18,6 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol
-from urllib.parse import quote
 
 from sqlalchemy import Connection, Engine, and_, delete, or_, select
 
@@ -141,7 +140,7 @@ class BuildReport:
 
     def changed_urls(self, feeds_url: str) -> list[str]:
         """The public URLs of the changed feed files, spelled as the feeds' own self links."""
-        return [f"{feeds_url}{quote(path)}" for path in self.changed]
+        return [layout.public_url(feeds_url, path) for path in self.changed]
 
     def summary(self) -> str:
         """One line for people."""

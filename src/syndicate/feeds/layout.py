@@ -7,9 +7,19 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from enum import StrEnum
+from urllib.parse import quote
 
 FORMATS = ("rss", "atom", "json")
 PERIODS = ("day", "week", "month")
+
+
+def public_url(feeds_url: str, path: str) -> str:
+    """The public URL of `path` (such as `en/tags/iraq.rss`) in the feeds folder at `feeds_url`.
+
+    Every place that names a feed by URL (self links, pages, WebSub notices) spells it here,
+    so a hub or a reader always sees one spelling.
+    """
+    return f"{feeds_url}{quote(path)}"
 
 
 class Kind(StrEnum):

@@ -40,6 +40,7 @@ from feedgen.feed import FeedGenerator
 from lxml import etree
 
 from syndicate import __version__
+from syndicate.feeds.layout import public_url
 from syndicate.i18n import direction
 from syndicate.model import Image
 from syndicate.sanitize import plain_text, sanitize_html
@@ -144,7 +145,7 @@ class FeedRenderer:
 
     def feed_url(self, key: str, fmt: str) -> str:
         """The public URL of feed `key` in format `fmt`."""
-        return f"{self.feeds_url}{quote(key)}.{fmt}"
+        return public_url(self.feeds_url, f"{key}.{fmt}")
 
     # -- fragments ------------------------------------------------------------------------
 

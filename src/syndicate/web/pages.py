@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import urlsplit
 
 from babel.dates import format_date
 from starlette.requests import Request
@@ -26,7 +26,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from syndicate.feeds.index import KIND_HEADINGS
-from syndicate.feeds.layout import FORMATS, Kind, all_key
+from syndicate.feeds.layout import FORMATS, Kind, all_key, public_url
 from syndicate.feeds.publish import feed_file
 from syndicate.feeds.render import MEDIA_TYPES
 from syndicate.i18n import direction, gettext
@@ -110,7 +110,7 @@ def page_key(
 def feed_links(key: str, feeds_url: str) -> tuple[FeedLink, ...]:
     """The feed `key` in every format, at its public URL (as the feeds' self links spell it)."""
     return tuple(
-        FeedLink(FORMAT_LABELS[fmt], MEDIA_TYPES[fmt], f"{feeds_url}{quote(key)}.{fmt}")
+        FeedLink(FORMAT_LABELS[fmt], MEDIA_TYPES[fmt], public_url(feeds_url, f"{key}.{fmt}"))
         for fmt in FORMATS
     )
 
