@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 
@@ -25,6 +26,17 @@ LANGUAGES = ("en", "ar", "fa")
 # The moment the fixture corpus is built at: after every article but the scheduled one.
 NOW = datetime(2025, 8, 22, 12, 0, tzinfo=UTC)
 POSTGRES_URL = os.environ.get("SYNDICATE_TEST_POSTGRES_URL")
+
+# Property tests must not depend on the machine's speed: no per-example deadline, no health
+# check that fails a slow (loaded) machine, and in CI the same examples on every run.
+settings.register_profile(
+    "syndicate",
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+    derandomize=bool(os.environ.get("CI")),
+    print_blob=True,
+)
+settings.load_profile("syndicate")
 
 
 def _postgres_database() -> Iterator[str]:
