@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -38,6 +39,7 @@ class Recorder:
     drops: int = 0  # connections to drop at RCPT
     refuse: dict[str, str] = field(default_factory=dict)  # address -> reply, every time
     delay: float = 0.0  # seconds each DATA takes, to stretch a send out
+    gate: threading.Event | None = None  # when given, every DATA waits until it is set
 
     async def handle_RCPT(
         self,
@@ -65,6 +67,8 @@ class Recorder:
         """Refuse as told, else keep the message."""
         if self.delay:
             await asyncio.sleep(self.delay)
+        while self.gate is not None and not self.gate.is_set():
+            await asyncio.sleep(0.01)  # the test holds the message until it has looked
         if self.data_replies:
             return self.data_replies.pop(0)
         assert isinstance(envelope.content, bytes)

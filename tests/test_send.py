@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 from email import message_from_bytes, policy
@@ -195,12 +196,14 @@ def test_second_send_of_the_same_edition_refuses_to_start(tmp_path: Path, serve:
     """While one send runs, another of the same edition stops at once and sends nothing."""
     server, settings = serve()
     room = Newsroom(tmp_path, settings.port, 600)
-    server.delay = 0.005
+    server.gate = threading.Event()  # the first send cannot finish while the second starts
     first = start(room.env, "digest", "send", room.edition, cwd=tmp_path)
-    deadline = time.monotonic() + 60
-    while not server.received and time.monotonic() < deadline:
+    deadline = time.monotonic() + 120
+    while not server.peers and time.monotonic() < deadline:
         time.sleep(0.01)
+    assert server.peers, "the first send never reached the server"
     second = syndicate(room.env, "digest", "send", room.edition, cwd=tmp_path, check=False)
+    server.gate.set()
     assert second.returncode == 2
     assert "not sending" in second.stderr
     assert "held by" in second.stderr
