@@ -179,12 +179,11 @@ EXAMPLES = {
 }
 
 
-@pytest.mark.parametrize("language", ["en", "ar", "fa"])
-def test_ingested_text_reaches_the_reader_intact(sqlite_engine: Engine, language: str) -> None:
-    """From ingest to email and web copy: alt text, aria-label and titles keep every character."""
+def ingested(engine: Engine, language: str) -> Edition:
+    """Today's edition in `language` of the example texts, through ingest and the store."""
     site_title, title, caption = EXAMPLES[language]
     ingest(
-        sqlite_engine,
+        engine,
         topic("kurds", title, language),
         article(1, title, 3, language=language, caption=caption, summary=title),
         article(2, title, 4, language=language),  # no caption: the title describes the picture
@@ -192,8 +191,14 @@ def test_ingested_text_reaches_the_reader_intact(sqlite_engine: Engine, language
         picked(1, 1, 2),
         picked(2, 2, 2),
     )
-    config = DigestConfig(site_titles={language: site_title})
-    built = build(sqlite_engine, language=language, config=config)
+    return build(engine, language=language, config=DigestConfig(site_titles={language: site_title}))
+
+
+@pytest.mark.parametrize("language", ["en", "ar", "fa"])
+def test_ingested_text_reaches_the_reader_intact(sqlite_engine: Engine, language: str) -> None:
+    """From ingest to email and web copy: alt text, aria-label and titles keep every character."""
+    site_title, title, caption = EXAMPLES[language]
+    built = ingested(sqlite_engine, language)
     assert site_title in built.subject
     for variant, html in email_and_web_copy(built, site_title).items():
         document = read_back(html)
