@@ -5,7 +5,7 @@ recipient (the greeting's name, the unsubscribe and preferences links) is left i
 HTML and text as placeholders that `CompiledEdition.personalise` fills with `str.replace`, so
 100,000 recipients cost 100,000 string replacements, not 100,000 compiles. A sender that
 encodes the compiled text once asks `CompiledEdition.fillings` for the values alone. Every
-mjml-python quirk lives in this module.
+mjml-python quirk lives in `syndicate.digests.compiler`.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from functools import cache
@@ -21,10 +20,10 @@ from html import escape
 from pathlib import Path
 from typing import Any, Literal
 
-import mjml
 from babel.numbers import format_decimal
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
+from syndicate.digests.compiler import compile_mjml
 from syndicate.digests.editions import edition_to_json, local_date, local_digits
 from syndicate.digests.model import KIND_NAMES, DigestItem, Edition, TopicDigest
 from syndicate.feeds.catalog import section_name
@@ -236,59 +235,6 @@ def _environment() -> Environment:
     )
 
 
-def _mjml_to_html(source: str, rtl: bool) -> str:
-    """Compile MJML to HTML.
-
-    mjml-python (MRML) quirks handled here: without `fonts={}` it links Google Fonts for its
-    default Ubuntu face; `disable_comments` drops our template comments but keeps Outlook's
-    conditional ones; `<mjml lang dir>` becomes `<html lang dir>` and the wrapper's `dir`;
-    columns and groups get `text-align:left` whatever their direction, which right-to-left
-    editions turn to the right; and attribute values are written Rust-escaped, which
-    `_attributes_as_references` forestalls.
-    """
-    html = mjml.mjml2html(_attributes_as_references(source), disable_comments=True, fonts={})
-    return _RTL_STYLE.sub(_align_right, html) if rtl else html
-
-
-_RTL_STYLE = re.compile(r'style="[^"]*direction:rtl[^"]*"')
-# The MJML that Jinja writes: its autoescaping leaves no raw `<`, `>` or `"` in any value, so a
-# tag runs from `<` to the next `>` and a value from `"` to the next `"`.
-_TAG = re.compile(r"<[A-Za-z][^<>]*>")
-_VALUE = re.compile(r'"[^"]*"')
-_TITLE = re.compile(r"(?<=<mj-title>)[^<]*(?=</mj-title>)")
-# What Rust's string escaping leaves alone: printable ASCII, but for the backslash.
-_UNSAFE = re.compile(r"[^\x20-\x5b\x5d-\x7e]")
-
-
-def _attributes_as_references(source: str) -> str:
-    r"""`source` with every character MRML would mangle in an attribute written as `&#x…;`.
-
-    MRML writes each attribute value with Rust's `{:?}` formatting: a backslash doubles, and
-    every character Rust counts as unprintable or combining (zero-width joiners and
-    non-joiners, harakat, direction marks and isolates, no-break spaces, parts of emoji
-    sequences) comes out as a literal `\u{200c}`, which a screen reader reads aloud. Text
-    between tags it copies as it is, except `<mj-title>`, which it also copies into the
-    body's `aria-label`. A numeric character reference is printable ASCII that Rust leaves
-    alone and every HTML parser reads back as the character, so every non-ASCII character
-    and backslash of an attribute value or the title becomes one (text keeps its UTF-8).
-    """
-
-    def tag(match: re.Match[str]) -> str:
-        return _VALUE.sub(_references, match[0])
-
-    return _TITLE.sub(_references, _TAG.sub(tag, source))
-
-
-def _references(text: re.Match[str]) -> str:
-    """The matched text with each character Rust would escape as a character reference."""
-    return _UNSAFE.sub(lambda char: f"&#x{ord(char[0]):X};", text[0])
-
-
-def _align_right(style: re.Match[str]) -> str:
-    """A right-to-left element's style with its text aligned to the right."""
-    return style[0].replace("text-align:left", "text-align:right")
-
-
 def _fitting(
     edition: Edition,
     sections: tuple[TopicDigest, ...],
@@ -308,7 +254,7 @@ def _fitting(
     def compiled(drop: int) -> tuple[str, _Trimmed]:
         kept = _Trimmed.of(edition, sections).without(drop)
         source = template.render(_context(kept, site_title, web_url, variant, links))
-        return _mjml_to_html(source, direction(edition.language) == "rtl"), kept
+        return compile_mjml(source, rtl=direction(edition.language) == "rtl"), kept
 
     def size(html: str) -> int:
         reserve = sum(html.count(value) for value in (links or {}).values()) * PERSONAL_RESERVE
