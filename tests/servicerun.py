@@ -101,9 +101,9 @@ class Service:
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         env = {
+            "SYNDICATE_WEB__PUBLIC_URL": self.base + "/",  # unless the site sets its own
             **site.env,
             "SYNDICATE_WEB__PORT": str(self.port),
-            "SYNDICATE_WEB__PUBLIC_URL": self.base + "/",
         }
         self.log_path = site.folder / f"service-{self.port}.log"
         self._log = self.log_path.open("w")

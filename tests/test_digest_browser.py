@@ -13,6 +13,7 @@ from sqlalchemy import Engine
 from syndicate.digests.render import compile_edition
 from tests.browser import ARTIFACTS
 from tests.test_editions import SITE_TITLES, build, digest_corpus, ingest
+from tests.test_mail_attributes import EXAMPLES, email_and_web_copy, ingested
 
 # Every picture is this gradient, so screenshots look like the real thing without a network.
 PICTURE = (
@@ -65,5 +66,33 @@ def test_email_fits_phone_and_desktop_widths(
             page.screenshot(
                 path=ARTIFACTS / f"digest-{language}-{width}{suffix}.png", full_page=True
             )
+        finally:
+            page.close()
+
+
+@pytest.mark.parametrize("language", ["en", "ar", "fa"])
+def test_preheader_stays_hidden_and_attributes_read_as_written(
+    browser: Browser, sqlite_engine: Engine, language: str
+) -> None:
+    """Chromium shows no preheader; alt texts and the aria-label are the editors' text."""
+    site_title, title, caption = EXAMPLES[language]
+    built = ingested(sqlite_engine, language)
+    for variant, html in email_and_web_copy(built, site_title).items():
+        page = browser.new_page(viewport={"width": 600, "height": 900})
+        try:
+            page.route("**/*", _offline)
+            page.set_content(html, wait_until="load")
+            preheader = page.locator(".sy-preheader")
+            assert preheader.count() == 1, variant
+            assert preheader.text_content() == f"{title} · {title}", variant
+            assert preheader.is_hidden(), variant
+            assert preheader.bounding_box() is None, variant
+            assert f"{title} · {title}" not in page.inner_text("body"), variant
+            alts, label = page.evaluate(
+                "[[...document.images].map(image => image.alt),"
+                " document.querySelector('[role=article]').getAttribute('aria-label')]"
+            )
+            assert alts == [caption, title], variant
+            assert label == built.subject, variant
         finally:
             page.close()

@@ -133,7 +133,9 @@ def test_english_email_is_left_to_right(editions: dict[str, Edition]) -> None:
 def test_email_has_preheader_alt_texts_and_a_dark_palette(editions: dict[str, Edition]) -> None:
     """The inbox preview shows the top stories, every image is described, dark mode is styled."""
     html = compiled(editions["en"]).html
-    preheader = re.search(r'<div style="display:none;[^"]*">([^<]*)</div>', html)
+    preheader = re.search(
+        r'<div class="sy-preheader" style="display:none;[^"]*">([^<]*)</div>', html
+    )
     assert preheader is not None
     assert preheader[1].startswith("US &amp; Iraq agree on a &lt;withdrawal&gt; timetable · ")
     images = re.findall(r"<img [^>]*>", html)

@@ -12,7 +12,7 @@ from html import unescape
 
 import nh3
 
-from syndicate.text import xml_safe
+from syndicate.text import one_line, xml_safe
 
 TAGS = {
     "a", "abbr", "b", "blockquote", "br", "caption", "cite", "code", "dd", "del", "div", "dl",
@@ -89,7 +89,7 @@ def plain_text(html: str, limit: int = 300) -> str:
     """A short plain-text lead drawn from HTML, for items whose summary is empty."""
     spaced = _BLOCK_END.sub(r"\1 ", xml_safe(html))  # keep words of adjacent blocks apart
     text = unescape(nh3.clean(spaced, tags=set(), clean_content_tags={"script", "style"}))
-    text = " ".join(text.replace(_REPLACEMENT, "").split())
+    text = one_line(text.replace(_REPLACEMENT, ""))
     if len(text) <= limit:
         return text
     return text[:limit].rsplit(" ", 1)[0] + "…"

@@ -8,7 +8,9 @@ import unicodedata
 # Characters XML 1.0 forbids (C0 controls but tab, newline and return; lone surrogates;
 # U+FFFE and U+FFFF). lxml refuses them outright, so one bad title would break a whole feed.
 _XML_FORBIDDEN = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
-_SPACES = re.compile(r"\s+")
+# Breaking white space (spaces, tabs, line breaks). No-break spaces are part of the text: they
+# keep a number with its unit or a name together, in Persian and Arabic as much as in English.
+_SPACES = re.compile(r"[^\S\u00a0\u2007\u202f]+")
 
 
 def xml_safe(text: str) -> str:
@@ -17,7 +19,7 @@ def xml_safe(text: str) -> str:
 
 
 def one_line(text: str) -> str:
-    """XML-safe text with every run of white space (newlines included) folded to one space."""
+    """XML-safe text, each run of breaking white space folded to one space, the ends trimmed."""
     return _SPACES.sub(" ", xml_safe(text)).strip()
 
 

@@ -5,7 +5,7 @@ recipient (the greeting's name, the unsubscribe and preferences links) is left i
 HTML and text as placeholders that `CompiledEdition.personalise` fills with `str.replace`, so
 100,000 recipients cost 100,000 string replacements, not 100,000 compiles. A sender that
 encodes the compiled text once asks `CompiledEdition.fillings` for the values alone. Every
-mjml-python quirk lives in this module.
+mjml-python quirk lives in `syndicate.digests.compiler`.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from functools import cache
@@ -21,10 +20,10 @@ from html import escape
 from pathlib import Path
 from typing import Any, Literal
 
-import mjml
 from babel.numbers import format_decimal
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
+from syndicate.digests.compiler import compile_mjml
 from syndicate.digests.editions import edition_to_json, local_date, local_digits
 from syndicate.digests.model import KIND_NAMES, DigestItem, Edition, TopicDigest
 from syndicate.feeds.catalog import section_name
@@ -236,27 +235,6 @@ def _environment() -> Environment:
     )
 
 
-def _mjml_to_html(source: str, rtl: bool) -> str:
-    """Compile MJML to HTML.
-
-    mjml-python (MRML) quirks handled here: without `fonts={}` it links Google Fonts for its
-    default Ubuntu face; `disable_comments` drops our template comments but keeps Outlook's
-    conditional ones; `<mjml lang dir>` becomes `<html lang dir>` and the wrapper's `dir`; and
-    columns and groups get `text-align:left` whatever their direction, which right-to-left
-    editions turn to the right.
-    """
-    html = mjml.mjml2html(source, disable_comments=True, fonts={})
-    return _RTL_STYLE.sub(_align_right, html) if rtl else html
-
-
-_RTL_STYLE = re.compile(r'style="[^"]*direction:rtl[^"]*"')
-
-
-def _align_right(style: re.Match[str]) -> str:
-    """A right-to-left element's style with its text aligned to the right."""
-    return style[0].replace("text-align:left", "text-align:right")
-
-
 def _fitting(
     edition: Edition,
     sections: tuple[TopicDigest, ...],
@@ -276,7 +254,7 @@ def _fitting(
     def compiled(drop: int) -> tuple[str, _Trimmed]:
         kept = _Trimmed.of(edition, sections).without(drop)
         source = template.render(_context(kept, site_title, web_url, variant, links))
-        return _mjml_to_html(source, direction(edition.language) == "rtl"), kept
+        return compile_mjml(source, rtl=direction(edition.language) == "rtl"), kept
 
     def size(html: str) -> int:
         reserve = sum(html.count(value) for value in (links or {}).values()) * PERSONAL_RESERVE

@@ -16,6 +16,7 @@ from typing import Any
 import uvicorn
 from sqlalchemy import Engine
 
+from syndicate.service.preflight import warn_about_settings
 from syndicate.service.scheduler import Scheduler
 from syndicate.settings import Settings
 from syndicate.web.server import server_config
@@ -39,6 +40,7 @@ class _Server(uvicorn.Server):
 
 def run_service(engine: Engine, settings: Settings) -> None:
     """Serve and schedule until SIGTERM or SIGINT; return once everything has stopped."""
+    warn_about_settings(settings)
     scheduler = Scheduler(engine, settings)
 
     def stop(_signal: int = 0, _frame: FrameType | Any = None) -> None:
