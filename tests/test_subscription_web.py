@@ -17,7 +17,7 @@ import httpx
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from sqlalchemy import Engine
+from sqlalchemy import Engine, delete
 from starlette.applications import Starlette
 from starlette.routing import Mount
 
@@ -30,6 +30,7 @@ from syndicate.settings import (
     SubscriberSettings,
     WebSettings,
 )
+from syndicate.store.schema import attempt, subscriber
 from syndicate.subscribers import registry
 from syndicate.subscribers.links import ConfirmationRequest, SubscriptionLinks
 from syndicate.subscribers.registry import Choices, Preferences, Subscriber
@@ -689,3 +690,42 @@ def test_a_name_from_the_preferences_form_is_mailed_as_written_or_refused(
     assert stored.name == folded(name)
     raw = build_message(replace(LETTER, to_email=address, to_name=stored.name))
     assert_mail_shows(raw, LETTER_HEADERS, address, folded(name))
+
+
+FORM_ADDRESSES = st.one_of(
+    st.text(max_size=60),
+    st.builds(
+        "{}{}@{}".format,
+        st.lists(st.sampled_from([*"ab.+'", "ü", "ب", *FORM_PIECES]), min_size=1, max_size=8).map(
+            "".join
+        ),
+        st.integers(0, 10**6).map(str),
+        st.sampled_from(["example.org", "EXÄMPLE.org", "xn--exmple-cua.org", "b", "-x.org"]),
+    ),
+)
+
+
+@given(email=FORM_ADDRESSES)
+def test_an_address_from_the_subscribe_form_is_refused_or_the_one_recipient(
+    form: Form, email: str
+) -> None:
+    """Whatever the email field holds: refused, or the confirmation goes to that one address."""
+    with form.engine.begin() as connection:  # a fresh start: no subscriber, no limit reached
+        connection.execute(delete(subscriber))
+        connection.execute(delete(attempt))
+    form.mail.requests.clear()
+    page = form.client.get("/subscribe/?lang=en")
+    answer = form.client.post(
+        "/subscribe/",
+        data={"csrf": _csrf(page.text), "lang": "en", "email": email, "name": "Reader",
+              "language": "en", "digests": ["daily"]},
+    )  # fmt: skip
+    if answer.status_code == 422:
+        assert "Enter a valid email address" in answer.text
+        return
+    assert answer.status_code == 200
+    [request] = form.mail.wait_for(1)
+    raw = confirmation_message(Settings(), request)
+    assert_mail_shows(raw, CONFIRMATION_HEADERS, request.email, "Reader")
+    assert not re.search(r"[\s<>(),;:\\\"\[\]]", request.email)
+    assert "=?" not in request.email
