@@ -26,6 +26,7 @@ class Received:
     peer: Any
     tls: bool
     login: bytes | None
+    smtputf8: bool = False  # MAIL FROM asked for SMTPUTF8 (RFC 6531)
 
 
 @dataclass
@@ -82,6 +83,7 @@ class Recorder:
                 server.transport is not None
                 and server.transport.get_extra_info("ssl_object") is not None,
                 session.auth_data,
+                envelope.smtp_utf8,
             )
         )
         return "250 2.0.0 queued"
@@ -104,7 +106,11 @@ Serve = Callable[..., tuple[Recorder, SmtpSettings]]
 
 @pytest.fixture
 def serve() -> Iterator[Serve]:
-    """Start aiosmtpd servers on free loopback ports; each call returns its recorder and settings."""
+    """Start aiosmtpd servers on free loopback ports; each call returns its recorder and settings.
+
+    Options go to aiosmtpd's SMTP. Its Controller offers SMTPUTF8 unless told otherwise:
+    `enable_SMTPUTF8=False` is a server without it, which refuses a UTF-8 address.
+    """
     controllers: list[Controller] = []
 
     def start(**server_options: Any) -> tuple[Recorder, SmtpSettings]:

@@ -7,27 +7,38 @@ import socket
 import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from email import message_from_bytes, policy
+from email import message_from_bytes, message_from_string, policy
 from email.message import EmailMessage
 from pathlib import Path
 
 import httpx
+import idna
 import pytest
+from hypothesis import given
+from hypothesis import settings as hyp_settings
+from hypothesis import strategies as st
+from pydantic import ValidationError
 from sqlalchemy import Engine, insert, select
+from sqlalchemy import delete as sql_delete
 
+from syndicate.delivery.dkim import DkimSigner
 from syndicate.delivery.ledger import pending_count, send_edition
+from syndicate.delivery.message import MessageError
 from syndicate.delivery.recording import RecordingTransport
+from syndicate.delivery.smtp import SmtpTransport
 from syndicate.delivery.transports import PermanentFailure
 from syndicate.dispatch import confirmation_sender, plan_send
-from syndicate.settings import MailSettings, Settings
+from syndicate.settings import MailSettings, Settings, SmtpSettings
 from syndicate.store.leases import holder_name
-from syndicate.store.schema import delivery
+from syndicate.store.schema import delivery, subscriber, suppression
 from syndicate.subscribers import registry
 from syndicate.subscribers.links import ConfirmationRequest
 from syndicate.subscribers.registry import Choices, Preferences
+from tests.mail import shown_name
 from tests.smtpserver import Serve
 from tests.test_editions import build, digest_corpus, ingest
 from tests.test_send import DAY, Newsroom, syndicate
@@ -67,6 +78,94 @@ def test_confirmation_mail_carries_the_link_in_the_readers_language(
     assert url.replace("&", "&amp;") in html
     assert direction in html
     assert "&lt;Lovelace&gt;" in html
+
+
+CONFIRMATION_HEADERS = [
+    "From", "To", "Subject", "Date", "Message-ID", "Auto-Submitted", "MIME-Version", "Content-Type",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "=?utf-8?q?Eve=0D=0ABcc:_x@evil.example?=",
+        "=?utf-8?q?Eve=0D=0AReply-To:_x@evil.example=0D=0A=0D=0AClick_here?=",
+        "=?UTF-8?B?RXZlDQpCY2M6IHhAZXZpbC5leGFtcGxl?=",
+        '"=?utf-8?q?Eve=0ABcc:_x@evil.example?=" <x@evil.example>',
+        "Eve =?iso-8859-1?q?=0D=0A?= Bcc",
+    ],
+)
+def test_a_name_shaped_like_an_encoded_word_never_becomes_a_header(
+    tmp_path: Path, name: str
+) -> None:
+    """The confirmation mail keeps its header set; the name reads back as the text it is."""
+    send = confirmation_sender(outbox_settings(tmp_path / "outbox"))
+    send(ConfirmationRequest("reader@example.org", name, "en", "https://news.example/c?t=1"))
+    [raw] = [path.read_bytes() for path in (tmp_path / "outbox" / "new").iterdir()]
+    head = raw.split(b"\n\n", 1)[0]
+    assert [line.split(b":")[0] for line in head.split(b"\n") if not line.startswith(b" ")] == [
+        b"Return-Path",
+        b"Delivered-To",
+        *(name.encode() for name in CONFIRMATION_HEADERS),
+    ]
+    message = only_message(tmp_path / "outbox")
+    assert message["Bcc"] is None
+    assert message["Reply-To"] is None
+    [to] = message["To"].addresses
+    assert to.addr_spec == "reader@example.org"
+    assert shown_name(raw, "To") == name
+    text = message.get_body(("plain",)).get_content()
+    assert text.startswith(f"Hello {name},\n")
+
+
+def test_a_confirmation_reaches_an_internationalised_address(tmp_path: Path) -> None:
+    """A subscriber who typed a UTF-8 address gets the confirmation there (local delivery)."""
+    send = confirmation_sender(outbox_settings(tmp_path / "outbox"))
+    send(ConfirmationRequest("رضا@xn--mgbh0fb.example", "رضا", "fa", "https://n.example/c?t=1"))
+    [raw] = [path.read_bytes() for path in (tmp_path / "outbox" / "new").iterdir()]
+    message = message_from_string(raw.decode("utf-8"), policy=policy.default)
+    [to] = message["To"].addresses
+    assert (to.addr_spec, to.display_name) == ("رضا@xn--mgbh0fb.example", "رضا")
+
+
+@pytest.mark.parametrize(
+    "value", ["a:b\r\nBcc: x@evil.example", "a:b:c:d:e", "{kind}:{other}", "a::b"]
+)
+def test_an_unsafe_feedback_id_is_refused_when_settings_load(value: str) -> None:
+    """[mail] feedback_id must be header-safe Gmail form, or the settings do not load."""
+    with pytest.raises(ValidationError, match="feedback_id"):
+        MailSettings(feedback_id=value)
+
+
+@pytest.mark.parametrize("value", ["", "{kind}:{language}:digest:syndicate"])
+def test_feedback_id_is_in_every_mail_exactly_when_set(
+    sqlite_engine: Engine, tmp_path: Path, value: str
+) -> None:
+    """Digests carry Feedback-ID with their kind and language; confirmations say so too."""
+    settings = Settings().model_copy(
+        update={"mail": MailSettings(outbox_dir=tmp_path / "outbox", feedback_id=value)}
+    )
+    ingest(sqlite_engine, *digest_corpus())
+    edition = build(sqlite_engine, language="ar")
+    add_subscribers(sqlite_engine, ["a@example.org"])
+    with sqlite_engine.begin() as connection:
+        connection.execute(subscriber.update().values(language="ar"))
+    transport = RecordingTransport()
+    send_edition(
+        sqlite_engine, plan_send(sqlite_engine, settings, edition, transport, None),
+        holder=holder_name(),
+    )  # fmt: skip
+    digest = transport.sent[0].parsed()
+    confirmation_sender(settings)(
+        ConfirmationRequest("b@example.org", "", "fa", "https://news.example/c?t=1")
+    )
+    confirmation = only_message(tmp_path / "outbox")
+    if value:
+        assert digest.get_all("Feedback-ID") == ["daily:ar:digest:syndicate"]
+        assert confirmation.get_all("Feedback-ID") == ["confirmation:fa:digest:syndicate"]
+    else:
+        assert "Feedback-ID" not in digest
+        assert "Feedback-ID" not in confirmation
 
 
 def test_arabic_edition_goes_out_right_to_left(tmp_path: Path, serve: Serve) -> None:
@@ -215,3 +314,276 @@ def test_a_send_records_every_outcome_in_the_ledger(engine: Engine) -> None:
     )
     assert (again.sent, again.skipped, again.suppressed) == (0, 4, 1)  # the bounce is left out
     assert len(transport.sent) == 4
+
+
+# One recipient never stops a send ---------------------------------------------------------
+
+
+def add_subscribers(
+    engine: Engine, addresses: list[str], *, names: list[str] | None = None
+) -> None:
+    """Confirmed English daily subscribers stored as given, as an old import might have left them."""
+    moment = datetime.now(UTC)
+    with engine.begin() as connection:
+        for number, address in enumerate(addresses):
+            connection.execute(
+                insert(subscriber).values(
+                    email=address, name=names[number] if names else "", language="en",
+                    digests=["daily"], topics=[], status="confirmed", created_at=moment,
+                    confirmed_at=moment, updated_at=moment,
+                )
+            )  # fmt: skip
+
+
+def ledger(engine: Engine, edition_id: str) -> dict[str, tuple[str, str]]:
+    """Each subscriber's address and the ledger's (status, detail) for the edition."""
+    with engine.connect() as connection:
+        rows = connection.execute(
+            select(subscriber.c.email, delivery.c.status, delivery.c.detail)
+            .join(delivery, delivery.c.subscriber_pk == subscriber.c.pk)
+            .where(delivery.c.edition_id == edition_id)
+        ).all()
+    return {email: (status, detail) for email, status, detail in rows}
+
+
+class BrokenSigner(DkimSigner):
+    """A signer whose key fails on one recipient's message, as a broken HSM or library might."""
+
+    def __init__(self, failing: str) -> None:
+        """Fail to sign the message to `failing`; leave the others unsigned."""
+        self.failing = failing.encode()
+
+    def sign(self, message: bytes) -> bytes:  # type: ignore[override]
+        """The message as it is, or an error for the failing recipient's."""
+        if b"\r\nTo: " + self.failing + b"\r\n" in message:
+            raise ValueError("the signing key is unavailable")
+        return message
+
+
+def test_a_message_that_cannot_be_made_is_failed_and_everyone_else_is_mailed(
+    sqlite_engine: Engine,
+) -> None:
+    """An unusable address and an unsignable message are recorded failed; the send goes on."""
+    ingest(sqlite_engine, *digest_corpus())
+    edition = build(sqlite_engine)
+    people = [
+        "first@example.org",
+        "two words@example.org",
+        "unsigned@example.org",
+        "üñí@exämple.com",
+        "last@example.org",
+    ]
+    add_subscribers(sqlite_engine, people)
+    transport = RecordingTransport()
+    plan = plan_send(
+        sqlite_engine, Settings(), edition, transport, BrokenSigner("unsigned@example.org")
+    )
+    holder = holder_name()
+    report = send_edition(sqlite_engine, plan, holder=holder)
+    assert (report.sent, report.failed) == (3, 2)
+    assert [sent.recipient for sent in transport.sent] == [
+        "first@example.org",
+        "üñí@exämple.com",
+        "last@example.org",
+    ]
+    outcomes = ledger(sqlite_engine, edition.id)
+    assert outcomes["two words@example.org"][0] == "failed"
+    assert "not a usable email address" in outcomes["two words@example.org"][1]
+    assert outcomes["unsigned@example.org"] == (
+        "failed",
+        "cannot compose the message: the signing key is unavailable",
+    )
+    assert not registry.is_suppressed(sqlite_engine, "unsigned@example.org"), "no bounce"
+    later = RecordingTransport()  # the key mended: failed messages are tried again
+    again = send_edition(
+        sqlite_engine, plan_send(sqlite_engine, Settings(), edition, later, None), holder=holder
+    )
+    assert (again.sent, again.failed, again.skipped) == (1, 1, 3)
+    assert [sent.recipient for sent in later.sent] == ["unsigned@example.org"]
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [("from_address", "News <news@site example>"), ("unsubscribe_mailto", "leave at site")],
+)
+def test_a_setting_no_message_can_carry_stops_the_send_before_anyone(
+    sqlite_engine: Engine, key: str, value: str
+) -> None:
+    """What every message shares is checked once: a bad From refuses the send, not each reader."""
+    ingest(sqlite_engine, *digest_corpus())
+    edition = build(sqlite_engine)
+    add_subscribers(sqlite_engine, ["a@example.org"])
+    settings = Settings().model_copy(update={"mail": MailSettings(**{key: value})})
+    with pytest.raises(MessageError):
+        plan_send(sqlite_engine, settings, edition, RecordingTransport(), None)
+
+
+def smtp_settings(settings: SmtpSettings) -> Settings:
+    """Default settings sending through `settings`' server."""
+    return Settings().model_copy(
+        update={
+            "mail": MailSettings(transport="smtp", smtp=settings.model_copy(update={"retries": 0}))
+        }
+    )
+
+
+@pytest.mark.parametrize("offered", [True, False], ids=["smtputf8", "no-smtputf8"])
+def test_an_internationalised_subscriber_is_mailed_or_failed_as_the_server_allows(
+    sqlite_engine: Engine, serve: Serve, offered: bool
+) -> None:
+    """With SMTPUTF8 the UTF-8 address is mailed; without, it is failed with the reason."""
+    server, smtp = serve(enable_SMTPUTF8=offered)
+    ingest(sqlite_engine, *digest_corpus())
+    edition = build(sqlite_engine)
+    add_subscribers(sqlite_engine, ["a@example.org", "üñí@xn--exmple-cua.com", "z@exämple.com"])
+    settings = smtp_settings(smtp)
+    plan = plan_send(sqlite_engine, settings, edition, SmtpTransport(settings.mail.smtp), None)
+    report = send_edition(sqlite_engine, plan, holder=holder_name())
+    delivered = ["a@example.org", "z@xn--exmple-cua.com"]
+    if offered:
+        delivered.insert(1, "üñí@xn--exmple-cua.com")
+    assert sorted(server.addresses()) == sorted(delivered)
+    assert (report.sent, report.failed) == (len(delivered), 3 - len(delivered))
+    status, detail = ledger(sqlite_engine, edition.id)["üñí@xn--exmple-cua.com"]
+    if offered:
+        assert status == "sent"
+    else:
+        assert status == "failed"
+        assert "needs SMTPUTF8, which the server" in detail
+        assert "does not offer" in detail
+
+
+# Hypothesis: a list of every kind of address, sent to a real server ------------------------
+
+ATEXT = st.sampled_from([*"abcxyz0189", *"!#$%&'*+/=^_`{|}~-"])
+ASCII_LOCALS = st.lists(st.text(ATEXT, min_size=1, max_size=6), min_size=1, max_size=3).map(
+    ".".join
+)
+UTF8_LOCALS = (
+    st.lists(
+        st.text(
+            st.sampled_from([*"abc09+_-", "ü", "ñ", "ω", "ب", "ی", "中", "é"]),
+            min_size=1,
+            max_size=6,
+        ),
+        min_size=1,
+        max_size=3,
+    )
+    .map(".".join)
+    .filter(lambda local: not local.isascii())
+)
+ASCII_DOMAINS = st.sampled_from(
+    ["example.org", "mail.example.co.uk", "xn--exmple-cua.com", "localhost"]
+)
+IDN_DOMAINS = st.sampled_from(["exämple.com", "bücher.example", "موقع.example"])
+# Never allowed anywhere in an address, so putting one in breaks any address.
+BREAKERS = st.sampled_from(
+    [" ", "\r", "\n", "\r\n", "\x00", "\t", '"', "\\", ",", ";", ":", "<", ">", "(", ")", "[",
+     "]", "@", "\u2028", "\u0085", "\x7f", "\r\nBcc: victim@evil.example"]
+)  # fmt: skip
+
+
+@st.composite
+def subscriber_list(draw: st.DrawFn) -> list[tuple[str, str]]:
+    """(address as stored, what should become of it) for a mixed list, each address unique.
+
+    ascii / idn: delivered, to the address in A-labels; refused: delivered but refused by the
+    server (bounced); utf8: needs SMTPUTF8; broken: no message can be made for it.
+    """
+    people: list[tuple[str, str]] = []
+    for number in range(draw(st.integers(1, 12))):
+        kind = draw(st.sampled_from(["ascii", "idn", "utf8", "broken", "refused"]))
+        tag = f"n{number}"
+        if kind in ("ascii", "refused"):
+            address = f"{tag}{draw(ASCII_LOCALS)}@{draw(ASCII_DOMAINS)}"
+        elif kind == "idn":
+            address = f"{tag}{draw(ASCII_LOCALS)}@{draw(IDN_DOMAINS)}"
+        elif kind == "utf8":
+            address = f"{tag}{draw(UTF8_LOCALS)}@{draw(ASCII_DOMAINS | IDN_DOMAINS)}"
+        else:
+            base = f"{tag}{draw(ASCII_LOCALS | UTF8_LOCALS)}@{draw(ASCII_DOMAINS | IDN_DOMAINS)}"
+            at = draw(st.integers(0, len(base)))
+            address = base[:at] + draw(BREAKERS) + base[at:]
+        people.append((address, kind))
+    return people
+
+
+def a_labels(address: str) -> str:
+    """The address with its domain in A-labels, as it goes on the wire."""
+    local, _, domain = address.rpartition("@")
+    return f"{local}@{idna.encode(domain, uts46=True).decode()}"
+
+
+def wipe(engine: Engine) -> None:
+    """Remove every subscriber, suppression and ledger row, for the next list."""
+    with engine.begin() as connection:
+        for table in (delivery, suppression, subscriber):
+            connection.execute(sql_delete(table))
+
+
+@pytest.mark.parametrize("offered", [True, False], ids=["smtputf8", "no-smtputf8"])
+def test_any_list_reaches_each_deliverable_address_once_and_records_the_rest(
+    sqlite_engine: Engine, serve: Serve, offered: bool
+) -> None:
+    """Any mix of addresses: each deliverable one gets one message, each other one a reason."""
+    server, smtp = serve(enable_SMTPUTF8=offered)
+    ingest(sqlite_engine, *digest_corpus())
+    edition = build(sqlite_engine)
+    settings = smtp_settings(smtp)
+    # One plan for every list: the edition is compiled once; each list gets its own transport.
+    plan = plan_send(sqlite_engine, settings, edition, RecordingTransport(), None)
+    holder = holder_name()
+
+    @hyp_settings(max_examples=40)
+    @given(people=subscriber_list())
+    def send_to(people: list[tuple[str, str]]) -> None:
+        wipe(sqlite_engine)
+        server.received.clear()
+        server.refuse = {
+            a_labels(address): "550 5.1.1 no such user"
+            for address, kind in people
+            if kind == "refused"
+        }
+        add_subscribers(sqlite_engine, [address for address, _ in people])
+        transport = SmtpTransport(settings.mail.smtp)
+        report = send_edition(
+            sqlite_engine,
+            replace(
+                plan,
+                send=lambda out, gate: transport.send(
+                    out.envelope_from, out.recipient, out.data, before_delivery=gate
+                ),
+                finish=transport.close,
+            ),
+            holder=holder,
+        )
+        deliverable = {"ascii", "idn", "utf8"} if offered else {"ascii", "idn"}
+        expected = Counter(a_labels(address) for address, kind in people if kind in deliverable)
+        assert Counter(server.addresses()) == expected
+        for message in server.received:
+            [rcpt] = message.recipients
+            assert message.smtputf8 == (not rcpt.isascii())
+            head = message.content.split(b"\r\n\r\n", 1)[0].decode("utf-8")
+            parsed = message_from_string(message.content.decode("utf-8"), policy=policy.default)
+            assert [a.addr_spec for a in parsed["To"].addresses] == [rcpt]
+            assert head.isascii() == rcpt.isascii()
+        outcomes = ledger(sqlite_engine, edition.id)
+        assert len(outcomes) == len(people)  # one record each, whatever became of them
+        for address, kind in people:
+            status, detail = outcomes[address]
+            if kind in deliverable:
+                assert (status, detail) == ("sent", ""), address
+            elif kind == "refused":
+                assert status == "bounced"
+                assert "550" in detail
+                assert registry.suppression_reason(sqlite_engine, address) == "bounced"
+            elif kind == "utf8":
+                assert status == "failed"
+                assert "needs SMTPUTF8, which the server" in detail
+            else:
+                assert status == "failed"
+                assert detail.startswith("cannot compose the message: not a usable email")
+        assert report.sent == sum(expected.values())
+        assert report.failed == len(people) - report.sent
+
+    send_to()

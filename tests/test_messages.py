@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import random
 import re
+import unicodedata
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 from email import message_from_bytes, policy
@@ -15,9 +16,12 @@ from email.utils import parseaddr
 from pathlib import Path
 
 import dkim
+import idna
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+from hypothesis import given
+from hypothesis import strategies as st
 
 from syndicate.delivery import dkim as signing
 from syndicate.delivery.dkim import DkimKeyError, DkimSigner
@@ -26,9 +30,12 @@ from syndicate.delivery.message import (
     Letter,
     MessageBytes,
     MessageError,
+    Notice,
     build_message,
+    build_notice,
 )
 from syndicate.settings import DkimSettings
+from tests.mail import read_back, shown_name
 
 WHEN = datetime(2026, 11, 24, 7, 30, tzinfo=timezone(timedelta(hours=3, minutes=30)))
 LETTER = Letter(
@@ -277,7 +284,13 @@ def test_header_injection_through_text_is_neutralised(field: str, hostile: str) 
         ("to_email", "reader@example.org\r\nBcc: victim@example.org"),
         ("to_email", "reader@example.org>, victim@example.org"),
         ("to_email", "two words@example.org"),
-        ("to_email", "reader@exämple.org"),
+        ("to_email", "reader@exa mple.org"),
+        ("to_email", "=?utf-8?q?r=0D=0ABcc:_v@example.org?=@example.org"),
+        ("to_email", "reader..dots@example.org"),
+        ("to_email", "reader@-example.org"),
+        ("to_email", "réader\u200b@example.org"),
+        ("feedback_id", "a:b\r\nBcc: victim@example.org"),
+        ("feedback_id", "a:b:c:d:e"),
         ("to_email", "no-at-sign"),
         ("unsubscribe_url", "https://site.example/u\r\nBcc: victim@example.org"),
         ("unsubscribe_url", "https://site.example/u>, <https://evil.example/"),
@@ -326,6 +339,172 @@ def test_bodies_keep_the_message_bytes_promise() -> None:
         expected = text.replace("\r\n", "\n").replace("\r", "\n")
         expected += "" if expected.endswith("\n") else "\n"
         assert body_text(parse(raw), "plain") == expected
+
+
+# Names and addresses: whatever they hold, the header set stays and they read back ----------
+
+NOTICE_HEADERS = (
+    "From",
+    "To",
+    "Subject",
+    "Date",
+    "Message-ID",
+    "Auto-Submitted",
+    "MIME-Version",
+    "Content-Type",
+)
+# Characters that have broken headers somewhere: line breaks of every kind, NUL, quotes,
+# escapes, the specials of an address list, and the makings of an encoded word.
+AWKWARD = [
+    *'\r\n\x00\t"\\,;:<>()[]@.=?_ ',
+    "\u2028", "\u2029", "\u0085", "\x0b", "\x1c", "\ud800", "é", "ب", "\u200c", "=?", "?=",
+    "=?utf-8?q?", "=0D=0A", "Bcc: x@evil.example", "=?utf-8?b?DQo=?=",
+]  # fmt: skip
+NAMES = st.one_of(
+    st.text(max_size=300),
+    st.lists(st.sampled_from(AWKWARD) | st.text(max_size=3), max_size=40).map("".join),
+    st.builds(
+        "=?{}?{}?{}?=".format,
+        st.sampled_from(["utf-8", "UTF-8", "iso-8859-1", "x-unknown", "utf-8*en"]),
+        st.sampled_from("bBqQ"),
+        st.text(st.sampled_from("=0DA_ :Bcc@xe"), max_size=30),
+    ),
+)
+
+
+def sanitised(name: str) -> str:
+    """A name as a header may show it: its first 256 characters, controls as spaces, on one line."""
+    spaced = re.sub("[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]", " ", name[:256])
+    return re.sub(" {2,}", " ", spaced).strip(" ")
+
+
+def assert_reads_back(raw: bytes, names: tuple[str, ...], to: str, name: str, text: str) -> None:
+    """Exactly the header fields `names`, one recipient `to` named `name`, the body `text`."""
+    head = raw.split(b"\r\n\r\n", 1)[0]
+    assert re.findall(rb"^([^ \r\n][^:]*):", head, re.MULTILINE) == [n.encode() for n in names]
+    message = read_back(raw)
+    assert tuple(message.keys()) == names
+    [recipient] = message["To"].addresses
+    assert recipient.addr_spec == to
+    assert shown_name(raw, "To") == name
+    [sender] = message["From"].addresses
+    assert sender.addr_spec == "news@site.example"
+    assert body_text(message, "plain") == text
+
+
+@given(name=NAMES)
+def test_no_name_changes_the_header_set_and_each_reads_back_as_itself(name: str) -> None:
+    """Any display name: the same header fields, one recipient, the name as its sanitised text.
+
+    A name that looks like an encoded word is encoded itself, so it reads back as written.
+    """
+    for to in ("reader@example.org", "رضا@example.org"):
+        letter = replace(LETTER, to_name=name, to_email=to)
+        assert_reads_back(build_message(letter), HEADERS, to, sanitised(name), LETTER.text)
+        notice = Notice(
+            from_address=LETTER.from_address,
+            to_email=to,
+            to_name=name,
+            subject="Confirm",
+            text=f"Hello {name},\n",
+            html="<p>Hello</p>",
+        )
+        text = f"Hello {name},\n".replace("\r\n", "\n").replace("\r", "\n")
+        text = text.encode("utf-8", "replace").decode()  # a lone surrogate is no character
+        assert_reads_back(build_notice(notice), NOTICE_HEADERS, to, sanitised(name), text)
+
+
+LOCALS = st.lists(
+    st.text(st.sampled_from([*"abz09+'/{}|~!#$%&*=^_`-", "ü", "ب", "ω", "é"]), min_size=1),
+    min_size=1,
+    max_size=3,
+).map(".".join)
+DOMAINS = st.sampled_from(
+    ["example.org", "exämple.org", "xn--exmple-cua.org", "موقع.example", "-x.org", "x..org"]
+)
+
+
+@st.composite
+def spoilt(draw: st.DrawFn) -> str:
+    """A usable address with something awkward put in at some place."""
+    address = draw(st.builds("{}@{}".format, LOCALS, DOMAINS))
+    at = draw(st.integers(0, len(address)))
+    return address[:at] + draw(st.sampled_from(AWKWARD)) + address[at:]
+
+
+ADDRESSES = st.one_of(st.builds("{}@{}".format, LOCALS, DOMAINS), spoilt(), st.text(max_size=80))
+
+
+@given(to=ADDRESSES)
+def test_an_address_is_refused_or_reads_back_as_the_one_recipient(to: str) -> None:
+    """Any address: MessageError, or the same header set and exactly that one recipient."""
+    try:
+        raw = build_message(replace(LETTER, to_email=to))
+    except MessageError:
+        assert not re.fullmatch(r"[A-Za-z0-9+'/]+@example\.org", to)  # plain ones never fail
+        return
+    head = raw.split(b"\r\n\r\n", 1)[0]
+    local, _, domain = to.rpartition("@")
+    assert not re.search(r'[\s<>(),;:\\"\[\]@]', local)
+    assert not any(unicodedata.category(char)[0] in "CZ" for char in local)
+    to_ascii = domain if domain.isascii() else idna.encode(domain, uts46=True).decode()
+    assert_reads_back(raw, HEADERS, f"{local}@{to_ascii}", LETTER.to_name, LETTER.text)
+    assert head.isascii() == local.isascii()  # UTF-8 in the header only for a UTF-8 address
+
+
+def test_an_idn_domain_is_written_in_a_labels_and_needs_no_utf8() -> None:
+    """An address with an IDN domain and an ASCII local part has a pure ASCII header."""
+    raw = build_message(replace(LETTER, to_email="reader@exämple.org"))
+    assert raw.split(b"\r\n\r\n", 1)[0].isascii()
+    assert parse(raw)["To"].addresses[0].addr_spec == "reader@xn--exmple-cua.org"
+
+
+def test_a_utf8_local_part_is_the_one_utf8_thing_in_the_header() -> None:
+    """An internationalised address is written in UTF-8 (RFC 6532); all else stays ASCII."""
+    raw = build_message(replace(ARABIC, to_email="رضا@exämple.org"))
+    head = raw.split(b"\r\n\r\n", 1)[0]
+    [utf8_line] = [line for line in head.split(b"\r\n") if not line.isascii()]
+    assert utf8_line.endswith(" <رضا@xn--exmple-cua.org>".encode())
+    message = read_back(raw)
+    assert message["To"].addresses[0].addr_spec == "رضا@xn--exmple-cua.org"
+    assert message["To"].addresses[0].display_name == ARABIC.to_name
+    assert message["Subject"] == ARABIC.subject
+
+
+def test_a_notice_has_no_list_headers_and_says_it_is_automatic() -> None:
+    """A confirmation-style notice: From, To, Subject, Date, Message-ID, Auto-Submitted."""
+    notice = Notice(
+        from_address=LETTER.from_address,
+        to_email="reader@example.org",
+        to_name='Ada "Ace" <Lovelace>',
+        subject="Confirm your subscription",
+        text="Hello,\n",
+        html="<p>Hello</p>\n",
+        date=WHEN,
+    )
+    message = parse(build_notice(notice))
+    assert tuple(message.keys()) == NOTICE_HEADERS
+    assert message["Auto-Submitted"] == "auto-generated"
+    assert message["To"].addresses[0].display_name == 'Ada "Ace" <Lovelace>'
+    assert body_text(message, "html") == "<p>Hello</p>\n"
+
+
+@pytest.mark.parametrize("value", ["", "daily:en:digest:syndicate", "syndicate"])
+def test_feedback_id_appears_exactly_when_set(value: str, key: rsa.RSAPrivateKey) -> None:
+    """A Feedback-ID header when one is given, none otherwise; DKIM covers it when present."""
+    letter = replace(LETTER, feedback_id=value)
+    notice = Notice(LETTER.from_address, "r@example.org", "s", "t", "h", feedback_id=value)
+    for raw, names in ((build_message(letter), HEADERS), (build_notice(notice), NOTICE_HEADERS)):
+        message = parse(raw)
+        expected = [*names[:-2], "Feedback-ID", *names[-2:]] if value else list(names)
+        assert list(message.keys()) == expected
+        assert message.get_all("Feedback-ID", []) == ([value] if value else [])
+    signed = signer(key).sign(build_message(letter))
+    assert "feedback-id" in tags(signed)["h"].split(":")
+    assert verify(signed, key)
+    if value:
+        forged = signed.replace(f"Feedback-ID: {value}".encode(), b"Feedback-ID: x:evil")
+        assert not verify(forged, key)
 
 
 # Body templates: encoded once, filled per recipient --------------------------------------
@@ -508,7 +687,11 @@ def tags(message: bytes) -> dict[str, str]:
     return {name: tag for name, tag in pairs}
 
 
-@pytest.mark.parametrize("letter", [LETTER, ARABIC, PERSIAN], ids=["en", "ar", "fa"])
+@pytest.mark.parametrize(
+    "letter",
+    [LETTER, ARABIC, PERSIAN, replace(PERSIAN, to_email="زهرا@xn--mgbh0fb.example")],
+    ids=["en", "ar", "fa", "fa-utf8-address"],
+)
 def test_dkim_signature_verifies_and_covers_list_unsubscribe(
     letter: Letter, key: rsa.RSAPrivateKey
 ) -> None:

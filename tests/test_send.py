@@ -210,3 +210,32 @@ def test_second_send_of_the_same_edition_refuses_to_start(tmp_path: Path, serve:
     _, err = first.communicate(timeout=120)
     assert first.returncode == 0, err
     assert Counter(server.addresses()) == Counter(addresses(600))
+
+
+@pytest.mark.parametrize("offered", [False, True], ids=["no-smtputf8", "smtputf8"])
+def test_an_internationalised_subscriber_never_stops_the_send(
+    tmp_path: Path, serve: Serve, offered: bool
+) -> None:
+    """`üñí@exämple.com` imported --confirmed: mailed with SMTPUTF8, else failed; all others mailed."""
+    server, settings = serve(enable_SMTPUTF8=offered)
+    room = Newsroom(tmp_path, settings.port, 0)
+    rows = [f"reader{n:02d}@example.org,Reader,en,daily," for n in range(10)]
+    rows[3:3] = ["üñí@exämple.com,Üñí,en,daily,", "plain@exämple.com,Plain,en,daily,"]
+    (tmp_path / "more.csv").write_text("email,name,language,digests,topics\n" + "\n".join(rows))
+    imported = syndicate(
+        room.env, "subscribers", "import", str(tmp_path / "more.csv"), "--confirmed", cwd=tmp_path
+    )
+    assert imported.returncode == 0, imported.stderr
+    assert "line 5: note: üñí@xn--exmple-cua.com needs SMTPUTF8" in imported.stderr
+    assert imported.stdout.strip().endswith("; 1 address needs SMTPUTF8")
+    sent = room.send()
+    everyone = [f"reader{n:02d}@example.org" for n in range(10)] + ["plain@xn--exmple-cua.com"]
+    if offered:
+        assert sent.returncode == 0, sent.stderr
+        assert "12 sent, 0 failed" in sent.stdout
+        everyone.append("üñí@xn--exmple-cua.com")
+    else:
+        assert sent.returncode == 1, sent.stderr
+        assert "11 sent, 1 failed" in sent.stdout
+        assert "needs SMTPUTF8, which the server" in sent.stderr
+    assert Counter(server.addresses()) == Counter(everyone)

@@ -2,17 +2,37 @@
 
 from __future__ import annotations
 
+import csv
 import io
 import json
+import os
+import re
+import subprocess
+import sys
+import unicodedata
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from sqlalchemy import Engine
 
+from syndicate.delivery.message import build_message
 from syndicate.store import open_database
+from syndicate.store.schema import subscriber
 from syndicate.subscribers import registry
-from syndicate.subscribers.csvfile import CsvHeaderError, ImportReport, export_csv, import_csv
+from syndicate.subscribers.csvfile import (
+    CsvHeaderError,
+    ImportReport,
+    export_csv,
+    import_csv,
+    open_csv,
+)
 from tests.conftest import LANGUAGES, ingest_text
+from tests.mail import read_back, shown_name
+from tests.test_messages import HEADERS, LETTER
 
 KINDS = ("daily", "weekly", "monthly")
 TOPICS = "\n".join(
@@ -204,3 +224,191 @@ def test_export_carries_nothing_that_could_forge_a_link(engine: Engine) -> None:
     header, row = _export(engine).splitlines()
     assert header == "email,name,language,digests,topics,status"
     assert row == "reader@example.com,,en,daily,,confirmed"
+
+
+# Bytes that are not UTF-8, and rows of garbage ---------------------------------------------
+
+
+def _import_file(engine: Engine, path: Path, **options: Any) -> tuple[ImportReport, list[str]]:
+    errors: list[str] = []
+    with open_csv(path) as stream:
+        report = import_csv(
+            engine,
+            stream,
+            confirmed=True,
+            languages=LANGUAGES,
+            kinds=KINDS,
+            on_error=lambda line, reason: errors.append(f"line {line}: {reason}"),
+            **options,
+        )
+    return report, errors
+
+
+def test_a_byte_that_is_not_utf8_rejects_its_row_alone(engine: Engine, tmp_path: Path) -> None:
+    """One Latin-1 byte: that row is named by line (and cell), every other row is imported."""
+    path = tmp_path / "list.csv"
+    path.write_bytes(
+        b"email,name,language\n"
+        b"one@example.com,One,en\n"
+        b"two@example.com,Jos\xe9,en\n"
+        b'three@example.com,"Three,\nthen J\xfcrgen",en\n'
+        b"four@example.com,Four,en\n"
+    )
+    report, errors = _import_file(engine, path)
+    assert errors == [
+        "line 3: not valid UTF-8: byte 0xE9 in the name cell; save the file as UTF-8",
+        "line 4: not valid UTF-8: byte 0xFC in the name cell on line 5; save the file as UTF-8",
+    ]
+    assert (report.created, report.rejected) == (2, 2)
+    assert [person.email for person, _ in registry.all_subscribers(engine)] == [
+        "one@example.com",
+        "four@example.com",
+    ]
+
+
+def test_a_header_that_is_not_utf8_refuses_the_file(engine: Engine, tmp_path: Path) -> None:
+    """A first row that is not UTF-8 cannot name the columns: nothing is imported."""
+    path = tmp_path / "list.csv"
+    path.write_bytes(b"email,n\xe4me\none@example.com,One\n")
+    with pytest.raises(CsvHeaderError, match="not valid UTF-8"):
+        _import_file(engine, path)
+
+
+def test_the_command_names_the_line_imports_the_rest_and_exits_1(tmp_path: Path) -> None:
+    """`subscribers import` with a bad byte: `line N: not valid UTF-8`, a summary, exit 1."""
+    path = tmp_path / "list.csv"
+    path.write_bytes(b"email,name\na@example.com,A\nb@example.com,\xff\nc@example.com,C\n")
+    env = {key: value for key, value in os.environ.items() if not key.startswith("SYNDICATE_")}
+    env["SYNDICATE_DATABASE__URL"] = f"sqlite:///{tmp_path / 'store.db'}"
+    result = subprocess.run(
+        [sys.executable, "-m", "syndicate", "subscribers", "import", str(path)],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert result.returncode == 1, result.stderr
+    assert "line 3: not valid UTF-8: byte 0xFF in the name cell" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert result.stdout.strip() == (
+        "2 created, 0 updated, 1 rejected, 0 suppressed and left alone"
+    )
+
+
+def test_addresses_that_need_smtputf8_are_named_and_counted(engine: Engine) -> None:
+    """Each imported address with a UTF-8 local part is noted by line, once, and counted."""
+    notes: list[str] = []
+    report = import_csv(
+        engine,
+        io.StringIO(
+            "email\nÜñí@exämple.com\nplain@exämple.com\nüñí@xn--exmple-cua.com\nرضا@example.com\n",
+            newline="",
+        ),
+        confirmed=True,
+        languages=LANGUAGES,
+        kinds=KINDS,
+        on_error=lambda line, reason: pytest.fail(f"line {line}: {reason}"),
+        on_notice=lambda line, note: notes.append(f"line {line}: {note}"),
+    )
+    assert notes == [
+        "line 2: üñí@xn--exmple-cua.com needs SMTPUTF8 (its local part is not ASCII)",
+        "line 5: رضا@example.com needs SMTPUTF8 (its local part is not ASCII)",
+    ]
+    assert report.smtputf8 == ["üñí@xn--exmple-cua.com", "رضا@example.com"]
+    assert report.summary().endswith("; 2 addresses need SMTPUTF8")
+
+
+GOOD = st.builds(
+    lambda local, name, language: (f"{local}@example.com", name, language),
+    st.text(st.sampled_from("abcdefgh0123456789"), min_size=1, max_size=10),
+    st.text(st.sampled_from("AbcDé عل "), max_size=12).map(str.strip),
+    st.sampled_from(LANGUAGES),
+)
+# Garbage for one line: bytes with at least one that is never UTF-8, or text without an "@"
+# (so it is no address). No quote, which would run on into the next lines as one cell.
+BAD_BYTES = st.builds(
+    lambda head, tail: head + b"\xff" + tail,
+    st.binary(max_size=20).map(lambda data: data.translate(None, b'"\r\n')),
+    st.binary(max_size=20).map(lambda data: data.translate(None, b'"\r\n')),
+)
+BAD_TEXT = st.text(max_size=30).map(
+    lambda text: (
+        "x" + "".join(c for c in text if c not in '"@\r\n\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029')
+    )
+)
+ROWS = st.lists(
+    st.one_of(
+        GOOD.map(lambda row: ("good", row)),
+        BAD_BYTES.map(lambda row: ("bad", row)),
+        BAD_TEXT.map(lambda row: ("bad", row)),
+    ),
+    max_size=15,
+)
+
+
+@given(rows=ROWS)
+def test_garbage_rows_are_named_by_line_and_every_good_row_imported(
+    sqlite_engine: Engine, tmp_path: Path, rows: list[tuple[str, Any]]
+) -> None:
+    """Any mix of valid rows and garbage lines: no traceback, good rows in, bad ones by line."""
+    with sqlite_engine.begin() as connection:
+        connection.execute(subscriber.delete())
+    lines = [b"email,name,language"]
+    expected: dict[str, tuple[str, str]] = {}
+    bad_lines: list[int] = []
+    for number, (kind, row) in enumerate(rows, start=2):
+        if kind == "good":
+            email, name, language = row
+            email = f"r{number}{email}"  # each row its own address
+            out = io.StringIO()
+            csv.writer(out).writerow([email, name, language])
+            lines.append(out.getvalue().rstrip("\r\n").encode())
+            expected[email] = (" ".join(name.split()), language)
+        else:
+            lines.append(row if isinstance(row, bytes) else row.encode())
+            bad_lines.append(number)
+    path = tmp_path / "rows.csv"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    report, errors = _import_file(sqlite_engine, path)
+    stored = {
+        person.email: (person.name, person.language)
+        for person, _ in registry.all_subscribers(sqlite_engine)
+    }
+    assert stored == expected
+    named = [int(error.split(":")[0].removeprefix("line ")) for error in errors]
+    assert named == bad_lines
+    assert report.rejected == len(bad_lines)
+
+
+NAMES = st.one_of(
+    st.text(max_size=220),
+    st.lists(
+        st.sampled_from(
+            ['"', "\\", ",", "<", ">", "=?", "?=", "=?utf-8?q?=0D=0A", "\r\n", "é", " "]
+        )
+        | st.text(max_size=3),
+        max_size=30,
+    ).map("".join),
+)
+
+
+@given(name=NAMES)
+def test_a_name_from_a_csv_file_is_mailed_as_written_or_refused_by_line(
+    sqlite_engine: Engine, name: str
+) -> None:
+    """Any name cell: its row is refused by line, or the subscriber's mail shows it as typed."""
+    with sqlite_engine.begin() as connection:
+        connection.execute(subscriber.delete())
+    out = io.StringIO(newline="")
+    csv.writer(out).writerows([["email", "name"], ["reader@example.com", name]])
+    _, errors = _import(sqlite_engine, out.getvalue(), confirmed=True)
+    person = registry.find_by_email(sqlite_engine, "reader@example.com")
+    if errors:
+        assert [error.split(": ")[0:2] for error in errors] == [["line 2", "name"]]
+        assert person is None
+        return
+    assert person is not None
+    shown = " ".join(unicodedata.normalize("NFC", name).split())
+    assert person.name == shown
+    raw = build_message(replace(LETTER, to_email=person.email, to_name=person.name))
+    head = raw.split(b"\r\n\r\n", 1)[0]
+    assert re.findall(rb"^([^ \r\n][^:]*):", head, re.MULTILINE) == [h.encode() for h in HEADERS]
+    assert [to.addr_spec for to in read_back(raw)["To"].addresses] == ["reader@example.com"]
+    assert shown_name(raw, "To") == shown

@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import logging
 import re
 import time
+import unicodedata
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from itsdangerous import TimestampSigner, URLSafeTimedSerializer
 from sqlalchemy import Engine, select
 
 from syndicate.store.schema import state, subscriber, suppression
 from syndicate.subscribers import registry
-from syndicate.subscribers.addresses import clean_name, normalise_address
+from syndicate.subscribers.addresses import clean_name, needs_smtputf8, normalise_address
 from syndicate.subscribers.registry import Choices, PreferenceError, Preferences
 from syndicate.subscribers.tokens import Purpose, TokenError, Tokens, secret_key
 from tests.conftest import LANGUAGES, ingest_text
@@ -61,6 +65,8 @@ def test_addresses_are_normalised_so_one_person_is_one_address(raw: str, stored:
         "a\u2028b@example.com",
         "a@@example.com",
         "x" * 320 + "@example.com",
+        "=?utf-8?q?=0D=0A?=@example.com",
+        "=?utf-8?b?DQpCY2M6IHZAZXhhbXBsZS5vcmc=?=@example.com",
     ],
 )
 def test_invalid_addresses_and_control_characters_are_errors(raw: str) -> None:
@@ -74,6 +80,67 @@ def test_names_refuse_line_breaks_and_fold_spaces() -> None:
     assert clean_name("  Leila   Ahmadi ") == "Leila Ahmadi"
     with pytest.raises(ValueError, match="control character"):
         clean_name("Eve\r\nBcc: x@example.com")
+
+
+def test_only_a_non_ascii_local_part_needs_smtputf8() -> None:
+    """An IDN domain is kept in A-labels and needs nothing; a UTF-8 local part needs SMTPUTF8."""
+    assert not needs_smtputf8(normalise_address("plain@exämple.com"))
+    assert needs_smtputf8(normalise_address("Üñí@exämple.com"))
+    assert normalise_address("Üñí@exämple.com") == "üñí@xn--exmple-cua.com"
+
+
+def encoded(text: str, encoding: str, charset: str = "utf-8") -> str:
+    """`text` as one RFC 2047 encoded word."""
+    data = text.encode(charset)
+    if encoding in "bB":
+        return f"=?{charset}?{encoding}?{base64.b64encode(data).decode()}?="
+    return f"=?{charset}?{encoding}?{''.join(f'={byte:02X}' for byte in data)}?="
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "=?utf-8?q?Eve=0D=0ABcc:_x@evil.example?=",
+        "=?UTF-8?Q?Eve=0ABcc:_x@evil.example?=",
+        "Eve =?utf-8?b?DQpCY2M6IHhAZXZpbC5leGFtcGxl?=",
+        "=?utf-8?q?Eve Bcc=0A?=",  # a space inside, which lenient readers decode all the same
+        "=?utf-8*en?q?=C2=85?=",  # NEL, with an RFC 2231 language
+        "=?iso-8859-1?q?a=85b?=",
+        "=?x-unknown?q?a=85b?=",  # an unknown charset, read byte for byte
+        "=?utf-8?q?=E2=80=A8?=",
+        "=?utf-8?b?DQ?=",  # padding missing
+        "=?utf-16?b?" + base64.b64encode("\n".encode("utf-16-le")).decode() + "?=",
+        encoded(encoded("\r\nBcc: x@evil.example", "q"), "b"),  # within another one
+    ],
+)
+def test_names_are_refused_when_an_encoded_word_hides_a_control_character(name: str) -> None:
+    """An encoded word that decodes to a line break or control is refused like a typed one."""
+    with pytest.raises(ValueError, match=r"control character|within"):
+        clean_name(name)
+
+
+@given(
+    text=st.text(min_size=1).filter(
+        lambda text: any(unicodedata.category(c) in ("Cc", "Zl", "Zp") for c in text)
+    ),
+    encoding=st.sampled_from("bBqQ"),
+    around=st.tuples(st.text(max_size=5), st.text(max_size=5)),
+)
+def test_no_encoded_word_can_smuggle_a_control_character_into_a_name(
+    text: str, encoding: str, around: tuple[str, str]
+) -> None:
+    """Whatever text with a control character is encoded, once or twice, the name is refused."""
+    for word in (encoded(text, encoding), encoded(encoded(text, encoding), "b")):
+        with pytest.raises(ValueError, match=r"control character|within"):
+            clean_name(around[0] + word + around[1])
+
+
+@pytest.mark.parametrize(
+    "name", ["=?utf-8?q?Eve?=", "Ali =?", "?= x =?", "=?utf-8?b?2LnZhNmK?=", "زهرا\u200cسادات"]
+)
+def test_names_that_only_look_like_encoded_words_are_kept_as_written(name: str) -> None:
+    """A harmless look-alike is kept as typed (mail then shows it as typed, never decoded)."""
+    assert clean_name(name) == name
 
 
 # -- tokens ---------------------------------------------------------------------------------

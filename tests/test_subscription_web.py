@@ -2,28 +2,45 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 import socket
 import threading
 import time
+import unicodedata
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from html.parser import HTMLParser
 from urllib.parse import urlsplit
 
 import httpx
 import pytest
-from sqlalchemy import Engine
+from hypothesis import given
+from hypothesis import strategies as st
+from sqlalchemy import Engine, delete
 from starlette.applications import Starlette
 from starlette.routing import Mount
 
-from syndicate.settings import DigestSettings, SiteSettings, SubscriberSettings, WebSettings
+from syndicate.delivery.message import build_message
+from syndicate.dispatch import confirmation_message
+from syndicate.settings import (
+    DigestSettings,
+    Settings,
+    SiteSettings,
+    SubscriberSettings,
+    WebSettings,
+)
+from syndicate.store.schema import attempt, subscriber
 from syndicate.subscribers import registry
 from syndicate.subscribers.links import ConfirmationRequest, SubscriptionLinks
 from syndicate.subscribers.registry import Choices, Preferences, Subscriber
 from syndicate.subscribers.tokens import Purpose, Tokens
 from syndicate.subscribers.web import create_subscription_app
 from tests.conftest import LANGUAGES, ingest_text
+from tests.mail import read_back, shown_name
+from tests.test_dispatch import CONFIRMATION_HEADERS
+from tests.test_messages import HEADERS as LETTER_HEADERS
+from tests.test_messages import LETTER
 from tests.webserver import serve_in_thread
 
 SECRET = "test-secret-key-for-the-subscription-pages"
@@ -542,3 +559,173 @@ def test_unknown_pages_and_methods_get_human_pages(site: Site) -> None:
     assert wrong.status_code == 405
     assert "GET" in wrong.headers["allow"]
     _is_human_page(wrong)
+
+
+# Nothing from a form reaches a mail header ------------------------------------------------
+
+FORM_PIECES = [
+    *'\r\n\x00\t"\\,;:<>()[]@.=?_ ',
+    *["\u2028", "\u2029", "\u0085", "\x0b", "\x1c", "é", "ب", "\u200c", "\u00a0"],
+    *["=?", "?=", "=?utf-8?q?", "=0D=0A", "Bcc: x@evil.example", "=?utf-8?b?DQo=?="],
+]
+FORM_NAMES = st.one_of(
+    st.text(max_size=250),
+    st.lists(st.sampled_from(FORM_PIECES) | st.text(max_size=3), max_size=40).map("".join),
+    st.builds(
+        "=?{}?{}?{}?=".format,
+        st.sampled_from(["utf-8", "UTF-8", "iso-8859-1", "x-unknown"]),
+        st.sampled_from("bBqQ"),
+        st.text(st.sampled_from("=0DA_ :Bcc@xe"), max_size=30),
+    ),
+    st.just("=?utf-8?q?Eve=0D=0ABcc:_x@evil.example?="),
+)
+NAME_REFUSED = "The name is too long or contains characters that are not allowed."
+
+
+@dataclass
+class Form:
+    """The subscription app on a real server, without rate limits, and the mail it asked for."""
+
+    client: httpx.Client
+    engine: Engine
+    mail: RecordedConfirmations
+    links: SubscriptionLinks
+    numbers: Iterator[int] = field(default_factory=itertools.count)
+
+    def address(self) -> str:
+        """An address no earlier example used, so no per-address limit is reached."""
+        return f"reader{next(self.numbers)}@example.org"
+
+
+@pytest.fixture
+def form(sqlite_engine: Engine) -> Iterator[Form]:
+    """The real subscription app, mounted as the server mounts it, on a loopback port."""
+    ingest_text(sqlite_engine, TOPICS)
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    mail = RecordedConfirmations()
+    app = create_subscription_app(
+        sqlite_engine,
+        site=SiteSettings(),
+        web=WebSettings(public_url=f"{url}/"),
+        subscribers=SubscriberSettings(subscribe_per_hour=1_000_000),
+        digests=DigestSettings(),
+        secret_key=SECRET,
+        send_confirmation=mail,
+    )
+    outer = Starlette(routes=[Mount("/subscribe", app=app)])
+    for _ in serve_in_thread(outer, port):
+        with httpx.Client(base_url=url) as client:
+            yield Form(client, sqlite_engine, mail, SubscriptionLinks(Tokens(SECRET), url))
+
+
+def folded(name: str) -> str:
+    """A name as the store keeps it: NFC, runs of spaces one, none at the ends."""
+    return " ".join(unicodedata.normalize("NFC", name).split())
+
+
+def assert_mail_shows(raw: bytes, names: tuple[str, ...], address: str, name: str) -> None:
+    """The message has exactly the header fields `names`, and one recipient: `name <address>`."""
+    head = raw.split(b"\r\n\r\n", 1)[0]
+    assert re.findall(rb"^([^ \r\n][^:]*):", head, re.MULTILINE) == [n.encode() for n in names]
+    message = read_back(raw)
+    assert [recipient.addr_spec for recipient in message["To"].addresses] == [address]
+    assert shown_name(raw, "To") == name
+
+
+@given(name=FORM_NAMES)
+def test_a_name_from_the_subscribe_form_is_mailed_as_written_or_refused(
+    form: Form, name: str
+) -> None:
+    """Whatever the name field holds: the form refuses it, or the confirmation shows it as typed."""
+    address = form.address()
+    page = form.client.get("/subscribe/?lang=en")
+    answer = form.client.post(
+        "/subscribe/",
+        data={"csrf": _csrf(page.text), "lang": "en", "email": address, "name": name,
+              "language": "en", "digests": ["daily"]},
+    )  # fmt: skip
+    if answer.status_code == 422:
+        assert NAME_REFUSED in answer.text
+        assert registry.find_by_email(form.engine, address) is None
+        assert (
+            any(unicodedata.category(c) in "CcZlZp" for c in name)
+            or "=?" in name
+            or (len(folded(name)) > 200)
+        )
+        return
+    assert answer.status_code == 200
+    [request] = [sent for sent in form.mail.wait_for(1) if sent.email == address]
+    form.mail.requests.clear()
+    assert request.name == folded(name)
+    raw = confirmation_message(Settings(), request)
+    assert_mail_shows(raw, CONFIRMATION_HEADERS, address, folded(name))
+    body = read_back(raw).get_body(("plain",))
+    assert body is not None
+    text = body.get_content().replace("\r\n", "\n")
+    assert text.startswith(f"Hello {folded(name)},\n" if folded(name) else "Hello,\n")
+
+
+@given(name=FORM_NAMES)
+def test_a_name_from_the_preferences_form_is_mailed_as_written_or_refused(
+    form: Form, name: str
+) -> None:
+    """A subscriber's new name: refused, or stored so that their digest shows it as typed."""
+    address = form.address()
+    pending = registry.subscribe(form.engine, address, Preferences("en", ("daily",)), CHOICES)
+    assert pending is not None
+    registry.confirm(form.engine, pending.pk)
+    path = _path(form.links.preferences(pending.pk, address, "en"))
+    page = form.client.get(path)
+    answer = form.client.post(
+        path, data={"csrf": _csrf(page.text), "name": name, "language": "en", "digests": ["daily"]}
+    )
+    stored = registry.find_by_email(form.engine, address)
+    assert stored is not None
+    if answer.status_code == 422:
+        assert NAME_REFUSED in answer.text
+        assert stored.name == ""
+        return
+    assert answer.status_code == 200
+    assert stored.name == folded(name)
+    raw = build_message(replace(LETTER, to_email=address, to_name=stored.name))
+    assert_mail_shows(raw, LETTER_HEADERS, address, folded(name))
+
+
+FORM_ADDRESSES = st.one_of(
+    st.text(max_size=60),
+    st.builds(
+        "{}{}@{}".format,
+        st.lists(st.sampled_from([*"ab.+'", "ü", "ب", *FORM_PIECES]), min_size=1, max_size=8).map(
+            "".join
+        ),
+        st.integers(0, 10**6).map(str),
+        st.sampled_from(["example.org", "EXÄMPLE.org", "xn--exmple-cua.org", "b", "-x.org"]),
+    ),
+)
+
+
+@given(email=FORM_ADDRESSES)
+def test_an_address_from_the_subscribe_form_is_refused_or_the_one_recipient(
+    form: Form, email: str
+) -> None:
+    """Whatever the email field holds: refused, or the confirmation goes to that one address."""
+    with form.engine.begin() as connection:  # a fresh start: no subscriber, no limit reached
+        connection.execute(delete(subscriber))
+        connection.execute(delete(attempt))
+    form.mail.requests.clear()
+    page = form.client.get("/subscribe/?lang=en")
+    answer = form.client.post(
+        "/subscribe/",
+        data={"csrf": _csrf(page.text), "lang": "en", "email": email, "name": "Reader",
+              "language": "en", "digests": ["daily"]},
+    )  # fmt: skip
+    if answer.status_code == 422:
+        assert "Enter a valid email address" in answer.text
+        return
+    assert answer.status_code == 200
+    [request] = form.mail.wait_for(1)
+    raw = confirmation_message(Settings(), request)
+    assert_mail_shows(raw, CONFIRMATION_HEADERS, request.email, "Reader")
+    assert not re.search(r"[\s<>(),;:\\\"\[\]]", request.email)
+    assert "=?" not in request.email

@@ -11,7 +11,8 @@ import ssl
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
-from email import message_from_bytes, policy
+from email import message_from_bytes, message_from_string, policy
+from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,7 @@ from syndicate.delivery.transports import (
     PermanentFailure,
     SessionFailure,
     TransientFailure,
+    Unsendable,
     transport_from_settings,
 )
 from syndicate.settings import MailSettings, SmtpSettings
@@ -195,14 +197,70 @@ def test_unreachable_server_is_a_transient_failure(serve: Serve) -> None:
 
 
 def test_envelope_addresses_cannot_inject_commands(serve: Serve) -> None:
-    """A recipient with CR LF is refused before anything is sent."""
+    """A recipient with CR LF is refused before anything is sent, and is no server's bounce."""
     server, settings = serve()
     transport = smtp(settings)
     hostile = "reader@example.org>\r\nRCPT TO:<victim@example.org"
-    with pytest.raises(PermanentFailure):
+    with pytest.raises(Unsendable):
         asyncio.run(transport.send(SENDER, hostile, message_for("reader@example.org")))
     assert server.received == []
     assert server.peers == set()
+
+
+def received_message(content: bytes) -> EmailMessage:
+    """A received message parsed; an RFC 6532 (UTF-8) header is read as text, as it is."""
+    head = content.split(b"\r\n\r\n", 1)[0]
+    if head.isascii():
+        parsed = message_from_bytes(content, policy=policy.default)
+    else:
+        parsed = message_from_string(content.decode("utf-8"), policy=policy.default)
+    assert isinstance(parsed, EmailMessage)
+    return parsed
+
+
+def test_an_internationalised_address_goes_out_with_smtputf8(serve: Serve) -> None:
+    """A UTF-8 local part: MAIL FROM asks for SMTPUTF8, RCPT and To carry it in UTF-8."""
+    server, settings = serve(enable_SMTPUTF8=True)
+    transport = smtp(settings)
+    run(transport, "üñí@xn--exmple-cua.com", "plain@example.org")
+    got = {message.recipients: message for message in server.received}
+    utf8 = got[("üñí@xn--exmple-cua.com",)]
+    assert utf8.smtputf8
+    assert received_message(utf8.content)["To"].addresses[0].addr_spec == "üñí@xn--exmple-cua.com"
+    plain = got[("plain@example.org",)]
+    assert not plain.smtputf8  # only the message that needs it asks for it
+    assert plain.content.split(b"\r\n\r\n", 1)[0].isascii()
+
+
+def test_without_smtputf8_an_internationalised_address_is_unsendable(serve: Serve) -> None:
+    """A server that does not offer SMTPUTF8: Unsendable, saying so, and no command is sent."""
+    server, settings = serve(enable_SMTPUTF8=False)
+    transport = smtp(settings, pool_size=1)
+
+    async def main() -> None:
+        with pytest.raises(Unsendable, match=r"needs SMTPUTF8, which the server .* does not offer"):
+            await transport.send(SENDER, "رضا@example.org", message_for("رضا@example.org"))
+        await transport.send(SENDER, "next@example.org", message_for("next@example.org"))
+        await transport.close()
+
+    asyncio.run(main())
+    assert [got.recipients for got in server.received] == [("next@example.org",)]
+    assert (transport.stats.retries, transport.stats.refused, transport.stats.connections) == (
+        0,
+        0,
+        1,
+    )
+
+
+@pytest.mark.parametrize("offered", [False, True])
+@pytest.mark.parametrize("stored", ["plain@exämple.com", "plain@xn--exmple-cua.com"])
+def test_an_idn_domain_needs_no_smtputf8(serve: Serve, offered: bool, stored: str) -> None:
+    """An ASCII local part at an IDN domain goes out in A-labels, SMTPUTF8 or not."""
+    server, settings = serve(enable_SMTPUTF8=offered)
+    run(smtp(settings), stored)
+    [got] = server.received
+    assert (got.recipients, got.smtputf8) == (("plain@xn--exmple-cua.com",), False)
+    assert got.content.split(b"\r\n\r\n", 1)[0].isascii()
 
 
 def test_a_server_slower_than_the_timeout_is_given_up_on(serve: Serve) -> None:
@@ -425,9 +483,31 @@ def test_outbox_writes_a_maildir_that_mailbox_reads(tmp_path: Path) -> None:
 def test_outbox_refuses_unsafe_envelope_addresses(tmp_path: Path) -> None:
     """An address with CR LF cannot add a header to the stored file."""
     outbox = OutboxTransport(tmp_path / "outbox")
-    with pytest.raises(PermanentFailure):
+    with pytest.raises(Unsendable):
         asyncio.run(outbox.send(SENDER, "a@example.org\r\nX-Evil: 1", message_for("a@example.org")))
     assert list((tmp_path / "outbox" / "new").iterdir()) == []
+
+
+def test_outbox_keeps_internationalised_addresses(tmp_path: Path) -> None:
+    """A local delivery needs no SMTPUTF8: the envelope and To keep the UTF-8 address."""
+    outbox = OutboxTransport(tmp_path / "outbox")
+    asyncio.run(outbox.send(SENDER, "üñí@exämple.com", message_for("üñí@exämple.com")))
+    [name] = [entry.name for entry in (tmp_path / "outbox" / "new").iterdir()]
+    content = (tmp_path / "outbox" / "new" / name).read_bytes()
+    assert content.startswith(
+        f"Return-Path: <{SENDER}>\nDelivered-To: üñí@xn--exmple-cua.com\n".encode()
+    )
+    stored = received_message(content.replace(b"\n", b"\r\n"))
+    assert stored["To"].addresses[0].addr_spec == "üñí@xn--exmple-cua.com"
+
+
+def test_an_outbox_that_cannot_be_written_defers_the_message(tmp_path: Path) -> None:
+    """A Maildir that cannot take a file is a TransientFailure, tried again by the next send."""
+    outbox = OutboxTransport(tmp_path / "outbox")
+    (tmp_path / "outbox" / "tmp").rmdir()
+    (tmp_path / "outbox" / "tmp").write_text("a file where the folder should be")
+    with pytest.raises(TransientFailure, match="cannot write to the outbox"):
+        asyncio.run(outbox.send(SENDER, "a@example.org", message_for("a@example.org")))
 
 
 def test_recording_transport_keeps_messages_and_raises_what_it_is_told() -> None:

@@ -86,6 +86,7 @@ def send_digest(edition_id: str) -> None:
     """Send an edition to its subscribers; resumable, and never twice to anyone."""
     from syndicate.delivery.dkim import DkimKeyError
     from syndicate.delivery.ledger import SendInProgress
+    from syndicate.delivery.message import MessageError
     from syndicate.digests.editions import load_edition
     from syndicate.progress import ProgressBar
     from syndicate.sending import SendAborted, send
@@ -113,6 +114,9 @@ def send_digest(edition_id: str) -> None:
         sys.exit(2)
     except DkimKeyError as error:
         click.echo(f"syndicate: {error}", err=True)
+        sys.exit(2)
+    except MessageError as error:  # a setting every message shares, such as [mail] from_address
+        click.echo(f"syndicate: no message can be made: {error}; check [mail]", err=True)
         sys.exit(2)
     except SendAborted as error:
         click.echo(error.report.summary(), err=False)
@@ -203,11 +207,11 @@ def subscribers() -> None:
 @click.option("--confirmed", is_flag=True, help="The list is already confirmed (an existing list).")
 def import_subscribers(source: Path, confirmed: bool) -> None:
     """Import subscribers from CSV (email, name, language, digests, topics)."""
-    from syndicate.subscribers.csvfile import CsvHeaderError, import_csv
+    from syndicate.subscribers.csvfile import CsvHeaderError, import_csv, open_csv
 
     settings, engine = _context_settings()
     try:
-        with source.open(newline="", encoding="utf-8-sig") as stream:
+        with open_csv(source) as stream:
             report = import_csv(
                 engine,
                 stream,
@@ -215,13 +219,21 @@ def import_subscribers(source: Path, confirmed: bool) -> None:
                 languages=settings.site.languages,
                 kinds=settings.digests.kinds,
                 on_error=lambda line, reason: click.echo(f"line {line}: {reason}", err=True),
+                on_notice=lambda line, note: click.echo(f"line {line}: note: {note}", err=True),
             )
     except OSError as error:
         click.echo(f"syndicate: cannot read {source}: {error.strerror or error}", err=True)
         sys.exit(2)
-    except (CsvHeaderError, UnicodeDecodeError) as error:
+    except CsvHeaderError as error:
         click.echo(f"syndicate: {source}: {error}", err=True)
         sys.exit(2)
+    if report.smtputf8:
+        click.echo(
+            "syndicate: an address with a non-ASCII local part is delivered only through a "
+            "mail server that offers SMTPUTF8 (Postfix does); through one that does not, its "
+            "messages are recorded as failed",
+            err=True,
+        )
     click.echo(report.summary())
     sys.exit(1 if report.rejected else 0)
 

@@ -10,16 +10,21 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from email.headerregistry import Address
-from email.message import EmailMessage
-from email.policy import SMTP
-from email.utils import formatdate, parseaddr
+from email.utils import parseaddr
 
 from sqlalchemy import Connection, Engine, func, select
 
 from syndicate.delivery.dkim import DkimSigner
 from syndicate.delivery.ledger import Outgoing, SendPlan, delivered
-from syndicate.delivery.message import BodyTemplate, Letter, build_message, make_message_id
+from syndicate.delivery.message import (
+    BodyTemplate,
+    Letter,
+    MessageBytes,
+    Notice,
+    build_message,
+    build_notice,
+    make_message_id,
+)
 from syndicate.delivery.transports import (
     PermanentFailure,
     SessionFailure,
@@ -30,7 +35,7 @@ from syndicate.delivery.transports import (
 from syndicate.digests.model import KIND_NAMES, Edition
 from syndicate.digests.render import CompiledEdition, EditionRenderer
 from syndicate.i18n import direction, gettext
-from syndicate.settings import Settings
+from syndicate.settings import MailSettings, Settings
 from syndicate.store.schema import subscriber
 from syndicate.subscribers import registry
 from syndicate.subscribers.links import ConfirmationRequest, SubscriptionLinks
@@ -49,6 +54,11 @@ def subscription_links(engine: Engine, settings: Settings) -> SubscriptionLinks:
 def sender_domain(from_address: str) -> str:
     """The domain of the From address: it names the lists and the message ids."""
     return parseaddr(from_address)[1].rpartition("@")[2].lower()
+
+
+def feedback_id(mail: MailSettings, kind: str, language: str) -> str:
+    """[mail] feedback_id for one kind of mail in one language ("" when unset)."""
+    return mail.feedback_id.replace("{kind}", kind).replace("{language}", language)
 
 
 def plan_send(
@@ -72,6 +82,23 @@ def plan_send(
     envelope_from = parseaddr(mail.from_address)[1]
     list_id = f"{edition.kind}.{edition.language}.{domain}"
     list_name = f"{site_title}: {gettext(edition.language, KIND_NAMES[edition.kind])}"
+    feedback = feedback_id(mail, edition.kind, edition.language)
+    # What every letter shares is checked once, on a letter to nobody: a From address or a
+    # Feedback-ID that cannot be sent would fail everyone alike, so it stops the send first.
+    build_message(
+        Letter(
+            from_address=mail.from_address,
+            to_email=f"nobody@{domain}",
+            subject=edition.id,
+            text="",
+            html="",
+            list_id=list_id,
+            list_name=list_name,
+            unsubscribe_url=links.unsubscribe(0, f"nobody@{domain}", edition.language),
+            unsubscribe_mailto=mail.unsubscribe_mailto,
+            feedback_id=feedback,
+        )
+    )
 
     # Each variant's text and HTML are encoded once, on its first recipient, and kept for the
     # send; a message then costs the encoding of its greeting and links (see BodyTemplate).
@@ -113,6 +140,7 @@ def plan_send(
                 unsubscribe_url=unsubscribe,
                 unsubscribe_mailto=mail.unsubscribe_mailto,
                 message_id=message_id,
+                feedback_id=feedback,
             ),
             bodies=(text.fill(in_text), html.fill(in_html)),
         )
@@ -131,7 +159,8 @@ def plan_send(
         return total - done, done
 
     def bounce(connection: Connection, email: str, detail: str) -> None:
-        registry.suppress(connection, email, "bounced", detail)
+        # As stored: an address from before today's checks must not stop the ledger's writer.
+        registry.suppress(connection, email, "bounced", detail, as_stored=True)
 
     with engine.connect() as connection:
         suppressed = registry.count_suppressed(connection, edition.kind, edition.language)
@@ -155,10 +184,13 @@ def plan_send(
 
 
 def classify_failure(error: Exception) -> str | None:
-    """The ledger status of a failed send: "bounced" (permanent), "deferred" (passing), or None.
+    """The ledger status of a failed send: "bounced", "deferred", "failed", or None.
 
-    None stops the send: a refused session (bad login, TLS, a sender the server refuses) says
-    nothing about the recipient and would fail for everyone the same way.
+    "bounced" is a refusal for good (the address is suppressed), "deferred" a passing one;
+    anything else that went wrong with one message, such as an address that needs SMTPUTF8
+    from a server without it, is "failed", and tried again by the next send. None stops the
+    send: a refused session (bad login, TLS, a sender the server refuses) says nothing about
+    the recipient and would fail for everyone the same way.
     """
     if isinstance(error, SessionFailure):
         return None
@@ -166,7 +198,7 @@ def classify_failure(error: Exception) -> str | None:
         return "bounced"
     if isinstance(error, TransientFailure):
         return "deferred"
-    return None
+    return "failed"
 
 
 def confirmation_sender(settings: Settings) -> Callable[[ConfirmationRequest], None]:
@@ -174,14 +206,18 @@ def confirmation_sender(settings: Settings) -> Callable[[ConfirmationRequest], N
 
     def send(request: ConfirmationRequest) -> None:
         message = confirmation_message(settings, request)
-        asyncio.run(_deliver_one(settings, message))
+        asyncio.run(_deliver_one(settings, request.email, message))
         log.info("confirmation sent language=%s", request.language)
 
     return send
 
 
-def confirmation_message(settings: Settings, request: ConfirmationRequest) -> EmailMessage:
-    """The confirmation mail: a short text and HTML note with the link, in the reader's language."""
+def confirmation_message(settings: Settings, request: ConfirmationRequest) -> MessageBytes:
+    """The confirmation mail: a short text and HTML note with the link, in the reader's language.
+
+    Built like a digest, header by header, never by the email package's folding: a name
+    that reads as an encoded word must reach the reader as the text it is.
+    """
     language = request.language
     site = settings.site.title_in(language)
     context = {
@@ -193,23 +229,24 @@ def confirmation_message(settings: Settings, request: ConfirmationRequest) -> Em
         "_": lambda message: gettext(language, message),
     }
     env = environment()
-    message = EmailMessage()
-    message["From"] = settings.mail.from_address
-    message["To"] = Address(display_name=request.name, addr_spec=request.email)
-    message["Subject"] = gettext(language, "Confirm your subscription to {site}").format(site=site)
-    message["Date"] = formatdate(localtime=False, usegmt=True)
-    message["Message-ID"] = make_message_id(sender_domain(settings.mail.from_address))
-    message["Auto-Submitted"] = "auto-generated"
-    message.set_content(env.get_template("mail/confirm.txt.j2").render(**context))
-    message.add_alternative(env.get_template("mail/confirm.html").render(**context), subtype="html")
-    return message
+    return build_notice(
+        Notice(
+            from_address=settings.mail.from_address,
+            to_email=request.email,
+            to_name=request.name,
+            subject=gettext(language, "Confirm your subscription to {site}").format(site=site),
+            text=env.get_template("mail/confirm.txt.j2").render(**context),
+            html=env.get_template("mail/confirm.html").render(**context),
+            message_id=make_message_id(sender_domain(settings.mail.from_address)),
+            feedback_id=feedback_id(settings.mail, "confirmation", language),
+        )
+    )
 
 
-async def _deliver_one(settings: Settings, message: EmailMessage) -> None:
+async def _deliver_one(settings: Settings, recipient: str, message: bytes) -> None:
     transport = transport_from_settings(settings.mail)
     try:
         envelope_from = parseaddr(settings.mail.from_address)[1]
-        recipient = parseaddr(str(message["To"]))[1]
-        await transport.send(envelope_from, recipient, message.as_bytes(policy=SMTP))
+        await transport.send(envelope_from, recipient, message)
     finally:
         await transport.close()

@@ -35,6 +35,8 @@ if TYPE_CHECKING:
 
 DEFAULT_CONFIG_FILE = Path("settings.toml")
 LANGUAGE_PATTERN = r"^[a-z]{2,3}$"
+# Gmail's Feedback-ID, "a:b:c:SenderId"; the message builder holds every header to this shape.
+FEEDBACK_ID_PATTERN = r"[A-Za-z0-9._-]{1,64}(?::[A-Za-z0-9._-]{1,64}){0,3}"
 
 
 class Section(BaseModel):
@@ -146,8 +148,27 @@ class MailSettings(Section):
         description="Processes a send uses, sharing the pool's connections; 0 for one per CPU "
         "core (a send to fewer than 2,000 recipients stays in one).",
     )
+    feedback_id: str = Field(
+        "",
+        description="Feedback-ID header for Gmail's Feedback Loop, 'a:b:c:SenderId' (up to "
+        "four fields of letters, digits, '.', '_', '-'); {kind} and {language} are replaced "
+        "by the mail's kind (daily, weekly, monthly, confirmation) and language; empty for none.",
+    )
     smtp: SmtpSettings = Field(default_factory=SmtpSettings)
     dkim: DkimSettings = Field(default_factory=DkimSettings)
+
+    @field_validator("feedback_id")
+    @classmethod
+    def _feedback_id_is_header_safe(cls, value: str) -> str:
+        # Checked with the longest values the placeholders take, so no mail can fail on it.
+        filled = value.replace("{kind}", "confirmation").replace("{language}", "xxx")
+        if value and not re.fullmatch(FEEDBACK_ID_PATTERN, filled):
+            raise ValueError(
+                f"{value!r} is not a Feedback-ID: up to four fields separated by ':' (the last "
+                "naming the sender), each 1 to 64 letters, digits, '.', '_' or '-', or the "
+                "placeholders {kind} and {language}"
+            )
+        return value
 
 
 DigestKind = Literal["daily", "weekly", "monthly"]

@@ -34,6 +34,7 @@ SIGNED_HEADERS = (
     b"list-id",
     b"list-unsubscribe",
     b"list-unsubscribe-post",
+    b"feedback-id",  # Gmail counts complaints by it only when it is signed
     b"mime-version",
     b"content-type",
 )

@@ -33,7 +33,9 @@ log = logging.getLogger(__name__)
 
 LEASE_TTL = timedelta(seconds=60)
 RENEW_EVERY = 15.0  # seconds
-DONE = ("sent", "bounced")  # outcomes a later run must not repeat; "deferred" is tried again
+# Outcomes a later run must not repeat; "deferred" and "failed" are tried again, since what
+# failed them (a busy server, a server without SMTPUTF8, a broken key) may be mended by then.
+DONE = ("sent", "bounced")
 
 
 Gate = asyncio.Future[None]  # done once something (a ledger record) is safely committed
@@ -78,7 +80,8 @@ class Outcome:
 
     subscriber_pk: int
     email: str
-    status: str  # sent, bounced (permanent failure) or deferred (gave up for now)
+    # sent, bounced (refused for good), deferred (gave up for now) or failed (not sendable)
+    status: str
     message_id: str
     detail: str
 
@@ -113,10 +116,10 @@ class Sender(Protocol):
 
 
 class Classifier(Protocol):
-    """Sorts a failed send into bounced (permanent) or deferred (worth trying again)."""
+    """Sorts a failed send into bounced (permanent), deferred (passing) or failed."""
 
     def __call__(self, error: Exception) -> str | None:
-        """The outcome for `error`: bounced, deferred, or None when it is no send failure."""
+        """The outcome for `error`: bounced, deferred, failed, or None to stop the send."""
 
 
 @dataclass(frozen=True)
@@ -299,20 +302,46 @@ def _next_batch(
 
 
 async def _deliver(plan: SendPlan, recipient: Recipient, before_delivery: Gate | None) -> Outcome:
-    outgoing = plan.compose(recipient)
+    """Compose and send one message; what became of it, whatever went wrong with it alone.
+
+    One recipient never ends a send: a message that cannot be composed, signed or carried is
+    that message's outcome ("failed", or as `classify` says, with the reason), and the send
+    goes on. Only what would fail for everyone alike stops it: a refused session (`classify`
+    says None) or a ledger record that could not be committed.
+    """
+    try:
+        outgoing = plan.compose(recipient)
+    except Exception as error:  # this recipient's message, not the send: record it, go on
+        return _failed(plan, recipient, "failed", "", f"cannot compose the message: {error}")
     try:
         await plan.send(outgoing, before_delivery)
     except Exception as error:
+        if _failed_gate(before_delivery):
+            raise  # the previous record was not committed: nothing more may be sent
         status = plan.classify(error)
         if status is None:
             raise
-        detail = str(error)[:500]
-        log.warning(
-            "message failed edition=%s subscriber=%d status=%s detail=%r",
-            plan.edition_id, recipient.pk, status, detail,
-        )  # fmt: skip
-        return Outcome(recipient.pk, recipient.email, status, outgoing.message_id, detail)
+        return _failed(plan, recipient, status, outgoing.message_id, str(error))
     return Outcome(recipient.pk, recipient.email, "sent", outgoing.message_id, "")
+
+
+def _failed_gate(gate: Gate | None) -> bool:
+    """Whether `gate` ended in an error (its record could not be committed)."""
+    return (
+        gate is not None and gate.done() and not gate.cancelled() and gate.exception() is not None
+    )
+
+
+def _failed(
+    plan: SendPlan, recipient: Recipient, status: str, message_id: str, reason: str
+) -> Outcome:
+    """The outcome of a message that was not delivered, said in the log too."""
+    detail = reason[:500]
+    log.warning(
+        "message failed edition=%s subscriber=%d status=%s detail=%r",
+        plan.edition_id, recipient.pk, status, detail,
+    )  # fmt: skip
+    return Outcome(recipient.pk, recipient.email, status, message_id, detail)
 
 
 def delivered(edition_id: str, subscriber_pk: ColumnElement[int]) -> ColumnElement[bool]:

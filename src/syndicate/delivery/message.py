@@ -1,4 +1,4 @@
-"""Digest messages as RFC 5322 bytes: multipart/alternative, plain text first, then HTML.
+"""Messages as RFC 5322 bytes: multipart/alternative, plain text first, then HTML.
 
 Messages are assembled as bytes rather than through `email.message` and its policy-driven
 generator, which costs about 5 ms for a digest-sized message: the headers an edition's letters
@@ -9,49 +9,37 @@ spliced in between soft line breaks. The tests parse what this builds with the e
 and compare it, header by header and part by part, with the same letter built by
 `email.message`.
 
-Nothing a caller passes can add a header or a MIME part. Text meant for people (the subject,
-display names, the list's name) loses its control characters and is RFC 2047-encoded unless it
-is plain ASCII; addresses, URLs and ids must have the exact shape their header needs, or
-`MessageError` is raised. Bodies are quoted-printable or base64, so a boundary starting with
-"=_" can never occur inside them.
+Nothing a caller passes can add a header or a MIME part: every field is made by
+`syndicate.delivery.headers`, which encodes text for people and refuses addresses, URLs and
+ids of the wrong shape (`MessageError`). The email package's own folding is never used for
+a header: it has turned a display name that decoded to a line break into a header of its own.
+Bodies are quoted-printable or base64, so a boundary starting with "=_" can never occur
+inside them.
 """
 
 from __future__ import annotations
 
-import base64
 import binascii
 import hashlib
 import re
-import secrets
 import struct
-import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from email.utils import format_datetime, parseaddr
-from functools import lru_cache
+from datetime import datetime
 from itertools import chain
 
-LINE = 78  # header lines are folded to this length wherever a space allows (RFC 5322 2.1.1)
-NAME_LIMIT = 256  # characters of a display name kept; more only makes a longer header
+from syndicate.delivery import headers
+from syndicate.delivery.headers import MessageError as MessageError
+from syndicate.delivery.headers import checked_address as checked_address
+from syndicate.delivery.headers import make_message_id as make_message_id
+
 CRLF = b"\r\n"
 SOFT_BREAK = b"=\r\n"  # quoted-printable: a line break that is not in the text
-
-_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
-_BLANKS = re.compile(" {2,}")
-_LOCAL = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]{1,64}"
-_HOST = r"[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?"
-_ADDRESS = re.compile(rf"{_LOCAL}@{_HOST}")
-_MESSAGE_ID = re.compile(rf"<{_LOCAL}@{_HOST}>")
-_LIST_ID = re.compile(r"[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)+")
-_URL = re.compile(r"https?://[A-Za-z0-9._~:/?#\[\]@!$&'()*+,;=%-]{1,900}")
-_ATOMS = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~ -]+")  # a phrase that needs no quotes
-# An encoded word of 42 bytes is 68 characters, so "Subject: " and one word fit in LINE.
-_WORD_BYTES = 42
 
 _BASE64_BLOCK = struct.Struct("76s" * 64)  # 64 lines of base64
 
 ONE_CLICK = b"List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n"
+AUTO_SUBMITTED = b"Auto-Submitted: auto-generated\r\n"  # RFC 3834: no auto-replies, please
 MIME_VERSION = b"MIME-Version: 1.0\r\n"
 
 
@@ -61,14 +49,11 @@ class MessageBytes(bytes):
     Every line ends with CRLF, no line starts with ".", and the body is already in DKIM's
     relaxed canonical form (no tabs, no two spaces together, no space before a line end), so
     the DKIM signer hashes it as it is and the SMTP transport sends it without dot-stuffing.
+    Its header is ASCII but for the To field of an internationalised address (RFC 6532).
     Like markupsafe's Markup, the type is the promise: wrap only bytes that keep it.
     """
 
     __slots__ = ()
-
-
-class MessageError(ValueError):
-    """An address, URL, id or date that cannot be put in a header as it is."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +85,22 @@ class Letter:
     message_id: str = ""  # "<id@domain>"; empty for a new unique one
     message_id_domain: str = ""  # empty for the From address's domain
     date: datetime | None = None  # timezone-aware; empty for now
+    feedback_id: str = ""  # Gmail's Feedback-ID ("a:b:c:SenderId"); empty for none
+
+
+@dataclass(frozen=True, slots=True)
+class Notice:
+    """A message to one person that belongs to no list, such as a confirmation link."""
+
+    from_address: str
+    to_email: str
+    subject: str
+    text: str
+    html: str
+    to_name: str = ""
+    message_id: str = ""  # "<id@domain>"; empty for a new unique one
+    date: datetime | None = None  # timezone-aware; empty for now
+    feedback_id: str = ""
 
 
 def build_message(
@@ -110,190 +111,93 @@ def build_message(
     `bodies` are the text and HTML parts as `BodyTemplate.fill` encoded them, for a letter
     whose `text` and `html` are left empty.
     """
-    sender, sender_domain = _sender(letter.from_address)
+    sender, sender_domain = headers.sender(letter.from_address)
     if letter.message_id:
-        if not _MESSAGE_ID.fullmatch(letter.message_id):
-            raise MessageError(f"not a Message-ID: {letter.message_id!r}")
-        message_id = letter.message_id
+        message_id = headers.checked_message_id(letter.message_id)
     else:
         message_id = make_message_id(letter.message_id_domain or sender_domain)
     mailto = checked_address(letter.unsubscribe_mailto or f"unsubscribe@{sender_domain}")
-    boundary = b"=_" + hashlib.sha256(message_id.encode("ascii")).hexdigest()[:30].encode("ascii")
     if bodies is None:
-        text_encoding, text = _encode_body(letter.text)
-        html_encoding, html = _encode_body(letter.html)
+        parts = (_encode_body(letter.text), _encode_body(letter.html))
     elif letter.text or letter.html:
         raise MessageError("a letter has text and html, or encoded bodies, not both")
     else:
-        (text_encoding, text), (html_encoding, html) = ((b.encoding, b.data) for b in bodies)
+        parts = ((bodies[0].encoding, bodies[0].data), (bodies[1].encoding, bodies[1].data))
     return MessageBytes(
         b"".join(
             (
                 sender,
-                _header("To", _mailbox(_person(letter.to_name), checked_address(letter.to_email))),
-                _subject(letter.subject),
+                headers.to_header(letter.to_name, letter.to_email),
+                headers.subject(letter.subject),
                 b"Date: ",
-                _date(letter.date),
+                headers.date(letter.date),
                 CRLF,
                 b"Message-ID: ",
                 message_id.encode("ascii"),
                 CRLF,
-                _list_id(letter.list_id, letter.list_name),
-                _list_unsubscribe(letter.unsubscribe_url, mailto),
+                headers.list_id(letter.list_id, letter.list_name),
+                headers.list_unsubscribe(letter.unsubscribe_url, mailto),
                 ONE_CLICK,
-                MIME_VERSION,
-                b'Content-Type: multipart/alternative;\r\n boundary="',
-                boundary,
-                b'"\r\n\r\n--',
-                boundary,
-                b'\r\nContent-Type: text/plain; charset="utf-8"\r\nContent-Transfer-Encoding: ',
-                text_encoding,
-                b"\r\n\r\n",
-                text,
-                b"\r\n--",
-                boundary,
-                b'\r\nContent-Type: text/html; charset="utf-8"\r\nContent-Transfer-Encoding: ',
-                html_encoding,
-                b"\r\n\r\n",
-                html,
-                b"\r\n--",
-                boundary,
-                b"--\r\n",
+                headers.feedback_id(letter.feedback_id),
+                *_alternative(message_id, *parts),
             )
         )
     )
 
 
-def make_message_id(domain: str) -> str:
-    """A new, unique Message-ID at `domain`: 128 random bits, so no two sends ever collide."""
-    if not re.fullmatch(_HOST, domain):
-        raise MessageError(f"not a domain for a Message-ID: {domain!r}")
-    return f"<{secrets.token_hex(16)}@{domain}>"
+def build_notice(notice: Notice) -> MessageBytes:
+    """The notice as RFC 5322 bytes with CRLF line ends: no list headers, Auto-Submitted."""
+    sender, sender_domain = headers.sender(notice.from_address)
+    if notice.message_id:
+        message_id = headers.checked_message_id(notice.message_id)
+    else:
+        message_id = make_message_id(sender_domain)
+    return MessageBytes(
+        b"".join(
+            (
+                sender,
+                headers.to_header(notice.to_name, notice.to_email),
+                headers.subject(notice.subject),
+                b"Date: ",
+                headers.date(notice.date),
+                CRLF,
+                b"Message-ID: ",
+                message_id.encode("ascii"),
+                CRLF,
+                AUTO_SUBMITTED,
+                headers.feedback_id(notice.feedback_id),
+                *_alternative(message_id, _encode_body(notice.text), _encode_body(notice.html)),
+            )
+        )
+    )
 
 
-def checked_address(address: str) -> str:
-    """`address` if it is a plain ASCII address (local@domain) that is safe in any header."""
-    if not _ADDRESS.fullmatch(address):
-        raise MessageError(f"not a usable email address: {address!r}")
-    return address
-
-
-# Headers ---------------------------------------------------------------------------------
-
-
-def _header(name: str, tokens: Iterable[str]) -> bytes:
-    """`Name: tokens`, folded at the spaces between tokens to keep lines within LINE."""
-    lines: list[str] = []
-    line = name + ":"
-    first = True
-    for token in tokens:
-        if not first and len(line) + 1 + len(token) > LINE:
-            lines.append(line)
-            line = " " + token
-        else:
-            line += " " + token
-        first = False
-    lines.append(line)
-    return ("\r\n".join(lines) + "\r\n").encode("ascii")
-
-
-def _clean(text: str) -> str:
-    """Text for people, on one line: control characters become spaces, runs of spaces one."""
-    return _BLANKS.sub(" ", _CONTROL.sub(" ", text)).strip(" ")
-
-
-def _person(name: str) -> str:
-    return _clean(name[:NAME_LIMIT])
-
-
-def _encoded_words(text: str) -> list[str]:
-    """`text` as RFC 2047 B-encoded UTF-8 words, each whole characters and within LINE."""
-    words: list[str] = []
-    chunk: list[str] = []
-    size = 0
-    for char in text:
-        length = len(char.encode("utf-8"))
-        if size + length > _WORD_BYTES:
-            words.append(_encoded_word("".join(chunk)))
-            chunk, size = [], 0
-        chunk.append(char)
-        size += length
-    if chunk:
-        words.append(_encoded_word("".join(chunk)))
-    return words
-
-
-def _encoded_word(text: str) -> str:
-    return "=?utf-8?b?" + base64.b64encode(text.encode("utf-8")).decode("ascii") + "?="
-
-
-def _unstructured(text: str) -> list[str]:
-    """Tokens of an unstructured value (Subject): plain words when ASCII allows, else encoded."""
-    if text.isascii() and "=?" not in text:
-        words = text.split(" ")
-        if all(len(word) <= LINE - 2 for word in words):
-            return words
-    return _encoded_words(text)
-
-
-def _phrase(name: str) -> list[str]:
-    """Tokens of a display name: atoms or one quoted string when ASCII, else encoded words.
-
-    An ASCII name stays readable whatever its length (NAME_LIMIT keeps the line under 998).
-    """
-    if not name:
-        return []
-    if name.isascii() and "=?" not in name:
-        if _ATOMS.fullmatch(name):
-            return name.split(" ")
-        return ['"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"']
-    return _encoded_words(name)
-
-
-def _mailbox(name: str, address: str) -> list[str]:
-    return [*_phrase(name), f"<{address}>"] if name else [address]
-
-
-@lru_cache(maxsize=64)
-def _sender(from_address: str) -> tuple[bytes, str]:
-    """The From header and the sender's domain, for a "Name <address>" or a bare address."""
-    text = _CONTROL.sub(" ", from_address).strip()
-    name, address = parseaddr(text)
-    if not (text == checked_address(address) or text.endswith(f"<{address}>")):
-        raise MessageError(f"not a From address (Name <address>): {from_address!r}")
-    return _header("From", _mailbox(_person(name), address)), address.rpartition("@")[2]
-
-
-@lru_cache(maxsize=64)
-def _subject(subject: str) -> bytes:
-    return _header("Subject", _unstructured(_clean(subject)))
-
-
-@lru_cache(maxsize=64)
-def _list_id(list_id: str, list_name: str) -> bytes:
-    if not _LIST_ID.fullmatch(list_id):
-        raise MessageError(f"not a List-Id (label.domain): {list_id!r}")
-    return _header("List-Id", [*_phrase(_person(list_name)), f"<{list_id}>"])
-
-
-def _list_unsubscribe(url: str, mailto: str) -> bytes:
-    if not _URL.fullmatch(url):
-        raise MessageError(f"not an http(s) URL fit for List-Unsubscribe: {url!r}")
-    return _header("List-Unsubscribe", [f"<{url}>,", f"<mailto:{mailto}?subject=unsubscribe>"])
-
-
-def _date(moment: datetime | None) -> bytes:
-    if moment is None:
-        return _date_of_second(int(time.time()))
-    if moment.utcoffset() is None:
-        raise MessageError(f"a message date needs a time zone: {moment.isoformat()}")
-    return format_datetime(moment).encode("ascii")
-
-
-@lru_cache(maxsize=2)
-def _date_of_second(second: int) -> bytes:
-    """The Date of messages made now: a Date names whole seconds, so it is written once a second."""
-    return format_datetime(datetime.fromtimestamp(second, UTC)).encode("ascii")
+def _alternative(
+    message_id: str, text: tuple[bytes, bytes], html: tuple[bytes, bytes]
+) -> tuple[bytes, ...]:
+    """MIME-Version and a multipart/alternative of the encoded text and HTML parts."""
+    boundary = b"=_" + hashlib.sha256(message_id.encode("ascii")).hexdigest()[:30].encode("ascii")
+    (text_encoding, text_data), (html_encoding, html_data) = text, html
+    return (
+        MIME_VERSION,
+        b'Content-Type: multipart/alternative;\r\n boundary="',
+        boundary,
+        b'"\r\n\r\n--',
+        boundary,
+        b'\r\nContent-Type: text/plain; charset="utf-8"\r\nContent-Transfer-Encoding: ',
+        text_encoding,
+        b"\r\n\r\n",
+        text_data,
+        b"\r\n--",
+        boundary,
+        b'\r\nContent-Type: text/html; charset="utf-8"\r\nContent-Transfer-Encoding: ',
+        html_encoding,
+        b"\r\n\r\n",
+        html_data,
+        b"\r\n--",
+        boundary,
+        b"--\r\n",
+    )
 
 
 # Bodies ----------------------------------------------------------------------------------

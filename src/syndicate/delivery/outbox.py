@@ -3,7 +3,8 @@
 `make run` sends here by default (`[mail] outbox_dir`, under `var/`). Maildir delivery is atomic:
 a message is written under tmp/ and then moved into new/, so a reader (a mail client, `mutt -f`,
 Python's `mailbox`) never sees half a message. Each file starts with the Return-Path and
-Delivered-To lines a local delivery adds, which keep the envelope.
+Delivered-To lines a local delivery adds, which keep the envelope. A local delivery needs no
+SMTPUTF8: an internationalised address is written as it is, in UTF-8 (RFC 6532).
 """
 
 from __future__ import annotations
@@ -12,8 +13,8 @@ import asyncio
 import mailbox
 from pathlib import Path
 
-from syndicate.delivery.message import MessageError, checked_address
-from syndicate.delivery.transports import PermanentFailure
+from syndicate.delivery.headers import MessageError, checked_address, mail_address
+from syndicate.delivery.transports import SessionFailure, TransientFailure, Unsendable
 
 
 class OutboxTransport:
@@ -37,12 +38,19 @@ class OutboxTransport:
         if before_delivery is not None:
             await before_delivery
         try:
-            sender, to = checked_address(envelope_from), checked_address(recipient)
+            sender = checked_address(envelope_from)
+        except MessageError as error:  # the same for every message: stop the send
+            raise SessionFailure(str(error)) from None
+        try:
+            to = mail_address(recipient)
         except MessageError as error:
-            raise PermanentFailure(553, str(error)) from None
-        envelope = f"Return-Path: <{sender}>\nDelivered-To: {to}\n".encode("ascii")
+            raise Unsendable(str(error)) from None
+        envelope = f"Return-Path: <{sender}>\nDelivered-To: {to}\n".encode()
         # Files in a Maildir end lines with LF, as a local delivery agent writes them.
-        self._box.add(envelope + message.replace(b"\r\n", b"\n"))
+        try:
+            self._box.add(envelope + message.replace(b"\r\n", b"\n"))
+        except OSError as error:  # a full disk, say: the message may be written later
+            raise TransientFailure(f"cannot write to the outbox {self.path}: {error}") from None
 
     async def close(self) -> None:
         """Nothing to release: every message is complete on disk once `send` returns."""

@@ -2,8 +2,10 @@
 
 A transport delivers one message to one recipient at a time and says how it went: it returns
 when the message was accepted, raises `PermanentFailure` when the receiving server refused it
-for good (a 5xx reply to the recipient or the message), and `TransientFailure` when it could
-not be delivered now and may be tried again later. The sender decides what to record.
+for good (a 5xx reply to the recipient or the message), `TransientFailure` when it could not
+be delivered now and may be tried again later, and `Unsendable` when it cannot carry this
+message at all (an address no server takes, or one that needs SMTPUTF8 from a server that
+does not offer it). The sender decides what to record.
 """
 
 from __future__ import annotations
@@ -33,6 +35,15 @@ class SessionFailure(TransientFailure):
 
     Nothing is known about the recipient, so nothing is to be counted against them; every
     message will fail the same way until the settings or the server change, so stop sending.
+    """
+
+
+class Unsendable(DeliveryFailure):
+    """A message the transport cannot carry: nothing was sent and nothing learnt.
+
+    The address is unusable as it is stored, or needs what the server lacks (SMTPUTF8). No
+    receiving server refused it, so the address is not suppressed; a later send tries again
+    (after the address is mended, or through a server that offers what it needs).
     """
 
 

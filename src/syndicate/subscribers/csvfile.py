@@ -4,21 +4,27 @@ Columns: email, name, language, digests, topics (digests and topics are words se
 spaces or semicolons), and on export status. A bad row is reported by its line number and the
 rest are imported; addresses are normalised, so spellings of one address merge into one
 subscriber. An address on the suppression list is never subscribed again by an import.
+
+The file is UTF-8. Read it with `errors="surrogateescape"` (see `open_csv`): a byte that is
+not UTF-8 then reaches a cell as a lone surrogate, and only the row that holds it is refused,
+named by its line, instead of the whole file.
 """
 
 from __future__ import annotations
 
 import csv
+import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, TextIO
 
 from sqlalchemy import Connection, Engine, insert, update
 
 from syndicate.store.schema import subscriber
 from syndicate.subscribers import registry
-from syndicate.subscribers.addresses import normalise_address
+from syndicate.subscribers.addresses import needs_smtputf8, normalise_address
 from syndicate.subscribers.registry import (
     SUPPRESSION_REASONS,
     Choices,
@@ -34,6 +40,8 @@ EXPORT_COLUMNS = (*COLUMNS, "status")
 # cell with an apostrophe (OWASP's advice) and import takes the apostrophe off again.
 FORMULA_STARTS = ("=", "+", "-", "@")
 BATCH_SIZE = 500
+# What surrogateescape makes of a byte that is not UTF-8: U+DC80 to U+DCFF.
+_UNDECODABLE = re.compile("[\udc80-\udcff]")
 
 ErrorHandler = Callable[[int, str], None]
 
@@ -50,13 +58,25 @@ class ImportReport:
     updated: int = 0
     rejected: int = 0
     suppressed: int = 0
+    # Imported addresses with a non-ASCII local part: only a server offering SMTPUTF8 takes them.
+    smtputf8: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
         """One line for people."""
         return (
             f"{self.created} created, {self.updated} updated, {self.rejected} rejected, "
             f"{self.suppressed} suppressed and left alone"
+            + (f"; {_addresses(len(self.smtputf8))} SMTPUTF8" if self.smtputf8 else "")
         )
+
+
+def _addresses(count: int) -> str:
+    return "1 address needs" if count == 1 else f"{count} addresses need"
+
+
+def open_csv(path: Path) -> TextIO:
+    """`path` opened for `import_csv`: UTF-8 (a byte-order mark skipped), bad bytes kept for it."""
+    return path.open(newline="", encoding="utf-8-sig", errors="surrogateescape")
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +102,8 @@ def _undefuse(value: str) -> str:
 def _header(cells: Sequence[str] | None) -> list[str]:
     if cells is None:
         raise CsvHeaderError("the file is empty; its first row must name the columns")
+    if any(_UNDECODABLE.search(cell) for cell in cells):
+        raise CsvHeaderError("the first row is not valid UTF-8; save the file as UTF-8")
     names = [cell.strip().lstrip("\ufeff").lower() for cell in cells]
     unknown = [name for name in names if name not in EXPORT_COLUMNS]
     if unknown:
@@ -122,6 +144,23 @@ def _parse(names: list[str], cells: list[str]) -> _Row:
     )
 
 
+def _undecodable(names: list[str], start: int, cells: list[str]) -> ValueError | None:
+    """The error for a row (starting on line `start`) holding bytes that are not UTF-8."""
+    lines = 0  # line breaks in the row before the cell looked at (a quoted cell may hold some)
+    for number, cell in enumerate(cells):
+        found = _UNDECODABLE.search(cell)
+        if found is None:
+            lines += cell.count("\n")
+            continue
+        where = f"the {names[number]} cell" if number < len(names) else f"cell {number + 1}"
+        line = start + lines + cell.count("\n", 0, found.start())
+        if line != start:
+            where += f" on line {line}"
+        byte = ord(found.group()) - 0xDC00
+        return ValueError(f"not valid UTF-8: byte 0x{byte:02X} in {where}; save the file as UTF-8")
+    return None
+
+
 def _rows(stream: Iterable[str]) -> Iterator[tuple[int, _Row | ValueError]]:
     """Each row's first line and the row parsed, or the error that makes it bad."""
     reader = csv.reader(stream)
@@ -136,12 +175,17 @@ def _rows(stream: Iterable[str]) -> Iterator[tuple[int, _Row | ValueError]]:
         except StopIteration:
             return
         except csv.Error as error:  # such as a cell over the csv module's size limit
-            if reader.line_num + 1 == line:
-                raise  # the reader made no progress; going on would loop for ever
             start, line = line, reader.line_num + 1
+            if line == start:  # the reader made no progress; going on would loop for ever
+                yield start, ValueError(f"the file cannot be read from here on: {error}")
+                return
             yield start, ValueError(f"the row cannot be read: {error}")
             continue
         start, line = line, reader.line_num + 1  # a quoted cell may span several lines
+        undecodable = _undecodable(names, start, cells)
+        if undecodable is not None:
+            yield start, undecodable
+            continue
         if not any(cell.strip() for cell in cells):
             continue
         try:
@@ -231,14 +275,16 @@ def import_csv(
     languages: Sequence[str],
     kinds: Sequence[str],
     on_error: ErrorHandler,
+    on_notice: ErrorHandler | None = None,
     batch_size: int = BATCH_SIZE,
 ) -> ImportReport:
     """Import a subscriber list; each bad or suppressed row goes to `on_error(line, reason)`.
 
     Without `confirmed`, new subscribers are pending (they receive nothing until they confirm);
     with it, they are confirmed. A `status` column of an export is honoured: "pending" stays
-    pending, and unsubscribed, bounced or complained rows are stored suppressed. Raises
-    CsvHeaderError, before storing anything, when the first row is not a valid header.
+    pending, and unsubscribed, bounced or complained rows are stored suppressed. An imported
+    address that needs SMTPUTF8 goes to `on_notice(line, note)`. Raises CsvHeaderError,
+    before storing anything, when the first row is not a valid header.
     """
     report = ImportReport()
     choices = Choices(tuple(languages), tuple(kinds))
@@ -246,6 +292,7 @@ def import_csv(
         transaction = connection.begin()
         importer = _Importer(connection, choices, confirmed=confirmed)
         pending = 0
+        noted: set[str] = set()
         for line, parsed in _rows(stream):
             if isinstance(parsed, ValueError):
                 report.rejected += 1
@@ -263,6 +310,11 @@ def import_csv(
                 on_error(line, f"{parsed.email} is on the suppression list; not subscribed again")
                 continue
             setattr(report, outcome, getattr(report, outcome) + 1)
+            if needs_smtputf8(parsed.email) and parsed.email not in noted:
+                noted.add(parsed.email)
+                report.smtputf8.append(parsed.email)
+                if on_notice is not None:
+                    on_notice(line, f"{parsed.email} needs SMTPUTF8 (its local part is not ASCII)")
             pending += 1
             if pending >= batch_size:
                 transaction.commit()

@@ -366,11 +366,17 @@ def suppress(
     detail: str = "",
     *,
     now: datetime | None = None,
+    as_stored: bool = False,
 ) -> None:
-    """Put `email` on the suppression list (bounces, complaints); a stronger reason wins."""
+    """Put `email` on the suppression list (bounces, complaints); a stronger reason wins.
+
+    The address is normalised first (ValueError if it is none), unless it is `as_stored`: a
+    subscriber's address exactly as the store holds it, which is what sends compare, even
+    one stored before today's checks would let it in.
+    """
     if reason not in SUPPRESSION_REASONS:
         raise ValueError(f"unknown suppression reason {reason!r}")
-    address = normalise_address(email)
+    address = email if as_stored else normalise_address(email)
     with transaction(bind) as connection:
         _suppress(connection, address, reason, detail, _now(now))
 
