@@ -239,3 +239,6 @@ def test_an_internationalised_subscriber_never_stops_the_send(
         assert "11 sent, 1 failed" in sent.stdout
         assert "needs SMTPUTF8, which the server" in sent.stderr
     assert Counter(server.addresses()) == Counter(everyone)
+    status = syndicate(room.env, "status", cwd=tmp_path).stdout
+    failed = 0 if offered else 1
+    assert f"{room.edition}  {12 - failed} sent, 0 bounced, 0 deferred, {failed} failed" in status

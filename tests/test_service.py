@@ -89,7 +89,7 @@ def test_the_daily_digest_goes_out_at_its_local_time(
     assert f"{edition}: 12 sent, 0 failed" in service.log
     status = site.cli("status").stdout
     assert f"digest-daily  ({at})" in status
-    assert f"{edition}  12 sent, 0 bounced, 0 deferred" in status
+    assert f"{edition}  12 sent, 0 bounced, 0 deferred, 0 failed" in status
     assert service.terminate() == 0
 
 

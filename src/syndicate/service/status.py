@@ -36,6 +36,7 @@ class SendStatus:
     sent: int
     bounced: int
     deferred: int
+    failed: int  # could not be composed or carried (an SMTPUTF8 address, say); tried again
     last_at: datetime
 
 
@@ -71,13 +72,21 @@ def read_status(engine: Engine, settings: Settings, now: datetime | None = None)
         ).one_or_none()
         built = connection.scalar(select(state.c.value).where(state.c.name == "built_at"))
         sends = [
-            SendStatus(row.edition_id, row.sent or 0, row.bounced or 0, row.deferred or 0, row.at)
+            SendStatus(
+                row.edition_id,
+                row.sent or 0,
+                row.bounced or 0,
+                row.deferred or 0,
+                row.failed or 0,
+                row.at,
+            )
             for row in connection.execute(
                 select(
                     delivery.c.edition_id,
                     _count("sent"),
                     _count("bounced"),
                     _count("deferred"),
+                    _count("failed"),
                     func.max(delivery.c.at).label("at"),
                 )
                 .group_by(delivery.c.edition_id)
@@ -128,7 +137,7 @@ def format_status(status: Status, settings: Settings) -> str:
     lines += ["", f"Last feed build: {at(status.built_at)}", "Last sends:"]
     lines += [
         f"  {send.edition_id}  {send.sent} sent, {send.bounced} bounced, "
-        f"{send.deferred} deferred; last at {at(send.last_at)}"
+        f"{send.deferred} deferred, {send.failed} failed; last at {at(send.last_at)}"
         for send in status.sends
     ] or ["  none"]
     return "\n".join(lines) + "\n"
