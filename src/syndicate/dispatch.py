@@ -31,6 +31,7 @@ from syndicate.digests.model import KIND_NAMES, Edition
 from syndicate.digests.render import CompiledEdition, EditionRenderer
 from syndicate.i18n import direction, gettext
 from syndicate.settings import Settings
+from syndicate.store.database import reading
 from syndicate.store.schema import subscriber
 from syndicate.subscribers import registry
 from syndicate.subscribers.links import ConfirmationRequest, SubscriptionLinks
@@ -133,7 +134,7 @@ def plan_send(
     def bounce(connection: Connection, email: str, detail: str) -> None:
         registry.suppress(connection, email, "bounced", detail)
 
-    with engine.connect() as connection:
+    with reading(engine).connect() as connection:
         suppressed = registry.count_suppressed(connection, edition.kind, edition.language)
     return SendPlan(
         edition_id=edition.id,
