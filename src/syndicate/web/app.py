@@ -1,7 +1,7 @@
 """The web front: the feeds folder at /feeds/, tag and topic pages, /healthz and /metrics.
 
 Everything but /feeds/ goes through one Starlette app wrapped in the security headers
-middleware; the feed files keep their own lean path.
+middleware and the public redirects guard; the feed files keep their own lean path.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from syndicate.store.database import is_busy
 from syndicate.subscribers.pages import fill
 from syndicate.subscribers.web import BUSY_BODY, BUSY_RETRY_AFTER, BUSY_TITLE
 from syndicate.web.pages import HTML, FeedPages, render_page
-from syndicate.web.security import SecurityHeaders
+from syndicate.web.security import PublicRedirects, SecurityHeaders
 from syndicate.web.static_feeds import FeedFiles, Receive, Scope, Send
 
 log = logging.getLogger(__name__)
@@ -135,6 +135,7 @@ def create_app(
         ],
         exception_handlers={404: pages.not_found, OperationalError: busy},
     )
-    # Outside Starlette's own error handling, so that even a 500 page carries the headers.
-    secured = SecurityHeaders(site, https=base.startswith("https:"))
+    # Outside Starlette's own error handling, so that even a 500 page carries the headers;
+    # every redirect of the site (Starlette's own trailing-slash ones too) names public_url.
+    secured = SecurityHeaders(PublicRedirects(site, base), https=base.startswith("https:"))
     return FeedsFirst(feeds, secured)
