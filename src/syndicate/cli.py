@@ -51,7 +51,8 @@ class Context:
         if self._engine is None:
             from syndicate.store import open_database
 
-            self._engine = open_database(self.settings.database.url)
+            database = self.settings.database
+            self._engine = open_database(database.url, lock_timeout=database.lock_timeout)
         return self._engine
 
 
@@ -278,10 +279,11 @@ def _seed_demo(context: Context) -> None:
 
     from syndicate.demo import generate_corpus
     from syndicate.ingest import ingest_lines
+    from syndicate.store.database import reading
     from syndicate.store.schema import article
 
     engine = context.engine
-    with engine.connect() as connection:
+    with reading(engine).connect() as connection:
         if connection.scalar(select(func.count()).select_from(article)):
             return
     click.echo("The store is empty: loading the demo corpus…", err=True)

@@ -36,6 +36,7 @@ from syndicate.digests.model import KIND_NAMES, Edition
 from syndicate.digests.render import CompiledEdition, EditionRenderer
 from syndicate.i18n import direction, gettext
 from syndicate.settings import MailSettings, Settings
+from syndicate.store.database import reading
 from syndicate.store.schema import subscriber
 from syndicate.subscribers import registry
 from syndicate.subscribers.links import ConfirmationRequest, SubscriptionLinks
@@ -162,7 +163,7 @@ def plan_send(
         # As stored: an address from before today's checks must not stop the ledger's writer.
         registry.suppress(connection, email, "bounced", detail, as_stored=True)
 
-    with engine.connect() as connection:
+    with reading(engine).connect() as connection:
         suppressed = registry.count_suppressed(connection, edition.kind, edition.language)
     return SendPlan(
         edition_id=edition.id,

@@ -81,6 +81,12 @@ class DatabaseSettings(Section):
         "sqlite:///var/syndicate.db",
         description="SQLAlchemy URL: sqlite:///path or postgresql+psycopg://user@host/db.",
     )
+    lock_timeout: float = Field(
+        30.0,
+        ge=0,
+        le=3600,
+        description="Seconds a command or job waits for SQLite's write lock before it fails.",
+    )
 
 
 class FeedSettings(Section):
@@ -215,6 +221,12 @@ class WebSettings(Section):
     public_url: AnyHttpUrl = Field(
         AnyHttpUrl("http://127.0.0.1:8000/"),
         description="Public base URL of Syndicate's pages; feeds live under {public_url}/feeds/.",
+    )
+    lock_timeout: float = Field(
+        5.0,
+        ge=0,
+        le=600,
+        description="Seconds a web request waits for SQLite's write lock before answering 503.",
     )
 
     @property

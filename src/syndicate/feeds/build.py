@@ -32,7 +32,7 @@ from syndicate.feeds.render import FeedRenderer
 from syndicate.feeds.spool import FragmentSpool
 from syndicate.feeds.stages import Published, Publisher, render_articles
 from syndicate.settings import Settings
-from syndicate.store.database import for_writing
+from syndicate.store.database import for_reading, for_writing
 from syndicate.store.schema import (
     article,
     article_tag,
@@ -386,6 +386,9 @@ def build_feeds(
     started = time.perf_counter()
     now = now or datetime.now(UTC)
     with engine.connect() as connection:
+        # Rendering reads one snapshot of the store and writes only files: a reader, so the
+        # store's writers (ingest, subscribers, sends) go on during a long build.
+        for_reading(connection)
         with connection.begin():
             saved = {
                 name: value

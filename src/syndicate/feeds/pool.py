@@ -22,6 +22,7 @@ from syndicate.feeds.publish import FeedFolder
 from syndicate.feeds.render import FeedRenderer
 from syndicate.feeds.spool import Slot, SpoolReader
 from syndicate.feeds.stages import Published, Publisher, Rendered, render_articles
+from syndicate.store.database import reading
 
 T = TypeVar("T")
 
@@ -77,7 +78,7 @@ def _initialise(setup: WorkerSetup) -> None:
 
 def _render(pks: Sequence[int]) -> Rendered:
     setup = _Worker.setup
-    with _Worker.engine.connect() as connection:
+    with reading(_Worker.engine).connect() as connection:
         reader = ContentReader(
             connection, now=setup.now, limit=setup.limit, site_titles=setup.site_titles,
             languages=setup.languages,

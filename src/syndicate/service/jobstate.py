@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy import Engine, select
 
+from syndicate.store.database import reading
 from syndicate.store.schema import state
 from syndicate.store.sql import upsert
 
@@ -59,7 +60,7 @@ def record_run(engine: Engine, run: JobRun) -> None:
 
 def last_runs(engine: Engine) -> dict[str, JobRun]:
     """Every job's last run, by job name."""
-    with engine.connect() as connection:
+    with reading(engine).connect() as connection:
         rows = connection.execute(
             select(state.c.name, state.c.value).where(state.c.name.startswith(PREFIX))
         )

@@ -15,6 +15,7 @@ from sqlalchemy import ColumnElement, Engine, case, func, select
 from syndicate.service.jobstate import JobRun, last_runs
 from syndicate.service.scheduler import LEASE_NAME, TIDY_HOURS, digest_triggers
 from syndicate.settings import Settings
+from syndicate.store.database import reading
 from syndicate.store.schema import delivery, lease, state
 
 
@@ -66,7 +67,7 @@ def read_status(engine: Engine, settings: Settings, now: datetime | None = None)
         when = getattr(schedule, f"{kind}_at")
         next_run = trigger.get_next_fire_time(None, now)
         jobs.append(JobStatus(f"digest-{kind}", when, runs.get(f"digest-{kind}"), next_run))
-    with engine.connect() as connection:
+    with reading(engine).connect() as connection:
         holder = connection.execute(
             select(lease.c.holder, lease.c.expires_at).where(lease.c.name == LEASE_NAME)
         ).one_or_none()

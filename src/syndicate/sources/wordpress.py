@@ -45,6 +45,7 @@ from syndicate.sources.wordpress_posts import (
     plain_text,
     post_id,
 )
+from syndicate.store.database import reading
 from syndicate.store.schema import article, state, topic, topic_text
 from syndicate.store.sql import upsert
 
@@ -98,7 +99,7 @@ def poll_wordpress(
 
 def read_cursor(engine: Engine, site: str) -> datetime | None:
     """The stored cursor for `site`: when the newest post the last good poll read was modified."""
-    with engine.connect() as connection:
+    with reading(engine).connect() as connection:
         rows: dict[str, str] = {
             name: value
             for name, value in connection.execute(
@@ -151,7 +152,7 @@ def _client(settings: WordPressSettings) -> httpx.Client:
 
 
 def _vocabulary(engine: Engine, default_language: str) -> Vocabulary:
-    with engine.connect() as connection:
+    with reading(engine).connect() as connection:
         rows = connection.execute(
             select(topic_text.c.language, topic.c.slug).join(
                 topic, topic.c.pk == topic_text.c.topic_pk
@@ -170,7 +171,7 @@ def _vocabulary(engine: Engine, default_language: str) -> Vocabulary:
 def _stored(engine: Engine, ids: Collection[str]) -> set[str]:
     if not ids:
         return set()
-    with engine.connect() as connection:
+    with reading(engine).connect() as connection:
         return set(connection.scalars(select(article.c.cms_id).where(article.c.cms_id.in_(ids))))
 
 

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import Engine
+from sqlalchemy.exc import OperationalError
 from starlette.applications import Starlette
 from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
@@ -25,6 +26,7 @@ from starlette.routing import Route
 
 from syndicate.i18n import N_
 from syndicate.settings import DigestSettings, SiteSettings, SubscriberSettings, WebSettings
+from syndicate.store.database import is_busy, reading
 from syndicate.subscribers import registry, throttle
 from syndicate.subscribers.addresses import normalise_address
 from syndicate.subscribers.links import ConfirmationRequest, SubscriptionLinks
@@ -43,6 +45,13 @@ CONFIRMATIONS_PER_ADDRESS = 3
 MAX_BODY_BYTES = 64 * 1024
 HOUR = 3600
 DAY = 24 * HOUR
+# The answer when the store stayed locked past [web] lock_timeout: wait this many seconds.
+BUSY_RETRY_AFTER = 10
+BUSY_TITLE = N_("Please try again in a moment")
+BUSY_BODY = N_(
+    "The site is busy and could not save your request, so nothing was changed. "
+    "Please try again in a moment."
+)
 
 # Every subscription page posts its forms back to itself; tokens travel in its URLs, so no
 # Referer ever names one; and no page of it may be kept by a cache.
@@ -82,6 +91,8 @@ class SubscriptionPages:
     ) -> None:
         """Serve the subscription pages from `engine`'s store."""
         self.engine = engine
+        # Pages that only look a subscriber up never wait for a writer (see store.database).
+        self.reader = reading(engine)
         self.settings = subscribers
         self.choices = Choices(tuple(site.languages), tuple(digests.kinds))
         self.tokens = Tokens(secret_key)
@@ -143,7 +154,7 @@ class SubscriptionPages:
             )
         except TokenError as error:
             return self._refused(request, language, error.reason)
-        found = await run_in_threadpool(registry.find, self.engine, claim.pk)
+        found = await run_in_threadpool(registry.find, self.reader, claim.pk)
         if found is None or not self.tokens.owns(claim, found.email):
             return self._refused(request, language, "stale")
         return found
@@ -304,7 +315,7 @@ class SubscriptionPages:
     ) -> Response:
         shown = values or Preferences(holder.language, holder.digests, holder.topics, holder.name)
         language = holder.language
-        topics = registry.topic_choices(self.engine, language)
+        topics = registry.topic_choices(self.reader, language)
         unsubscribe = self.links.unsubscribe(holder.pk, holder.email, language)
         return self.pages.render(
             request,
@@ -440,6 +451,29 @@ class SubscriptionPages:
             headers=headers,
         )
 
+    async def busy(self, request: Request, exc: Exception) -> Response:
+        """503 with Retry-After when the store stayed locked past [web] lock_timeout.
+
+        Nothing was written (the write transaction never began), so trying again is safe.
+        Any other database error is no answer to give a reader: it stays a logged 500.
+        """
+        if not is_busy(exc):
+            raise exc
+        log.warning(
+            "database busy; answered 503 method=%s path=%s", request.method, request.url.path
+        )
+        wanted = request.query_params.get("lang")
+        if wanted is None and request.method == "POST":
+            wanted = _text(await self._form(request), "lang") or None  # read already: cached
+        return self.pages.message(
+            request,
+            self._language(request, wanted),
+            status=503,
+            title=BUSY_TITLE,
+            body=BUSY_BODY,
+            headers={"retry-after": str(BUSY_RETRY_AFTER)},
+        )
+
 
 def create_subscription_app(
     engine: Engine,
@@ -473,7 +507,7 @@ def create_subscription_app(
             Route("/style.css", pages.stylesheet_file, methods=["GET"]),
         ],
         middleware=[Middleware(SecurityHeaders, policies=PAGE_SECURITY, cache_control="no-store")],
-        exception_handlers={HTTPException: pages.http_error},
+        exception_handlers={HTTPException: pages.http_error, OperationalError: pages.busy},
         max_body_size=MAX_BODY_BYTES,
     )
 

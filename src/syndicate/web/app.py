@@ -1,15 +1,17 @@
 """The web front: the feeds folder at /feeds/, tag and topic pages, /healthz and /metrics.
 
 Everything but /feeds/ goes through one Starlette app wrapped in the security headers
-middleware; the feed files keep their own lean path.
+middleware and the public redirects guard; the feed files keep their own lean path.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from sqlalchemy.exc import OperationalError
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
@@ -17,9 +19,14 @@ from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp
 
 from syndicate import metrics
-from syndicate.web.pages import FeedPages
-from syndicate.web.security import SecurityHeaders
+from syndicate.store.database import is_busy
+from syndicate.subscribers.pages import fill
+from syndicate.subscribers.web import BUSY_BODY, BUSY_RETRY_AFTER, BUSY_TITLE
+from syndicate.web.pages import HTML, FeedPages, render_page
+from syndicate.web.security import PublicRedirects, SecurityHeaders
 from syndicate.web.static_feeds import FeedFiles, Receive, Scope, Send
+
+log = logging.getLogger(__name__)
 
 # The build writes this last, so its presence means at least one complete build is on disk.
 READY_MARKER = "index.opml"
@@ -94,6 +101,28 @@ def create_app(
         """Send visitors of the bare site or /feeds to the feeds index."""
         return RedirectResponse("/feeds/", status_code=308)
 
+    async def busy(request: Request, exc: Exception) -> Response:
+        """503 with Retry-After when a route's write waited out [web] lock_timeout."""
+        if not is_busy(exc):
+            raise exc
+        log.warning(
+            "database busy; answered 503 method=%s path=%s", request.method, request.url.path
+        )
+        language = pages.path_language(request)
+        body = render_page(
+            "pages/message.html",
+            language,
+            title=BUSY_TITLE,
+            body=BUSY_BODY,
+            params={},
+            link=None,
+            fill=fill,
+            site_title=pages.site_title(language),
+            root=request.scope.get("root_path", ""),
+        )
+        headers = {"retry-after": str(BUSY_RETRY_AFTER), "cache-control": "no-store"}
+        return Response(body, status_code=503, media_type=HTML, headers=headers)
+
     site = Starlette(
         routes=[
             Route("/", to_feeds, methods=["GET", "HEAD"]),
@@ -104,8 +133,9 @@ def create_app(
             *routes,
             *pages.routes(),
         ],
-        exception_handlers={404: pages.not_found},
+        exception_handlers={404: pages.not_found, OperationalError: busy},
     )
-    # Outside Starlette's own error handling, so that even a 500 page carries the headers.
-    secured = SecurityHeaders(site, https=base.startswith("https:"))
+    # Outside Starlette's own error handling, so that even a 500 page carries the headers;
+    # every redirect of the site (Starlette's own trailing-slash ones too) names public_url.
+    secured = SecurityHeaders(PublicRedirects(site, base), https=base.startswith("https:"))
     return FeedsFirst(feeds, secured)

@@ -19,6 +19,7 @@ from starlette.routing import Route
 from syndicate.digests.editions import load_edition
 from syndicate.digests.model import KIND_NAMES
 from syndicate.digests.render import render_web_copy
+from syndicate.store.database import reading
 from syndicate.store.schema import edition
 from syndicate.subscribers.pages import language_name
 from syndicate.web.pages import render_not_found, render_page
@@ -50,6 +51,7 @@ def archive_routes(
 ) -> list[Route]:
     """The archive's list page and every stored edition's web copy."""
     root = urlsplit(web_url).path.rstrip("/")
+    reader = reading(engine)  # the archive only reads: it never waits for a writer
 
     def not_found(language: str) -> Response:
         html = render_not_found(
@@ -62,7 +64,7 @@ def archive_routes(
         language = request.query_params.get("lang", languages[0])
         if language not in languages:
             return not_found(languages[0])
-        editions = await run_in_threadpool(_editions, engine, language)
+        editions = await run_in_threadpool(_editions, reader, language)
         html = render_page(
             "pages/archive.html",
             language,
@@ -76,7 +78,7 @@ def archive_routes(
     async def web_copy(request: Request) -> Response:
         """One edition as a web page, without anyone's personal links."""
         edition_id = request.path_params["edition_id"]
-        found = await run_in_threadpool(load_edition, engine, edition_id)
+        found = await run_in_threadpool(load_edition, reader, edition_id)
         if found is None:
             # Ids read kind-language-date: answer in the language the reader was looking for.
             guess = next((code for code in languages if f"-{code}-" in edition_id), languages[0])

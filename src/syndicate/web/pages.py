@@ -272,17 +272,20 @@ class FeedPages:
         """The human 404 page, for the app's exception handler."""
         return self.not_found_page(request)
 
-    def not_found_page(self, request: Request) -> Response:
-        """A 404 page in the language the path begins with, if it names one."""
+    def path_language(self, request: Request) -> str:
+        """The language the request's path begins with, if it names one, else the first."""
         first = request.url.path.strip("/").partition("/")[0]
         offered = self.languages or ()
         if first in offered or (not offered and _LANGUAGE.fullmatch(first)):
-            language = first
-        else:
-            language = offered[0] if offered else "en"
+            return first
+        return offered[0] if offered else "en"
+
+    def not_found_page(self, request: Request) -> Response:
+        """A 404 page in the language the path begins with, if it names one."""
+        language = self.path_language(request)
         body = render_not_found(
             language,
-            site_title=self._site_title(language),
+            site_title=self.site_title(language),
             root=request.scope.get("root_path", ""),
             index_url=self.feeds_url,
         )
@@ -323,7 +326,7 @@ class FeedPages:
             _, evicted = self._pages.popitem(last=False)
             self._page_bytes -= len(evicted.body)
 
-    def _site_title(self, language: str) -> str:
+    def site_title(self, language: str) -> str:
         """The site's name in `language`, from the whole-site feed every language has."""
         found = self.feeds.file(feed_file(all_key(language), "json"))
         if found is None:

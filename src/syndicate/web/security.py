@@ -2,13 +2,15 @@
 
 One ASGI middleware wraps the whole site except the /feeds/ fast path, and one table says
 which policy each part of the site gets. A route may still set any of these headers itself;
-the middleware only fills in what the answer lacks, so a route's own choice stands.
+the middleware only fills in what the answer lacks, so a route's own choice stands. Another
+makes every redirect name the site's public URL, never a host the request claimed.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from urllib.parse import urljoin, urlsplit, urlunsplit
 
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -111,3 +113,52 @@ class SecurityHeaders:
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+
+class PublicRedirects:
+    """Points every redirect's Location at the public URL, whatever Host the request carried.
+
+    Starlette builds its trailing-slash redirects from the request's Host header, so
+    `GET /digests` with `Host: evil.example` was sent to http://evil.example/digests/. Mending
+    each answer on its way out, rather than each place that redirects, covers redirects that
+    are added later and the ones inside Starlette alike.
+    """
+
+    def __init__(self, app: ASGIApp, base: str) -> None:
+        """Wrap `app`; `base` is [web] public_url without its final slash ('' for none)."""
+        self.app = app
+        self.base = base
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Pass the request on; rewrite the answer's Location, if it has one."""
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_located(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                location = headers.get("location")
+                if location is not None:
+                    headers["location"] = public_location(location, scope["path"], self.base)
+            await send(message)
+
+        await self.app(scope, receive, send_located)
+
+
+def public_location(location: str, request_path: str, base: str) -> str:
+    """`location` (relative, or naming any host) as the same path and query under `base`.
+
+    With no `base` the answer is a path from the root that no browser can read as another
+    host: never `//host` and never a backslash, which browsers take for a slash.
+    """
+    try:
+        target = urlsplit(urljoin(request_path, location))
+    except ValueError:  # a host no URL parser accepts ("[evil"): it was not ours either
+        return f"{base}/"
+    # Browsers drop tabs and newlines anywhere in a URL: "/\t/evil.example" would be "//".
+    path = target.path.translate(_BROWSER_IGNORED).replace("\\", "%5C").lstrip("/")
+    return base + urlunsplit(("", "", "/" + path, target.query, target.fragment))
+
+
+_BROWSER_IGNORED = str.maketrans("", "", "\t\n\r")

@@ -10,6 +10,7 @@ from starlette.routing import Mount
 
 from syndicate.dispatch import confirmation_sender
 from syndicate.settings import Settings
+from syndicate.store.database import with_lock_timeout
 from syndicate.subscribers.links import MOUNT_PATH
 from syndicate.subscribers.tokens import secret_key
 from syndicate.subscribers.web import create_subscription_app
@@ -19,8 +20,11 @@ from syndicate.web.archive import archive_routes
 
 def create_site(engine: Engine, settings: Settings) -> Callable[..., Any]:
     """The app `syndicate serve` and `syndicate run` serve, wired from `settings`."""
+    # A reader waiting for a page is not a batch job: requests give up on SQLite's write lock
+    # sooner ([web] lock_timeout) and answer 503, while jobs on `engine` wait their own bound.
+    requests = with_lock_timeout(engine, settings.web.lock_timeout)
     subscriptions = create_subscription_app(
-        engine,
+        requests,
         site=settings.site,
         web=settings.web,
         subscribers=settings.subscribers,
@@ -31,7 +35,7 @@ def create_site(engine: Engine, settings: Settings) -> Callable[..., Any]:
     routes = [
         Mount(MOUNT_PATH, app=subscriptions),
         *archive_routes(
-            engine,
+            requests,
             site_title=settings.site.title_in,
             web_url=str(settings.web.public_url),
             max_html_bytes=settings.digests.max_html_bytes,
