@@ -51,6 +51,7 @@ def _proc_children() -> dict[int, str]:
 def subreaper() -> Iterator[None]:
     """Make this process the one orphans of its descendants are given to, as systemd is."""
     libc = ctypes.CDLL(None, use_errno=True)
+    ours = set(_proc_children())  # this test process's own helpers, from earlier tests
     assert libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0, os.strerror(ctypes.get_errno())
     try:
         yield
@@ -58,7 +59,7 @@ def subreaper() -> Iterator[None]:
         libc.prctl(PR_SET_CHILD_SUBREAPER, 0, 0, 0, 0)
         # Helpers of the sends (multiprocessing's resource trackers) came to us as well; each
         # ends once the processes that used it have, and is collected here.
-        for pid in _proc_children():
+        for pid in set(_proc_children()) - ours:
             _wait_for_exit(pid)
 
 
