@@ -3,8 +3,11 @@
 Several processes split the recipients by subscriber id (each takes those whose id leaves its
 remainder) and split the SMTP pool's connections between them, so the bound on repeats after a
 crash stays `pool_size`. This process sends the first share itself and starts one process for
-each other share; those die with it (Linux's parent-death signal), so a killed send leaves no
-orphan still sending while an operator starts it again.
+each other share. Those die with it, whoever adopts them (PID 1, or a subreaper such as
+systemd): Linux's parent-death signal once it is set, a check of the parent's pid for a parent
+killed before that, and a pipe from the parent that closes when it dies. Each is also counted
+in the edition's send lease, which stays taken while any of them runs, so a send started again
+never runs beside an orphan of the one that was killed.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 import ctypes
 import logging
 import multiprocessing
+import multiprocessing.connection
 import multiprocessing.queues
 import multiprocessing.synchronize
 import os
@@ -26,6 +30,8 @@ from sqlalchemy import Engine
 
 from syndicate.delivery.dkim import DkimSigner
 from syndicate.delivery.ledger import (
+    LEASE_TTL,
+    SendInProgress,
     SendReport,
     Stop,
     acquire_send_lease,
@@ -38,13 +44,15 @@ from syndicate.delivery.transports import transport_from_settings
 from syndicate.digests.model import Edition
 from syndicate.dispatch import plan_send
 from syndicate.settings import Settings
-from syndicate.store.leases import holder_name, release
+from syndicate.store.database import reading
+from syndicate.store.leases import LeaseHeld, holder_name, join, release
 
 log = logging.getLogger(__name__)
 
 # Below this many recipients, starting processes costs more than it saves.
 PARALLEL_THRESHOLD = 2_000
 PR_SET_PDEATHSIG = 1  # prctl(2): the signal a child gets when its parent dies
+ORPHANED = 3  # the exit status of a sending process whose parent died before it could send
 PROGRESS_EVERY = 0.5  # seconds between looks at the ledger for the other processes' progress
 RELAY_EVERY = 0.2  # seconds between looks at the stop flag, to pass it on to the children
 
@@ -80,7 +88,7 @@ def send(
     try:
         signer = DkimSigner.from_settings(settings.mail.dkim)
         plan = plan_send(engine, settings, edition, transport_from_settings(settings.mail), signer)
-        todo, _ = pending_count(engine, plan)
+        todo, _ = pending_count(reading(engine), plan)
         if on_start:
             on_start(todo)
         processes = settings.mail.processes or (
@@ -109,17 +117,28 @@ def _send_shared(
     # is sent SIGTERM itself (systemd signals every process of the service).
     everyone_stop = context.Event()
     relay = _relay_stop(stop, everyone_stop)
+    parent = os.getpid()
     children = [
         context.Process(
             target=_send_share,
-            args=(shared, edition.id, share, processes, holder, results, everyone_stop),
+            args=(shared, edition.id, share, processes, holder, results, everyone_stop, parent),
             name=f"send-{share}",
         )
         for share in range(1, processes)
     ]
     for child in children:
         child.start()
-    progress = _LedgerProgress(engine, edition.id, on_progress)
+        assert child.pid is not None
+        try:
+            join(engine, lease_name(edition.id), holder, child.pid, LEASE_TTL)
+        except LeaseHeld as lost:  # only after stalling past the lease: stop everyone
+            everyone_stop.set()
+            for running in children:
+                if running.pid is not None:
+                    running.join()
+            relay.set()
+            raise SendInProgress(str(lost)) from None
+    progress = _LedgerProgress(reading(engine), edition.id, on_progress)
     started = time.perf_counter()
     outcomes: list[SendReport | str] = []
     try:
@@ -231,9 +250,10 @@ def _send_share(
     holder: str,
     results: Results[SendReport | str],
     stop: SharedEvent,
+    parent: int,
 ) -> None:
-    """The entry point of a sending process: its share, reported back to the parent."""
-    _die_with_parent()
+    """The entry point of a sending process: its share, reported back to the parent `parent`."""
+    _die_with_parent(parent)
     # SIGTERM asks every sharer to stop cleanly; Ctrl-C reaches the parent, which relays it.
     signal.signal(signal.SIGTERM, lambda _signal, _frame: stop.set())
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -254,12 +274,27 @@ def _send_share(
         engine.dispose()
 
 
-def _die_with_parent() -> None:
-    """Ask Linux to kill this process when its parent dies (nothing elsewhere)."""
+def _die_with_parent(parent: int) -> None:
+    """End this process the moment its parent, process `parent`, dies, or now if it has.
+
+    Whoever adopts an orphan (PID 1, or a subreaper such as systemd), its parent's pid is no
+    longer `parent`; comparing against 1 would miss a subreaper.
+    """
     try:
         libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)  # from now on Linux kills us with it
     except (OSError, AttributeError):
-        return
-    if os.getppid() == 1:  # the parent died before the request took effect
-        os._exit(1)
+        pass  # not Linux: the pipe below still tells
+    if os.getppid() != parent:  # it died before the request took effect
+        os._exit(ORPHANED)
+    # The parent holds the other end of this pipe until it dies, whatever kills it.
+    from_parent = multiprocessing.parent_process()
+    if from_parent is not None:
+        threading.Thread(
+            target=_exit_when_closed, args=(from_parent.sentinel,), name="parent", daemon=True
+        ).start()
+
+
+def _exit_when_closed(sentinel: int) -> None:
+    multiprocessing.connection.wait([sentinel])
+    os._exit(ORPHANED)
