@@ -27,6 +27,7 @@ from typing import Protocol
 from sqlalchemy import ColumnElement, Connection, Engine, exists, func, select
 
 from syndicate.store import leases
+from syndicate.store.database import reading
 from syndicate.store.schema import delivery
 
 log = logging.getLogger(__name__)
@@ -201,7 +202,7 @@ def acquire_send_lease(engine: Engine, edition_id: str, holder: str) -> None:
 
 def delivered_count(engine: Engine, edition_id: str) -> int:
     """How many recipients the ledger has for the edition (sent, bounced or deferred)."""
-    with engine.connect() as connection:
+    with reading(engine).connect() as connection:
         return int(
             connection.scalar(
                 select(func.count())
@@ -216,7 +217,7 @@ def pending_count(engine: Engine, plan: SendPlan) -> tuple[int, int]:
     """How many recipients the send still has to reach, and how many the ledger already has."""
     todo = done = 0
     after = 0
-    with engine.connect() as connection:
+    with reading(engine).connect() as connection:
         if plan.count is not None:
             return plan.count(connection)
         while batch := plan.page(connection, after, plan.batch_size):
@@ -291,7 +292,8 @@ def _next_batch(
     engine: Engine, plan: SendPlan, after: int, report: SendReport
 ) -> tuple[list[Recipient], int | None]:
     """The next page's recipients the ledger does not have yet, and where the page ended."""
-    with engine.connect() as connection:
+    # A reader: it never holds up the ledger's own writer, nor the web's subscribe requests.
+    with reading(engine).connect() as connection:
         batch = list(plan.page(connection, after, plan.batch_size))
         if not batch:
             return [], None

@@ -29,6 +29,7 @@ from syndicate.i18n import N_, gettext
 from syndicate.model import Status
 from syndicate.sanitize import plain_text
 from syndicate.settings import Settings
+from syndicate.store.database import reading
 from syndicate.store.schema import article, article_topic, edition, pick, topic, topic_text
 from syndicate.store.schema import view_count as views
 
@@ -185,7 +186,7 @@ def build_edition(
 
 def load_edition(engine: Engine, edition_id: str) -> Edition | None:
     """The stored edition `edition_id`, exactly as it was frozen, or None."""
-    with engine.connect() as connection:
+    with reading(engine).connect() as connection:
         content = connection.scalar(select(edition.c.content).where(edition.c.id == edition_id))
     return None if content is None else edition_from_json(content)
 
