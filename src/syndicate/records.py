@@ -1,7 +1,8 @@
 """The ingest format: one JSON Lines record in, one domain value (or a clear reason) out.
 
 Pure: nothing here touches the store. Checks that need the store (does the topic exist, does
-the article) happen in `ingest`.
+the article) happen in `ingest`. Titles, tag and topic names, descriptions, authors and
+captions are plain text from here on: markup dropped, entities decoded.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from syndicate.model import Article, Image, Pick, Record, Status, Topic, Views
+from syndicate.sanitize import strip_markup
 from syndicate.text import one_line, tag_key, tag_name, xml_safe
 
 SLUG = r"^[a-z0-9]+(?:-[a-z0-9]+)*$"
@@ -59,9 +61,16 @@ def _absolute_url(value: object) -> str:
 def _non_empty_line(value: object) -> str:
     if not isinstance(value, str):
         raise ValueError("expected a string")
-    text = one_line(value)
-    if not text:
+    return _plain_line(value)
+
+
+def _plain_line(value: str) -> str:
+    """Plain text (markup dropped, entities decoded) that must not end up empty."""
+    if not one_line(value):
         raise ValueError("must not be empty")
+    text = strip_markup(value)
+    if not text:
+        raise ValueError("must not be empty once markup is removed")
     return text
 
 
@@ -197,7 +206,7 @@ def _to_domain(parsed: _Record, languages: Sequence[str], data: dict[str, Any]) 
                 slug=parsed.slug,
                 language=parsed.language,
                 name=parsed.name,
-                description=one_line(parsed.description),
+                description=strip_markup(parsed.description),
             )
         case _PickIn():
             return Pick(parsed.article_id, parsed.position, parsed.picked_at, parsed.unpicked_at)
@@ -211,9 +220,10 @@ def _to_domain(parsed: _Record, languages: Sequence[str], data: dict[str, Any]) 
 def _article(parsed: _ArticleIn, subject: str) -> Article:
     tags: dict[str, str] = {}
     for index, raw in enumerate(parsed.tags):
-        name = tag_name(raw)
-        if not name:
-            raise RecordError(f"{subject}tags.{index}: must not be empty")
+        try:
+            name = tag_name(_plain_line(raw))
+        except ValueError as error:
+            raise RecordError(f"{subject}tags.{index}: {error}") from None
         tags.setdefault(tag_key(name), name)  # near-duplicates within one article count once
     image = parsed.image
     return Article(
@@ -227,7 +237,7 @@ def _article(parsed: _ArticleIn, subject: str) -> Article:
         summary=one_line(parsed.summary),
         body_html=xml_safe(parsed.body_html),
         section=parsed.section,
-        authors=tuple(name for name in map(one_line, parsed.authors) if name),
+        authors=tuple(name for name in map(strip_markup, parsed.authors) if name),
         tags=tuple(tags.values()),
         topics=tuple(dict.fromkeys(parsed.topics)),
         image=None
@@ -236,7 +246,7 @@ def _article(parsed: _ArticleIn, subject: str) -> Article:
             url=image.url,
             type=image.type,
             length=image.length,
-            caption=one_line(image.caption),
+            caption=strip_markup(image.caption),
             width=image.width,
             height=image.height,
         ),

@@ -4,21 +4,23 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from functools import lru_cache
 
 # Characters XML 1.0 forbids (C0 controls but tab, newline and return; lone surrogates;
 # U+FFFE and U+FFFF). lxml refuses them outright, so one bad title would break a whole feed.
 _XML_FORBIDDEN = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
-_SPACES = re.compile(r"\s+")
 
 
 def xml_safe(text: str) -> str:
     """Remove the characters XML 1.0 cannot carry."""
+    if text.isprintable():  # every one of them is unprintable; this asks twice as fast
+        return text
     return _XML_FORBIDDEN.sub("", text)
 
 
 def one_line(text: str) -> str:
     """XML-safe text with every run of white space (newlines included) folded to one space."""
-    return _SPACES.sub(" ", xml_safe(text)).strip()
+    return " ".join(xml_safe(text).split())  # split() breaks where the regex \s+ would
 
 
 def tag_name(raw: str) -> str:
@@ -26,6 +28,7 @@ def tag_name(raw: str) -> str:
     return one_line(unicodedata.normalize("NFC", raw))
 
 
+@lru_cache(maxsize=20_000)  # ingest asks for the same few thousand tags again and again
 def tag_key(name: str) -> str:
     """The identity of a tag: spellings that differ only in case, width or spacing are one tag."""
     return unicodedata.normalize("NFKC", name).casefold()
