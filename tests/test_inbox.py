@@ -311,3 +311,15 @@ def test_a_failing_store_leaves_files_for_the_next_poll(sqlite_engine: Engine, i
     assert not (inbox / "rejected").exists()
     assert _poll(sqlite_engine, inbox).read == 1
     assert _ids(sqlite_engine) == ["cms-1"]
+
+
+def test_an_unreachable_store_leaves_files_for_the_next_poll(inbox: Path, tmp_path: Path) -> None:
+    """A store that cannot even be opened fails the poll; the file is not moved to rejected/."""
+    from sqlalchemy import create_engine
+
+    unreachable = create_engine(f"sqlite:///{tmp_path / 'missing' / 'store.db'}")
+    _drop(inbox, "a.jsonl", _article(1) + "\n")
+    with pytest.raises(SourceError, match="unable to open database file"):
+        _poll(unreachable, inbox)
+    assert (inbox / "a.jsonl").exists()
+    assert not (inbox / "rejected").exists()

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import IO, Protocol, TypeVar
 
 from sqlalchemy import Connection, Engine
+from sqlalchemy.exc import SQLAlchemyError
 
 from syndicate.limits import Limit, Limits, over_limit
 from syndicate.model import Record
@@ -99,11 +100,19 @@ def ingest_lines(
     """
     limits = Limits.from_settings(settings or IngestSettings())
     report = IngestReport()
-    with engine.connect() as connection, bulk_writes(connection):
-        for_writing(connection)  # each batch reads, then writes: see for_writing
-        store = _Store(connection, StoreWriter(connection, languages), report, on_reject)
-        for items in _batches(lines, languages, limits, batch_size, on_progress):
-            store.apply(items)
+    resume_at = 1  # the first line no batch has stored yet
+    try:
+        with engine.connect() as connection, bulk_writes(connection):
+            for_writing(connection)  # each batch reads, then writes: see for_writing
+            store = _Store(connection, StoreWriter(connection, languages), report, on_reject)
+            for items in _batches(lines, languages, limits, batch_size, on_progress):
+                resume_at = items[0][0]
+                store.apply(items)
+                resume_at = items[-1][0] + 1
+    except SQLAlchemyError as error:  # connecting or setting up, outside any batch
+        if not is_store_failure(error):
+            raise
+        raise StoreFailure(report, resume_at, _error_text(error)) from error
     log.info(
         "ingest finished stored=%d unchanged=%d rejected=%d",
         report.stored,

@@ -9,6 +9,7 @@ and the rows go to the driver as they are.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta, timezone
@@ -19,6 +20,8 @@ from sqlalchemy import Connection, Dialect, Table
 from sqlalchemy.dialects import postgresql, sqlite
 
 from syndicate.store.schema import UTCDateTime
+
+log = logging.getLogger(__name__)
 
 Convert = Callable[[Any], Any]
 _MEMO_LIMIT = 10_000
@@ -158,8 +161,10 @@ def bulk_writes(connection: Connection) -> Iterator[None]:
     try:
         yield
     finally:
-        if not connection.invalidated:
+        try:
             connection.rollback()
             for name, value in saved.items():
                 connection.exec_driver_sql(f"PRAGMA {name} = {int(value):d}")
             connection.commit()
+        except Exception:  # a broken connection: it is discarded, settings and all
+            log.debug("could not restore the connection's settings", exc_info=True)
