@@ -28,7 +28,7 @@ format: $(INSTALLED)
 	$(BIN)/ruff format src tests bench
 	$(BIN)/ruff check --fix src tests bench
 
-bench: $(INSTALLED)  ## Measure feed building and serving, and newsletter sending; see bench/RESULTS.md
+bench: $(INSTALLED)  ## Measure feed building and serving, newsletter sending and ingest; see bench/RESULTS.md
 	bench/run
 
 messages: $(INSTALLED)  ## Refresh the translation catalogs after changing strings

@@ -8,6 +8,7 @@ import os
 import re
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import Engine, func, select
@@ -236,3 +237,89 @@ def test_poll_sources_without_wordpress_polls_the_inbox_alone(engine: Engine, in
     assert report.changed
     assert not report.failed
     assert report.summary() == "inbox: 1 file read, 1 accepted, 1 stored, 0 rejected"
+
+
+def test_a_poison_file_never_blocks_the_next_one(engine: Engine, inbox: Path) -> None:
+    """Lines that once crashed ingest only reject themselves; the file after is read too."""
+    poison = [
+        _article(1, published_at="0001-01-01T00:00:00+01:00"),
+        _article(2, published_at="9999-12-31T23:59:59-01:00"),
+        '{"type": "article", "id": "cms-3", "x": ' + "[" * 100_000 + "]" * 100_000 + "}",
+        '{"type": "views", "article_id": "cms-4", "hour": "2025-08-20T13:00:00Z", "count": '
+        + "9" * 5_000
+        + "}",
+        _article(
+            5, image={"url": "https://x.example/a.jpg", "type": "image/jpeg", "length": 2**64}
+        ),
+        _article(6),
+    ]
+    _drop(inbox, "a.jsonl", "\n".join(poison) + "\n")
+    _drop(inbox, "b.jsonl", _article(7) + "\n")
+    report = _poll(engine, inbox)
+    assert (report.read, report.stored, report.rejected) == (2, 2, 5)
+    assert _ids(engine) == ["cms-6", "cms-7"]
+    assert (inbox / "processed" / "b.jsonl").exists()
+    lines = (inbox / "rejected" / "a.jsonl.report.txt").read_text().splitlines()
+    assert [entry.split(":")[0] for entry in lines[:5]] == [f"line {n}" for n in range(1, 6)]
+    assert "published_at" in lines[0]
+    assert "nested too deeply" in lines[2]
+    assert "image.length" in lines[4]
+
+
+def test_a_file_that_fails_for_any_other_reason_goes_to_rejected(
+    engine: Engine, inbox: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A fault while reading one file moves it aside with a report; the next file is read."""
+    from syndicate.sources import inbox as module
+
+    real = module.ingest_lines
+
+    def faulty(engine: Engine, stream: Any, *args: Any, **kwargs: Any) -> Any:
+        if stream.name.endswith("a.jsonl"):
+            raise RuntimeError("a fault of ours")
+        return real(engine, stream, *args, **kwargs)
+
+    monkeypatch.setattr(module, "ingest_lines", faulty)
+    _drop(inbox, "a.jsonl", _article(1) + "\n")
+    _drop(inbox, "b.jsonl", _article(2) + "\n")
+    report = _poll(engine, inbox)
+    assert report.read == 2
+    assert _ids(engine) == ["cms-2"]
+    text = (inbox / "rejected" / "a.jsonl.report.txt").read_text()
+    assert "a.jsonl: could not be processed: RuntimeError: a fault of ours" in text
+    assert (inbox / "processed" / "b.jsonl").exists()
+
+
+def test_a_failing_store_leaves_files_for_the_next_poll(sqlite_engine: Engine, inbox: Path) -> None:
+    """A store that stays locked fails the poll; no file is moved, and the next poll reads it."""
+    from sqlalchemy import create_engine, event
+
+    event.listen(
+        sqlite_engine, "connect", lambda dbapi, _: dbapi.execute("PRAGMA busy_timeout = 50")
+    )
+    sqlite_engine.dispose()
+    _drop(inbox, "a.jsonl", _article(1) + "\n")
+    holder = create_engine(str(sqlite_engine.url)).raw_connection()
+    holder.execute("BEGIN IMMEDIATE")
+    try:
+        with pytest.raises(SourceError, match="database is locked"):
+            _poll(sqlite_engine, inbox)
+    finally:
+        holder.rollback()
+        holder.close()
+    assert (inbox / "a.jsonl").exists()
+    assert not (inbox / "rejected").exists()
+    assert _poll(sqlite_engine, inbox).read == 1
+    assert _ids(sqlite_engine) == ["cms-1"]
+
+
+def test_an_unreachable_store_leaves_files_for_the_next_poll(inbox: Path, tmp_path: Path) -> None:
+    """A store that cannot even be opened fails the poll; the file is not moved to rejected/."""
+    from sqlalchemy import create_engine
+
+    unreachable = create_engine(f"sqlite:///{tmp_path / 'missing' / 'store.db'}")
+    _drop(inbox, "a.jsonl", _article(1) + "\n")
+    with pytest.raises(SourceError, match="unable to open database file"):
+        _poll(unreachable, inbox)
+    assert (inbox / "a.jsonl").exists()
+    assert not (inbox / "rejected").exists()

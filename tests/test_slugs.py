@@ -28,7 +28,7 @@ NASTY_TAGS = [
     "a" * 300,
     "الحشد الشعبي",
     "پیمان ناتو",
-    "<script>alert(1)</script>",
+    "<b>Bold</b> <script>alert(1)</script>markup",  # plain text on ingest: "Bold markup"
     "&&&",
     "  spaced   out  ",
     "NUL\x00byte",

@@ -2,7 +2,7 @@
 
 Results (an edition id, a summary) go to standard output; logs and progress to standard error.
 Exit status: 0 success, 1 the work ran but some of it failed (rejected records, say),
-2 the work could not start (bad settings, unreadable input).
+2 the work could not start or go on (bad settings, unreadable input, a failing store).
 """
 
 from __future__ import annotations
@@ -126,16 +126,18 @@ def _toml_value(value: Any) -> str:
 @pass_context
 def ingest(context: Context, source: str) -> None:
     """Read JSON Lines records (articles, topics, picks, views) into the store."""
-    from syndicate.ingest import ingest_lines
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from syndicate.ingest import StoreFailure, ingest_lines
     from syndicate.progress import ProgressBar
 
     settings = context.settings
-    engine = context.engine
 
     def reject(line: int, reason: str) -> None:
         click.echo(f"line {line}: {reason}", err=True)
 
     try:
+        engine = context.engine
         with _open_input(source) as (stream, size), ProgressBar() as bar:
             bar.phase(f"Ingesting {source}", size)
             report = ingest_lines(
@@ -143,10 +145,18 @@ def ingest(context: Context, source: str) -> None:
                 stream,
                 settings.site.languages,
                 on_reject=reject,
-                on_line=bar.advance if size else None,
+                on_progress=bar.advance if size else None,
+                settings=settings.ingest,
             )
     except OSError as error:
         click.echo(f"syndicate: cannot read {source}: {error.strerror or error}", err=True)
+        sys.exit(2)
+    except StoreFailure as failure:
+        click.echo(failure.report.summary())
+        click.echo(f"syndicate: {failure}", err=True)
+        sys.exit(2)
+    except SQLAlchemyError as error:  # the store cannot be opened at all
+        click.echo(f"syndicate: the store failed: {str(error).splitlines()[0]}", err=True)
         sys.exit(2)
     click.echo(report.summary())
     sys.exit(1 if report.rejected else 0)

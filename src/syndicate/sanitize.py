@@ -50,6 +50,11 @@ _BLOCK_END = re.compile(r"(</(?:p|div|li|h[1-6]|blockquote|tr|td|th|figcaption)>
 
 
 _REPLACEMENT = "\ufffd"
+_BYTE_ORDER_MARK = "\ufeff"  # the HTML parser drops one at the start of its input
+# What an HTML parser reads as the start of a tag, an end tag, a comment or a declaration.
+_MARKUP_START = re.compile(r"<(?=[A-Za-z/!?])")
+_ANGLE_QUOTE = "\u2039"  # looks like `<` to a reader, and is text to any parser
+_SPELT_TAG = re.compile(r"<[A-Za-z/!?][^<>]*>")  # a whole tag, once entities are decoded
 
 
 def _keep_allowed_embeds(tag: str, attribute: str, value: str) -> str | None:
@@ -85,11 +90,32 @@ def sanitize_html(html: str, base_url: str, *, frames: bool = True) -> str:
     return cleaned.replace(_REPLACEMENT, "").strip()
 
 
+def strip_markup(text: str) -> str:
+    """Plain text on one line: tags and comments dropped (scripts and styles whole), entities decoded.
+
+    Decoding may spell markup again (`&lt;b&gt;`, or the text of an `<xmp>`): its tags are
+    dropped too, and a `<` that could still open one becomes U+2039 (a single angle quotation
+    mark), which no reader takes for markup. The result read as HTML is text alone, whoever renders it.
+    """
+    if "<" not in text and "&" not in text:
+        # Nothing to parse: the same result as the parser's, some 20 times sooner.
+        flat = one_line(text.replace(_REPLACEMENT, ""))
+        return one_line(flat[1:]) if flat.startswith(_BYTE_ORDER_MARK) else flat
+    text = _strip_once(text)
+    if _MARKUP_START.search(text):
+        text = one_line(_MARKUP_START.sub(_ANGLE_QUOTE, _SPELT_TAG.sub("", text)))
+    return text
+
+
+def _strip_once(html: str) -> str:
+    spaced = _BLOCK_END.sub(r"\1 ", one_line(html))  # keep words of adjacent blocks apart
+    text = unescape(nh3.clean(spaced, tags=set(), clean_content_tags={"script", "style"}))
+    return one_line(text.replace(_REPLACEMENT, ""))
+
+
 def plain_text(html: str, limit: int = 300) -> str:
     """A short plain-text lead drawn from HTML, for items whose summary is empty."""
-    spaced = _BLOCK_END.sub(r"\1 ", xml_safe(html))  # keep words of adjacent blocks apart
-    text = unescape(nh3.clean(spaced, tags=set(), clean_content_tags={"script", "style"}))
-    text = one_line(text.replace(_REPLACEMENT, ""))
+    text = strip_markup(html)
     if len(text) <= limit:
         return text
     return text[:limit].rsplit(" ", 1)[0] + "…"

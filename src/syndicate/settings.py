@@ -260,6 +260,30 @@ class SourceSettings(Section):
     wordpress: WordPressSettings = Field(default_factory=WordPressSettings)
 
 
+class IngestSettings(Section):
+    """What one ingest record may cost: a record over a limit is rejected, naming the limit."""
+
+    max_title_chars: int = Field(
+        1_000, ge=1, description="Characters of an article's title or a topic's name, at most."
+    )
+    max_summary_chars: int = Field(
+        10_000,
+        ge=1,
+        description="Characters of a summary, a topic's description or an image caption, at most.",
+    )
+    max_body_bytes: int = Field(
+        2_000_000, ge=1, description="Bytes (UTF-8) of an article's body_html, at most."
+    )
+    max_tags: int = Field(100, ge=0, description="Tags on one article, at most.")
+    max_topics: int = Field(20, ge=0, description="Topics of one article, at most.")
+    max_authors: int = Field(20, ge=0, description="Authors of one article, at most.")
+    max_line_bytes: int = Field(
+        10_000_000,
+        ge=1_000,
+        description="Bytes of one JSON Lines record, at most; a longer line is skipped unread.",
+    )
+
+
 class ScheduleSettings(Section):
     """When things happen."""
 
@@ -330,6 +354,7 @@ class Settings(BaseSettings):
     subscribers: SubscriberSettings = Field(default_factory=SubscriberSettings)
     web: WebSettings = Field(default_factory=WebSettings)
     sources: SourceSettings = Field(default_factory=SourceSettings)
+    ingest: IngestSettings = Field(default_factory=IngestSettings)
     schedule: ScheduleSettings = Field(default_factory=ScheduleSettings)
     security: SecuritySettings = Field(default_factory=SecuritySettings)
 

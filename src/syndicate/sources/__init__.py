@@ -45,7 +45,12 @@ def poll_sources(engine: Engine, settings: Settings) -> SourcesReport:
     languages = settings.site.languages
     sources = settings.sources
     polls: list[tuple[str, Poll]] = [
-        (INBOX, lambda report: poll_inbox(engine, sources, languages, report=report)),
+        (
+            INBOX,
+            lambda report: poll_inbox(
+                engine, sources, languages, report=report, limits=settings.ingest
+            ),
+        ),
     ]
     if sources.wordpress.url is not None:
         polls.append(

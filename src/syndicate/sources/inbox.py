@@ -8,9 +8,13 @@ A file is never read half-written:
 - a file another process holds an flock on is skipped;
 - a file that changed while it was read is left where it is and read again once it settles.
 
-Each file goes through `ingest_lines` (the same validation and `line N: reason` messages as
-`syndicate ingest`), then moves to `processed/`, or to `rejected/` beside a report listing its
-rejected lines, when any line was rejected. Files are read in name order (then mtime). A moved
+Each file goes through `ingest_lines` (the same validation, limits and `line N: reason`
+messages as `syndicate ingest`), then moves to `processed/`, or to `rejected/` beside a report
+listing its rejected lines, when any line was rejected. A file that cannot be processed for any
+other reason (a fault of ours) also goes to `rejected/`, its report saying why, so that it never
+blocks the files after it. Only two things leave a file where it is for the next poll: it
+cannot be read (or moved) now, or the store failed, which fails the poll, since no file could
+be stored until the store is back. Files are read in name order (then mtime). A moved
 file never replaces an earlier one of the same name: a UTC timestamp (and a counter) is added.
 A crash between ingest and move only means the file is read again, which ingest makes harmless.
 """
@@ -30,8 +34,8 @@ from typing import IO
 
 from sqlalchemy import Engine
 
-from syndicate.ingest import IngestReport, ingest_lines
-from syndicate.settings import SourceSettings
+from syndicate.ingest import IngestReport, StoreFailure, ingest_lines
+from syndicate.settings import IngestSettings, SourceSettings
 from syndicate.sources.report import INBOX, SourceError, SourceReport, logfmt
 
 log = logging.getLogger(__name__)
@@ -60,8 +64,12 @@ def poll_inbox(
     languages: Sequence[str],
     *,
     report: SourceReport | None = None,
+    limits: IngestSettings | None = None,
 ) -> SourceReport:
-    """Ingest every settled inbox file in name order and file it in processed/ or rejected/."""
+    """Ingest every settled inbox file in name order and file it in processed/ or rejected/.
+
+    Raises SourceError when the inbox cannot be listed or the store fails.
+    """
     report = report if report is not None else SourceReport(INBOX)
     inbox = settings.inbox_dir
     try:
@@ -76,7 +84,7 @@ def poll_inbox(
             report.waiting += 1
             log.debug("inbox file settling file=%s age=%.1f", logfmt(candidate.path), age)
             continue
-        _ingest_file(engine, candidate, languages, report)
+        _ingest_file(engine, candidate, languages, report, limits)
     return report
 
 
@@ -104,7 +112,11 @@ def _candidates(inbox: Path) -> Iterator[_Candidate]:
 
 
 def _ingest_file(
-    engine: Engine, candidate: _Candidate, languages: Sequence[str], report: SourceReport
+    engine: Engine,
+    candidate: _Candidate,
+    languages: Sequence[str],
+    report: SourceReport,
+    limits: IngestSettings | None,
 ) -> None:
     path = candidate.path
     try:
@@ -123,15 +135,24 @@ def _ingest_file(
             report.waiting += 1
             return
         with tempfile.TemporaryFile("w+", encoding="utf-8") as rejections:
+            log_rejection = _RejectionLog(path, rejections)
+            failure: str | None = None
             try:
                 result = ingest_lines(
-                    engine, stream, languages, on_reject=_RejectionLog(path, rejections)
+                    engine, stream, languages, on_reject=log_rejection, settings=limits
                 )
             except OSError as error:
                 # What was read is stored (each record whole); the rest comes with the next read.
                 _leave(report, path, error)
                 return
-            if not _unchanged(os.fstat(stream.fileno()), held):
+            except StoreFailure as error:
+                report.add(error.report)
+                raise SourceError(INBOX, f"{path.name}: {error}") from None
+            except Exception as error:  # a fault of ours: the file goes aside, the poll goes on
+                log.error("inbox file could not be processed file=%s", logfmt(path), exc_info=True)
+                failure = f"{type(error).__name__}: {error}"
+                result = IngestReport(rejected=log_rejection.count)
+            if failure is None and not _unchanged(os.fstat(stream.fileno()), held):
                 report.waiting += 1
                 report.add(result)
                 log.warning(
@@ -140,7 +161,7 @@ def _ingest_file(
                 )
                 return
             try:
-                moved = _file_away(path, result, rejections)
+                moved = _file_away(path, result, rejections, failure)
             except OSError as error:
                 report.add(result)
                 _leave(report, path, error, action="moved")
@@ -149,7 +170,7 @@ def _ingest_file(
     report.add(result)
     log.info(
         "inbox file %s file=%s moved_to=%s stored=%d unchanged=%d rejected=%d",
-        "rejected" if result.rejected else "processed",
+        "rejected" if result.rejected or failure else "processed",
         logfmt(path),
         logfmt(moved),
         result.stored,
@@ -178,12 +199,17 @@ class _RejectionLog:
             )
 
 
-def _file_away(path: Path, result: IngestReport, rejections: IO[str]) -> Path:
+def _file_away(
+    path: Path, result: IngestReport, rejections: IO[str], failure: str | None = None
+) -> Path:
     """Move the read file to processed/ or rejected/ (with its report); return where it went."""
-    folder = path.parent / (REJECTED_DIR if result.rejected else PROCESSED_DIR)
+    rejected = bool(result.rejected or failure)
+    folder = path.parent / (REJECTED_DIR if rejected else PROCESSED_DIR)
     folder.mkdir(exist_ok=True)
     moved = _move_without_overwriting(path, folder, datetime.now(UTC))
-    if result.rejected:
+    if rejected:
+        if failure is not None:
+            rejections.write(f"{path.name}: could not be processed: {' '.join(failure.split())}\n")
         rejections.write(f"{path.name}: {result.summary()}\n")
         rejections.seek(0)
         _write_report(moved.with_name(moved.name + REPORT_SUFFIX), rejections)

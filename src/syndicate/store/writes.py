@@ -1,18 +1,24 @@
-"""Applying ingest records to the store, and noting which feeds each change touches."""
+"""Applying ingest records to the store a batch at a time, and noting which feeds they touch.
+
+A batch costs a few set-based reads (what the store holds for the batch's articles, tags and
+topics), a plan made in memory (see `plan`), and one statement per table for the whole batch
+(the driver's executemany). The result is exactly what writing the records one at a time did:
+the same rows, the same rejections, the same feeds marked for the next build.
+"""
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping, Sequence
-from dataclasses import asdict
-from datetime import UTC, datetime, timedelta
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
 
-from sqlalchemy import Connection, Table, delete, func, or_, select, update
+from sqlalchemy import Connection, Table, bindparam, delete, select, update
 
 from syndicate.feeds import layout
-from syndicate.model import Article, Pick, Topic, Views
-from syndicate.records import RecordError
-from syndicate.slugs import disambiguated_slug, readable_slug
+from syndicate.model import Article, Record, Status
+from syndicate.store import bulk
+from syndicate.store.plan import BatchPlan, Outcome
 from syndicate.store.schema import (
     article,
     article_tag,
@@ -24,213 +30,205 @@ from syndicate.store.schema import (
     topic_text,
     view_count,
 )
+from syndicate.store.snapshot import Lookups, chunks
 from syndicate.store.sql import upsert
-from syndicate.text import tag_key
 
-# The longest Most Viewed window, plus a day of slack for builds that run late.
-MOST_VIEWED_REACH = timedelta(days=31)
-# Bounded caches: ingest memory must not grow with the input's length.
-_TAG_CACHE_LIMIT = 20_000
+ARTICLE_COLUMNS = (
+    "url",
+    "title",
+    "summary",
+    "body_html",
+    "published_at",
+    "updated_at",
+    "status",
+    "language",
+    "section",
+    "authors",
+    "image",
+)
+LINK_COLUMNS = ("position", "language", "status", "published_at")
+TEXT_COLUMNS = ("topic_pk", "language", "name", "description")
+PICK_COLUMNS = ("article_pk", "picked_at", "position", "unpicked_at")
+VIEW_COLUMNS = ("article_pk", "hour", "count")
+_STATUS = {status: status.value for status in Status}  # a look-up: .value is slow in bulk
+_UPDATE_ARTICLE = (
+    update(article)
+    .where(article.c.pk == bindparam("row_pk"))
+    .values({name: bindparam(name) for name in ARTICLE_COLUMNS})
+)
 
 
 class StoreWriter:
-    """Writes records through one connection; the caller owns the transaction."""
+    """Writes batches of records through one connection; the caller owns the transaction."""
 
     def __init__(self, connection: Connection, languages: Sequence[str]) -> None:
         """Write through `connection`; topic feeds are marked in every one of `languages`."""
         self.connection = connection
         self.languages = tuple(languages)
-        self.dirty: set[str] = set()
-        self._topics: dict[str, int] = {}
-        self._tags: dict[str, tuple[int, str]] = {}
+        self.lookups = Lookups(connection)
 
-    def flush_dirty(self) -> None:
-        """Record the feeds touched so far for the next build, in the caller's transaction."""
-        token = uuid.uuid4().hex
-        rows = [{"key": key, "token": token} for key in sorted(self.dirty)]
-        upsert(self.connection, dirty_feed, rows, ["key"])
-        self.dirty.clear()
+    def forget(self) -> None:
+        """Drop what was learnt from writes that were then rolled back."""
+        self.lookups.forget()
 
-    def article(self, item: Article) -> bool:
-        """Store an article unless the stored one is as new; True when something changed."""
-        old = self.connection.execute(
-            select(article.c.pk, article.c.updated_at, article.c.language, article.c.section).where(
-                article.c.cms_id == item.id
-            )
-        ).first()
-        if old is not None and item.updated_at <= old.updated_at:
-            return False
-        topic_pks = [self._topic_pk(slug) for slug in item.topics]
-        values = {
-            "cms_id": item.id,
-            "url": item.url,
-            "title": item.title,
-            "summary": item.summary,
-            "body_html": item.body_html,
-            "published_at": item.published_at,
-            "updated_at": item.updated_at,
-            "status": item.status.value,
-            "language": item.language,
-            "section": item.section,
-            "authors": list(item.authors),
-            "image": asdict(item.image) if item.image else None,
-        }
-        if old is None:
-            inserted = self.connection.execute(article.insert().values(values))
-            pk = inserted.inserted_primary_key[0]  # type: ignore[index]
-        else:
-            pk = old.pk
-            self._mark_article_feeds(pk, old.language, old.section)  # where it was
-            self.connection.execute(update(article).where(article.c.pk == pk).values(values))
-            self.connection.execute(delete(article_tag).where(article_tag.c.article_pk == pk))
-            self.connection.execute(delete(article_topic).where(article_topic.c.article_pk == pk))
-        tags = [self._tag(name) for name in item.tags]
-        copied = {
-            "language": item.language,
-            "status": item.status.value,
-            "published_at": item.published_at,
-        }
-        self._insert_links(article_tag, "tag_pk", pk, [tag_pk for tag_pk, _ in tags], copied)
-        self._insert_links(article_topic, "topic_pk", pk, topic_pks, copied)
-        self.dirty |= layout.article_keys(
-            item.language, item.section, [slug for _, slug in tags], item.topics
-        )
-        self._mark_ranked_feeds(pk, {item.language} | ({old.language} if old else set()))
-        return True
+    def apply(self, records: Sequence[Record]) -> list[Outcome]:
+        """Store `records` in order; return each one's outcome. Raises on a database error."""
+        plan = BatchPlan(self.lookups.snapshot(records), self.languages, datetime.now(UTC))
+        outcomes = [plan.play(record) for record in records]
+        self._write(plan)
+        return outcomes
 
-    def _mark_ranked_feeds(self, pk: int, languages: set[str]) -> None:
-        """Editor's Choice and Most Viewed change with an article only if it is in them."""
-        now = datetime.now(UTC)
-        picked = select(pick.c.article_pk).where(
-            pick.c.article_pk == pk, or_(pick.c.unpicked_at.is_(None), pick.c.unpicked_at > now)
-        )
-        if self.connection.scalar(picked.limit(1)) is not None:
-            self.dirty.update(layout.editors_choice_key(language) for language in languages)
-        # "Recent" is measured from the newest hour of views the store holds, not from this
-        # machine's clock, so replaying an old archive marks what a build of it will show.
-        newest = self.connection.scalar(select(func.max(view_count.c.hour)))
-        if newest is not None and self.connection.scalar(
-            select(view_count.c.article_pk)
-            .where(view_count.c.article_pk == pk, view_count.c.hour > newest - MOST_VIEWED_REACH)
-            .limit(1)
-        ):
-            self.dirty.update(
-                layout.most_viewed_key(language, period)
-                for language in languages
-                for period in layout.PERIODS
-            )
+    # -- writing the plan ---------------------------------------------------------------
 
-    def topic(self, item: Topic) -> bool:
-        """Store a topic's name and description in one language."""
-        pk = self._topics.get(item.slug) or self._find_topic(item.slug)
-        if pk is None:
-            upsert(self.connection, topic, [{"slug": item.slug}], ["slug"], update=False)
-            pk = self._find_topic(item.slug)
-            assert pk is not None
-        stored = self.connection.execute(
-            select(topic_text.c.name, topic_text.c.description).where(
-                topic_text.c.topic_pk == pk, topic_text.c.language == item.language
-            )
-        ).first()
-        if stored is not None and tuple(stored) == (item.name, item.description):
-            return False
-        row = {
-            "topic_pk": pk,
-            "language": item.language,
-            "name": item.name,
-            "description": item.description,
-        }
-        upsert(self.connection, topic_text, [row], ["topic_pk", "language"])
-        # Every language's feed of the topic may fall back to this text for its title.
-        self.dirty.update(layout.topic_key(language, item.slug) for language in self.languages)
-        return True
-
-    def pick(self, item: Pick) -> bool:
-        """Store an Editor's Choice placement."""
-        pk, language = self._article_of(item.article_id)
-        row = {
-            "article_pk": pk,
-            "picked_at": item.picked_at,
-            "position": item.position,
-            "unpicked_at": item.unpicked_at,
-        }
-        upsert(self.connection, pick, [row], ["article_pk", "picked_at"])
-        self.dirty.add(layout.editors_choice_key(language))
-        return True
-
-    def views(self, item: Views) -> bool:
-        """Set (not add to) an article's read count for one hour."""
-        pk, language = self._article_of(item.article_id)
-        row = {"article_pk": pk, "hour": item.hour, "count": item.count}
-        upsert(self.connection, view_count, [row], ["article_pk", "hour"])
-        self.dirty.update(layout.most_viewed_key(language, period) for period in layout.PERIODS)
-        return True
-
-    def _article_of(self, cms_id: str) -> tuple[int, str]:
-        row = self.connection.execute(
-            select(article.c.pk, article.c.language).where(article.c.cms_id == cms_id)
-        ).first()
-        if row is None:
-            raise RecordError(f"article_id: no article {cms_id!r} is stored")
-        return row.pk, row.language
-
-    def _mark_article_feeds(self, pk: int, language: str, section: str | None) -> None:
-        tag_slugs = self.connection.scalars(
-            select(tag.c.slug).join(article_tag).where(article_tag.c.article_pk == pk)
-        )
-        topic_slugs = self.connection.scalars(
-            select(topic.c.slug).join(article_topic).where(article_topic.c.article_pk == pk)
-        )
-        self.dirty |= layout.article_keys(language, section, tag_slugs, topic_slugs)
-
-    def _find_topic(self, slug: str) -> int | None:
-        pk = self.connection.scalar(select(topic.c.pk).where(topic.c.slug == slug))
-        if pk is not None:
-            self._topics[slug] = pk
-        return pk
-
-    def _topic_pk(self, slug: str) -> int:
-        pk = self._topics.get(slug) or self._find_topic(slug)
-        if pk is None:
-            raise RecordError(f"topics: no topic {slug!r} is stored")
-        return pk
-
-    def _tag(self, name: str) -> tuple[int, str]:
-        """The tag's primary key and slug, registering it on first use."""
-        key = tag_key(name)
-        if found := self._tags.get(key):
-            return found
-        row = self.connection.execute(select(tag.c.pk, tag.c.slug).where(tag.c.key == key)).first()
-        if row is None:
-            slug = readable_slug(name)
-            if self.connection.scalar(select(tag.c.pk).where(tag.c.slug == slug)) is not None:
-                slug = disambiguated_slug(name, key)
+    def _write(self, plan: BatchPlan) -> None:
+        connection = self.connection
+        if plan.new_topics:
             upsert(
-                self.connection,
-                tag,
-                [{"key": key, "name": name, "slug": slug}],
-                ["key"],
+                connection,
+                topic,
+                [{"slug": slug} for slug in plan.new_topics],
+                ["slug"],
                 update=False,
             )
-            row = self.connection.execute(
-                select(tag.c.pk, tag.c.slug).where(tag.c.key == key)
-            ).one()
-        if len(self._tags) >= _TAG_CACHE_LIMIT:
-            self._tags.clear()
-        self._tags[key] = (row.pk, row.slug)
-        return row.pk, row.slug
+            self.lookups.stored_topics(set(plan.new_topics))
+        texts = [
+            (self.lookups.topic_pks[slug], language, name, description)
+            for (slug, language), (name, description) in plan.new_texts.items()
+        ]
+        bulk.insert(connection, topic_text, TEXT_COLUMNS, texts, keys=TEXT_COLUMNS[:2], update=True)
+        if plan.new_tags:
+            tags = [(key, name, slug) for key, (name, slug) in plan.new_tags.items()]
+            bulk.insert(connection, tag, ("key", "name", "slug"), tags, keys=["key"])
+            self.lookups.stored_tags({name for name, _ in plan.new_tags.values()})
+        pks = self._write_articles(plan)
+        self._bulk(
+            pick,
+            PICK_COLUMNS,
+            [
+                (pks[cms_id], picked_at, position, unpicked_at)
+                for (cms_id, picked_at), (position, unpicked_at) in plan.picks.items()
+            ],
+            keys=("article_pk", "picked_at"),
+        )
+        self._bulk(
+            view_count,
+            VIEW_COLUMNS,
+            [(pks[cms_id], hour, count) for (cms_id, hour), count in plan.views.items()],
+            keys=("article_pk", "hour"),
+        )
+        token = uuid.uuid4().hex
+        marks = [(key, token) for key in sorted(plan.dirty)]
+        bulk.insert(connection, dirty_feed, ("key", "token"), marks, keys=["key"], update=True)
 
-    def _insert_links(
+    def _write_articles(self, plan: BatchPlan) -> dict[str, int]:
+        """Insert or update each written article and its links; every named article's pk."""
+        connection = self.connection
+        pks = {cms_id: state.pk for cms_id, state in plan.snapshot.articles.items() if state.pk}
+        replaced = [pks[cms_id] for cms_id in plan.replaced]
+        plan.dirty |= self._old_locations(plan, replaced)
+        new = [item for cms_id, (item, _) in plan.written.items() if cms_id not in pks]
+        if new:
+            self._bulk(
+                article,
+                ("cms_id", *ARTICLE_COLUMNS),
+                [(item.id, *_article_values(item)) for item in new],
+            )
+            query = select(article.c.pk, article.c.cms_id)
+            found = self.lookups.rows_in(query, article.c.cms_id, {item.id for item in new})
+            pks |= {row.cms_id: row.pk for row in found}
+        if replaced:
+            rows = [
+                dict(zip(ARTICLE_COLUMNS, _article_values(plan.written[cms_id][0]), strict=True))
+                | {"row_pk": pks[cms_id]}
+                for cms_id in plan.replaced
+            ]
+            connection.execute(_UPDATE_ARTICLE, rows)
+            for chunk in chunks(replaced):
+                connection.execute(delete(article_tag).where(article_tag.c.article_pk.in_(chunk)))
+                connection.execute(
+                    delete(article_topic).where(article_topic.c.article_pk.in_(chunk))
+                )
+        # Links carry copies of the article's language, status and date: convert those once.
+        published = bulk.converter(connection, article_tag, "published_at")
+        tag_rows: list[tuple[Any, ...]] = []
+        topic_rows: list[tuple[Any, ...]] = []
+        tag_pks, topic_pks = self.lookups.tag_pks, self.lookups.topic_pks
+        for cms_id, (item, keys) in plan.written.items():
+            pk, language, status = pks[cms_id], item.language, _STATUS[item.status]
+            date = published(item.published_at)
+            tag_rows += [
+                (pk, tag_pks[key], position, language, status, date)
+                for position, key in enumerate(keys)
+            ]
+            topic_rows += [
+                (pk, topic_pks[slug], position, language, status, date)
+                for position, slug in enumerate(item.topics)
+            ]
+        bulk.insert(connection, article_tag, ("article_pk", "tag_pk", *LINK_COLUMNS), tag_rows)
+        bulk.insert(
+            connection, article_topic, ("article_pk", "topic_pk", *LINK_COLUMNS), topic_rows
+        )
+        return pks
+
+    def _bulk(
         self,
         table: Table,
-        column: str,
-        article_pk: int,
-        pks: list[int],
-        copied: Mapping[str, object],
+        columns: Sequence[str],
+        rows: list[tuple[Any, ...]],
+        keys: Sequence[str] = (),
     ) -> None:
-        if pks:
-            rows = [
-                {"article_pk": article_pk, column: pk, "position": position, **copied}
-                for position, pk in enumerate(pks)
-            ]
-            self.connection.execute(table.insert(), rows)
+        """Convert and send `rows` in one statement; on a conflict over `keys`, update."""
+        bulk.insert(
+            self.connection,
+            table,
+            columns,
+            bulk.converted(self.connection, table, columns, rows),
+            keys=keys,
+            update=True,
+        )
+
+    def _old_locations(self, plan: BatchPlan, pks: list[int]) -> set[str]:
+        """The feeds that rewritten stored articles leave: where they were before the batch."""
+        tags: dict[int, list[str]] = {pk: [] for pk in pks}
+        topics: dict[int, list[str]] = {pk: [] for pk in pks}
+        tag_query = select(article_tag.c.article_pk, tag.c.slug).join_from(article_tag, tag)
+        for row in self.lookups.rows_in(tag_query, article_tag.c.article_pk, pks):
+            tags[row.article_pk].append(row.slug)
+        topic_query = select(article_topic.c.article_pk, topic.c.slug).join_from(
+            article_topic, topic
+        )
+        for row in self.lookups.rows_in(topic_query, article_topic.c.article_pk, pks):
+            topics[row.article_pk].append(row.slug)
+        keys: set[str] = set()
+        for cms_id in plan.replaced:
+            old = plan.snapshot.articles[cms_id]
+            assert old.pk is not None
+            keys |= layout.article_keys(old.language, old.section, tags[old.pk], topics[old.pk])
+        return keys
+
+
+def _article_values(item: Article) -> tuple[Any, ...]:
+    """An article's values in the order of ARTICLE_COLUMNS."""
+    image = item.image
+    return (
+        item.url,
+        item.title,
+        item.summary,
+        item.body_html,
+        item.published_at,
+        item.updated_at,
+        _STATUS[item.status],
+        item.language,
+        item.section,
+        list(item.authors),
+        None
+        if image is None
+        else {
+            "url": image.url,
+            "type": image.type,
+            "length": image.length,
+            "caption": image.caption,
+            "width": image.width,
+            "height": image.height,
+        },
+    )
