@@ -20,7 +20,7 @@ from pydantic import AnyHttpUrl
 from sqlalchemy import Engine, select
 
 from syndicate import metrics
-from syndicate.settings import Settings, SourceSettings, WordPressSettings
+from syndicate.settings import IngestSettings, Settings, SourceSettings, WordPressSettings
 from syndicate.sources import SourceError, SourceReport, poll_sources, poll_wordpress
 from syndicate.sources.wordpress import CURSOR_STATE, read_cursor, save_cursor
 from syndicate.sources.wordpress_posts import Vocabulary, article_record
@@ -495,3 +495,18 @@ def test_poll_sources_reads_wordpress_when_configured(
     assert report.changed
     assert report["wordpress"].stored == 3
     assert not poll_sources(engine, settings).changed
+
+
+def test_poll_sources_holds_wordpress_posts_to_the_ingest_limits(
+    engine: Engine, wordpress: FakeWordPress, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """`[ingest]` limits bind WordPress posts as they bind files: an over-long title is refused."""
+    settings = Settings(
+        sources=SourceSettings(inbox_dir=tmp_path / "inbox", wordpress=_settings(wordpress.url)),
+        ingest=IngestSettings(max_title_chars=10),
+    )
+    with caplog.at_level(logging.WARNING, logger="syndicate.sources"):
+        report = poll_sources(engine, settings)
+    assert report["wordpress"].stored < 3
+    assert report["wordpress"].rejected >= 1
+    assert "([ingest] max_title_chars)" in caplog.text

@@ -56,7 +56,9 @@ def poll_sources(engine: Engine, settings: Settings) -> SourcesReport:
         polls.append(
             (
                 WORDPRESS,
-                lambda report: poll_wordpress(engine, sources.wordpress, languages, report=report),
+                lambda report: poll_wordpress(
+                    engine, sources.wordpress, languages, report=report, limits=settings.ingest
+                ),
             )
         )
     return SourcesReport(tuple(_poll(name, poll) for name, poll in polls))

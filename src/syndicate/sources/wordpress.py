@@ -36,7 +36,7 @@ from syndicate import __version__
 from syndicate.feeds.catalog import SECTION_NAMES
 from syndicate.ingest import ingest_lines
 from syndicate.records import parse_timestamp
-from syndicate.settings import WordPressSettings
+from syndicate.settings import IngestSettings, WordPressSettings
 from syndicate.sources.report import WORDPRESS, SourceError, SourceReport, logfmt
 from syndicate.sources.wordpress_posts import (
     Vocabulary,
@@ -66,6 +66,7 @@ def poll_wordpress(
     languages: Sequence[str],
     *,
     report: SourceReport | None = None,
+    limits: IngestSettings | None = None,
 ) -> SourceReport:
     """Store the posts changed since the last good poll, all of them or (on error) none."""
     report = report if report is not None else SourceReport(WORDPRESS)
@@ -83,7 +84,9 @@ def poll_wordpress(
         report.read = spool.count
         if spool.count:  # most polls find nothing: no ingest, no "ingest finished" line
             file.seek(0)
-            report.add(ingest_lines(engine, file, languages, on_reject=spool.rejected))
+            report.add(
+                ingest_lines(engine, file, languages, on_reject=spool.rejected, settings=limits)
+            )
     new_cursor = window.cursor(cursor)
     if new_cursor is not None and new_cursor != cursor:
         save_cursor(engine, site, new_cursor)
