@@ -126,15 +126,8 @@ def build_message(
     return MessageBytes(
         b"".join(
             (
-                sender,
-                headers.to_header(letter.to_name, letter.to_email),
-                headers.subject(letter.subject),
-                b"Date: ",
-                headers.date(letter.date),
-                CRLF,
-                b"Message-ID: ",
-                message_id.encode("ascii"),
-                CRLF,
+                *_addressing(sender, letter.to_name, letter.to_email, letter.subject),
+                *_dated(letter.date, message_id),
                 headers.list_id(letter.list_id, letter.list_name),
                 headers.list_unsubscribe(letter.unsubscribe_url, mailto),
                 ONE_CLICK,
@@ -155,20 +148,30 @@ def build_notice(notice: Notice) -> MessageBytes:
     return MessageBytes(
         b"".join(
             (
-                sender,
-                headers.to_header(notice.to_name, notice.to_email),
-                headers.subject(notice.subject),
-                b"Date: ",
-                headers.date(notice.date),
-                CRLF,
-                b"Message-ID: ",
-                message_id.encode("ascii"),
-                CRLF,
+                *_addressing(sender, notice.to_name, notice.to_email, notice.subject),
+                *_dated(notice.date, message_id),
                 AUTO_SUBMITTED,
                 headers.feedback_id(notice.feedback_id),
                 *_alternative(message_id, _encode_body(notice.text), _encode_body(notice.html)),
             )
         )
+    )
+
+
+def _addressing(sender: bytes, to_name: str, to_email: str, subject: str) -> tuple[bytes, ...]:
+    """From (already built), To and Subject: the headers every message opens with."""
+    return (sender, headers.to_header(to_name, to_email), headers.subject(subject))
+
+
+def _dated(date: datetime | None, message_id: str) -> tuple[bytes, ...]:
+    """The Date and Message-ID headers."""
+    return (
+        b"Date: ",
+        headers.date(date),
+        CRLF,
+        b"Message-ID: ",
+        message_id.encode("ascii"),
+        CRLF,
     )
 
 
