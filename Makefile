@@ -19,10 +19,11 @@ run: $(INSTALLED)  ## Start Syndicate on the embedded defaults with the demo cor
 test: $(INSTALLED)  ## Run the test suite (PostgreSQL tests need SYNDICATE_TEST_POSTGRES_URL)
 	$(BIN)/pytest
 
-lint: $(INSTALLED)
+lint: $(INSTALLED)  ## Style, types, and the import rules (import-linter contracts in pyproject.toml)
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 format: $(INSTALLED)
 	$(BIN)/ruff format src tests bench
