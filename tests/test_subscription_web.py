@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import itertools
 import re
-import socket
 import threading
 import time
 import unicodedata
@@ -38,6 +37,7 @@ from syndicate.subscribers.tokens import Purpose, Tokens
 from syndicate.subscribers.web import create_subscription_app
 from tests.conftest import LANGUAGES, ingest_text
 from tests.mail import read_back, shown_name
+from tests.smtpserver import free_port
 from tests.test_dispatch import CONFIRMATION_HEADERS
 from tests.test_messages import HEADERS as LETTER_HEADERS
 from tests.test_messages import LETTER
@@ -98,34 +98,36 @@ class Site:
         self.links = SubscriptionLinks(Tokens(SECRET), self.url)
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @pytest.fixture
 def site(sqlite_engine: Engine) -> Iterator[Site]:
     """The subscription app mounted at /subscribe as the server mounts it, on a loopback port."""
-    ingest_text(sqlite_engine, TOPICS)
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}"
-    mail = RecordedConfirmations()
-    app = create_subscription_app(
-        sqlite_engine,
-        site=SiteSettings(title="Demo News", titles={"ar": "أخبار تجريبية"}),
-        web=WebSettings(public_url=f"{url}/"),
-        subscribers=SubscriberSettings(subscribe_per_hour=SUBSCRIBE_PER_HOUR),
-        digests=DigestSettings(),
-        secret_key=SECRET,
-        send_confirmation=mail,
-    )
-    outer = Starlette(routes=[Mount("/subscribe", app=app)])
-    for _ in serve_in_thread(outer, port):
+    site = SiteSettings(title="Demo News", titles={"ar": "أخبار تجريبية"})
+    for url, mail in _served(sqlite_engine, site, SUBSCRIBE_PER_HOUR):
         try:
             yield Site(url, sqlite_engine, mail)
         finally:
             mail.released.set()
+
+
+def _served(
+    engine: Engine, site: SiteSettings, per_hour: int
+) -> Iterator[tuple[str, RecordedConfirmations]]:
+    """The subscription app mounted at /subscribe as the server mounts it, on a loopback port."""
+    ingest_text(engine, TOPICS)
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    mail = RecordedConfirmations()
+    app = create_subscription_app(
+        engine,
+        site=site,
+        web=WebSettings(public_url=f"{url}/"),
+        subscribers=SubscriberSettings(subscribe_per_hour=per_hour),
+        digests=DigestSettings(),
+        secret_key=SECRET,
+        send_confirmation=mail,
+    )
+    for _ in serve_in_thread(Starlette(routes=[Mount("/subscribe", app=app)]), port):
+        yield url, mail
 
 
 @pytest.fixture
@@ -600,21 +602,7 @@ class Form:
 @pytest.fixture
 def form(sqlite_engine: Engine) -> Iterator[Form]:
     """The real subscription app, mounted as the server mounts it, on a loopback port."""
-    ingest_text(sqlite_engine, TOPICS)
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}"
-    mail = RecordedConfirmations()
-    app = create_subscription_app(
-        sqlite_engine,
-        site=SiteSettings(),
-        web=WebSettings(public_url=f"{url}/"),
-        subscribers=SubscriberSettings(subscribe_per_hour=1_000_000),
-        digests=DigestSettings(),
-        secret_key=SECRET,
-        send_confirmation=mail,
-    )
-    outer = Starlette(routes=[Mount("/subscribe", app=app)])
-    for _ in serve_in_thread(outer, port):
+    for url, mail in _served(sqlite_engine, SiteSettings(), per_hour=1_000_000):
         with httpx.Client(base_url=url) as client:
             yield Form(client, sqlite_engine, mail, SubscriptionLinks(Tokens(SECRET), url))
 

@@ -11,8 +11,7 @@ import ssl
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
-from email import message_from_bytes, message_from_string, policy
-from email.message import EmailMessage
+from email import message_from_bytes, policy
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +36,7 @@ from syndicate.delivery.transports import (
     transport_from_settings,
 )
 from syndicate.settings import MailSettings, SmtpSettings
+from tests.mail import read_back
 from tests.smtpserver import Recorder, Serve, free_port
 
 SENDER = "bounces@site.example"
@@ -207,17 +207,6 @@ def test_envelope_addresses_cannot_inject_commands(serve: Serve) -> None:
     assert server.peers == set()
 
 
-def received_message(content: bytes) -> EmailMessage:
-    """A received message parsed; an RFC 6532 (UTF-8) header is read as text, as it is."""
-    head = content.split(b"\r\n\r\n", 1)[0]
-    if head.isascii():
-        parsed = message_from_bytes(content, policy=policy.default)
-    else:
-        parsed = message_from_string(content.decode("utf-8"), policy=policy.default)
-    assert isinstance(parsed, EmailMessage)
-    return parsed
-
-
 def test_an_internationalised_address_goes_out_with_smtputf8(serve: Serve) -> None:
     """A UTF-8 local part: MAIL FROM asks for SMTPUTF8, RCPT and To carry it in UTF-8."""
     server, settings = serve(enable_SMTPUTF8=True)
@@ -226,7 +215,7 @@ def test_an_internationalised_address_goes_out_with_smtputf8(serve: Serve) -> No
     got = {message.recipients: message for message in server.received}
     utf8 = got[("üñí@xn--exmple-cua.com",)]
     assert utf8.smtputf8
-    assert received_message(utf8.content)["To"].addresses[0].addr_spec == "üñí@xn--exmple-cua.com"
+    assert read_back(utf8.content)["To"].addresses[0].addr_spec == "üñí@xn--exmple-cua.com"
     plain = got[("plain@example.org",)]
     assert not plain.smtputf8  # only the message that needs it asks for it
     assert plain.content.split(b"\r\n\r\n", 1)[0].isascii()
@@ -497,7 +486,7 @@ def test_outbox_keeps_internationalised_addresses(tmp_path: Path) -> None:
     assert content.startswith(
         f"Return-Path: <{SENDER}>\nDelivered-To: üñí@xn--exmple-cua.com\n".encode()
     )
-    stored = received_message(content.replace(b"\n", b"\r\n"))
+    stored = read_back(content.replace(b"\n", b"\r\n"))
     assert stored["To"].addresses[0].addr_spec == "üñí@xn--exmple-cua.com"
 
 
