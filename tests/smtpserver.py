@@ -41,6 +41,7 @@ class Recorder:
     refuse: dict[str, str] = field(default_factory=dict)  # address -> reply, every time
     delay: float = 0.0  # seconds each DATA takes, to stretch a send out
     gate: threading.Event | None = None  # when given, every DATA waits until it is set
+    connections: int = 0  # sessions open just now (a test waits for 0 after killing a sender)
 
     async def handle_RCPT(
         self,
@@ -93,6 +94,25 @@ class Recorder:
         return [address for message in self.received for address in message.recipients]
 
 
+class _Counting(SMTP):
+    """aiosmtpd's SMTP session, counting itself in its recorder while its connection is open."""
+
+    def connection_made(self, transport: Any) -> None:
+        """Count the session in."""
+        self.event_handler.connections += 1
+        super().connection_made(transport)
+
+    def connection_lost(self, error: Exception | None) -> None:
+        """Count the session out."""
+        self.event_handler.connections -= 1
+        super().connection_lost(error)
+
+
+class _Controller(Controller):
+    def factory(self) -> SMTP:
+        return _Counting(self.handler, **self.SMTP_kwargs)
+
+
 def free_port() -> int:
     """A TCP port on loopback that nothing listens on just now."""
     with socket.socket() as probe:
@@ -116,7 +136,7 @@ def serve() -> Iterator[Serve]:
     def start(**server_options: Any) -> tuple[Recorder, SmtpSettings]:
         recorder = Recorder()
         port = free_port()
-        controller = Controller(recorder, hostname="127.0.0.1", port=port, **server_options)
+        controller = _Controller(recorder, hostname="127.0.0.1", port=port, **server_options)
         controller.start()
         controllers.append(controller)
         settings = SmtpSettings(host="127.0.0.1", port=port, timeout=5, retries=3, pool_size=2)
