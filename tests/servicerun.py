@@ -196,3 +196,15 @@ def article_record(identifier: str, title: str, published: datetime, **fields: o
         **fields,
     }
     return json.dumps(record, ensure_ascii=False) + "\n"
+
+
+def pick_record(article_id: str, position: int, picked: datetime) -> str:
+    """One ingest-format line putting an article among the Editor's Choice from `picked` on."""
+    record = {
+        "type": "pick",
+        "article_id": article_id,
+        "position": position,
+        "picked_at": picked.isoformat(),
+        "unpicked_at": None,
+    }
+    return json.dumps(record) + "\n"
