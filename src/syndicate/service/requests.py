@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 from sqlalchemy import Engine, delete, select
 
@@ -32,7 +32,8 @@ class DigestRequest:
 
     def to_json(self) -> str:
         """The request as the JSON stored in its state row."""
-        return json.dumps({"due": self.due.isoformat(), "asked": self.asked.isoformat()})
+        due, asked = self.due.astimezone(UTC), self.asked.astimezone(UTC)
+        return json.dumps({"due": due.isoformat(), "asked": asked.isoformat()})
 
     @classmethod
     def from_row(cls, name: str, value: str) -> DigestRequest:
