@@ -17,6 +17,7 @@ that the leader takes on its next look, every poll interval (see service.request
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -233,7 +234,10 @@ class Scheduler:
             return
         lateness = (datetime.now(UTC) - moment).total_seconds()
         metrics.job_lag.labels(f"digest-{kind}").set(max(0.0, lateness))
-        self._run(f"digest-{kind}", moment, lambda: self._digest(kind, moment))
+        # Even when stopping: the run then sends nothing and is recorded stopped, so the next
+        # start owes it (a request taken from the database would otherwise be lost).
+        work = functools.partial(self._digest, kind, moment)
+        self._run(f"digest-{kind}", moment, work, when_stopping=True)
 
     def _digest(self, kind: Kind, moment: datetime) -> tuple[str, str]:
         with self._digests:
@@ -276,9 +280,16 @@ class Scheduler:
             )  # fmt: skip
         return taken
 
-    def _run(self, job: str, due: datetime, work: Callable[[], tuple[str, str]]) -> None:
-        """Run `work` if this process leads, recording its outcome in the database."""
-        if not self.leading or self.stop.is_set():
+    def _run(
+        self,
+        job: str,
+        due: datetime,
+        work: Callable[[], tuple[str, str]],
+        *,
+        when_stopping: bool = False,
+    ) -> None:
+        """Run `work` if this process leads (and is not stopping), recording its outcome."""
+        if not self.leading or (self.stop.is_set() and not when_stopping):
             return
         started = datetime.now(UTC)
         try:
