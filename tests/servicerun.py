@@ -31,10 +31,14 @@ def wait_for(condition: Callable[[], object], timeout: float, what: str) -> obje
     raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
-def soon(zone: str, seconds: float) -> str:
-    """The local time in `zone` `seconds` from now, as a daily_at setting (HH:MM:SS)."""
-    moment = datetime.now(UTC) + timedelta(seconds=seconds)
-    return moment.astimezone(ZoneInfo(zone)).strftime("%H:%M:%S")
+def an_hour_ago(zone: str) -> tuple[str, datetime]:
+    """A daily_at setting (HH:MM:SS in `zone`) whose latest time was an hour ago, and that time.
+
+    The digest is then next due in 23 hours: it never fires by itself while a test runs, and
+    the test asks for it with `syndicate digest run` when it wants it.
+    """
+    moment = (datetime.now(UTC) - timedelta(hours=1)).replace(microsecond=0)
+    return moment.astimezone(ZoneInfo(zone)).strftime("%H:%M:%S"), moment
 
 
 class Site:
@@ -85,6 +89,21 @@ class Site:
         (self.folder / "people.csv").write_text("email,name,language,digests,topics\n" + rows)
         assert self.cli("subscribers", "import", str(self.folder / "people.csv"), "--confirmed")
 
+    def feature(self, identifier: str, published: datetime) -> None:
+        """Ingest an English Editor's Choice article of `published`, for that day's digest."""
+        path = self.folder / f"{identifier}.jsonl"
+        path.write_text(
+            article_record(identifier, f"Featured {identifier}", published)
+            + pick_record(identifier, 1, published)
+        )
+        assert self.cli("ingest", str(path)).returncode == 0
+
+    def ask_digest(self, kind: str, *options: str) -> str:
+        """`syndicate digest run KIND …`, which must queue the run; what it printed."""
+        result = self.cli("digest", "run", kind, *options)
+        assert result.returncode == 0, result.stderr
+        return result.stdout
+
     def start(self, **settings: str) -> Service:
         """Start `syndicate run`, settings given here (`schedule__daily_at=…`) kept for later."""
         self.env.update({f"SYNDICATE_{key.upper()}": value for key, value in settings.items()})
@@ -117,28 +136,28 @@ class Service:
         """Everything the service has logged so far."""
         return self.log_path.read_text()
 
-    def wait_healthy(self, timeout: float = 120) -> None:
+    def wait_healthy(self, timeout: float = 300) -> None:
         """Wait until /healthz answers 200 (a build is on disk and the server is up)."""
 
         def healthy() -> bool:
             if self.process.poll() is not None:
                 raise AssertionError(f"syndicate run exited early:\n{self.log}")
             try:
-                return httpx.get(f"{self.base}/healthz", timeout=2).status_code == 200
+                return httpx.get(f"{self.base}/healthz", timeout=10).status_code == 200
             except httpx.TransportError:
                 return False
 
         wait_for(healthy, timeout, "the service to be healthy")
 
-    def wait_logged(self, text: str, timeout: float = 60) -> None:
+    def wait_logged(self, text: str, timeout: float = 120) -> None:
         """Wait until the log contains `text`."""
         wait_for(lambda: text in self.log, timeout, f"{text!r} in the log:\n{self.log}")
 
     def get(self, path: str, **options: object) -> httpx.Response:
         """GET a path of the service."""
-        return httpx.get(self.base + path, timeout=10, **options)  # type: ignore[arg-type]
+        return httpx.get(self.base + path, timeout=30, **options)  # type: ignore[arg-type]
 
-    def terminate(self, timeout: float = 30) -> int:
+    def terminate(self, timeout: float = 60) -> int:
         """SIGTERM the service and return its exit status."""
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
@@ -196,3 +215,15 @@ def article_record(identifier: str, title: str, published: datetime, **fields: o
         **fields,
     }
     return json.dumps(record, ensure_ascii=False) + "\n"
+
+
+def pick_record(article_id: str, position: int, picked: datetime) -> str:
+    """One ingest-format line putting an article among the Editor's Choice from `picked` on."""
+    record = {
+        "type": "pick",
+        "article_id": article_id,
+        "position": position,
+        "picked_at": picked.isoformat(),
+        "unpicked_at": None,
+    }
+    return json.dumps(record) + "\n"

@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import Engine, create_engine
 
-from syndicate.service.jobstate import JobRun, last_runs, record_run
+from syndicate.service.digests import edition_day
+from syndicate.service.jobstate import JobRun, first_run, last_runs, record_run
 from syndicate.service.scheduler import LEASE_TTL, Scheduler, digest_triggers, missed_digests
 from syndicate.service.times import digest_trigger, parse_send_time, previous_fire
-from syndicate.settings import ScheduleSettings, Settings, SettingsError, load_settings
+from syndicate.settings import (
+    DigestSettings,
+    ScheduleSettings,
+    Settings,
+    SettingsError,
+    load_settings,
+)
 from syndicate.subscribers import registry
 from syndicate.subscribers.registry import Choices, Preferences
 
@@ -90,7 +97,7 @@ def _run(job: str, due: datetime, result: str = "ok") -> JobRun:
 
 
 def test_missed_digests_are_the_latest_unfinished_ones() -> None:
-    """Catch-up picks each kind's latest time without a finished run, and nothing on a first start."""
+    """Catch-up picks each kind's latest time after the first run without a finished run."""
     settings = Settings(
         schedule=ScheduleSettings(daily_at="07:00", weekly_at="mon 07:00", monthly_at="1 07:00")
     )
@@ -99,14 +106,65 @@ def test_missed_digests_are_the_latest_unfinished_ones() -> None:
     daily = datetime(2026, 11, 25, 7, tzinfo=UTC)
     weekly = datetime(2026, 11, 23, 7, tzinfo=UTC)
     monthly = datetime(2026, 11, 1, 7, tzinfo=UTC)
-    assert missed_digests(triggers, {}, now) == []
+    long_ago = datetime(2026, 1, 1, tzinfo=UTC)
+    assert missed_digests(triggers, {}, now, first_run=now) == []
+    assert missed_digests(triggers, {}, now, first_run=long_ago) == [
+        ("daily", daily), ("weekly", weekly), ("monthly", monthly),
+    ]  # fmt: skip
     runs = {
         "poll": _run("poll", now),
         "digest-daily": _run("digest-daily", daily - timedelta(days=1)),  # yesterday's
         "digest-weekly": _run("digest-weekly", weekly, result="stopped"),  # SIGTERM mid-send
         "digest-monthly": _run("digest-monthly", monthly),
     }
-    assert missed_digests(triggers, runs, now) == [("daily", daily), ("weekly", weekly)]
+    assert missed_digests(triggers, runs, now, long_ago) == [("daily", daily), ("weekly", weekly)]
+    # Started after this morning's daily and after the stopped weekly: the weekly run began,
+    # so it goes on; the daily time came before the service did.
+    started = datetime(2026, 11, 25, 8, tzinfo=UTC)
+    assert missed_digests(triggers, runs, now, started) == [("weekly", weekly)]
+
+
+def test_a_stopped_run_for_an_older_time_is_superseded_by_a_newer_one() -> None:
+    """Only the latest time of a kind is owed: a stopped run of an older one is not resumed."""
+    triggers = digest_triggers(Settings(digests=DigestSettings(kinds=("daily",))))
+    now = datetime(2026, 11, 25, 9, tzinfo=UTC)
+    stopped = _run("digest-daily", datetime(2026, 11, 24, 7, tzinfo=UTC), result="stopped")
+    since = datetime(2026, 11, 1, tzinfo=UTC)
+    today = datetime(2026, 11, 25, 7, tzinfo=UTC)
+    assert missed_digests(triggers, {"digest-daily": stopped}, now, since) == [("daily", today)]
+
+
+def test_a_restart_never_mails_the_past(engine: Engine) -> None:
+    """A first start remembers itself; a restart days later catches up only what came since."""
+    first_start = datetime(2026, 11, 25, 9, 30, tzinfo=UTC)  # a Wednesday, after 07:00
+    scheduler = Scheduler(engine, Settings())  # daily 07:00, weekly mon 07:00, monthly 1 07:00
+    assert scheduler.catch_up(first_start) == []
+    record_run(engine, _run("poll", first_start))
+    # SIGTERM, and a start ten minutes later: every due time lies before the first start.
+    assert scheduler.catch_up(first_start + timedelta(minutes=10)) == []
+    # Down from Thursday to the next Tuesday: the latest daily and the Monday weekly, once.
+    tuesday = datetime(2026, 12, 1, 12, tzinfo=UTC)
+    assert scheduler.catch_up(tuesday) == [
+        ("daily", datetime(2026, 12, 1, 7, tzinfo=UTC)),
+        ("weekly", datetime(2026, 11, 30, 7, tzinfo=UTC)),
+        ("monthly", datetime(2026, 12, 1, 7, tzinfo=UTC)),
+    ]
+    assert first_run(engine, tuesday) == first_start
+
+
+def test_the_first_run_of_a_database_with_history_is_its_earliest_job(engine: Engine) -> None:
+    """A store from before the first run was kept takes its earliest recorded job start."""
+    now = datetime(2026, 11, 25, 9, tzinfo=UTC)
+    record_run(engine, _run("poll", now - timedelta(minutes=1)))
+    record_run(engine, _run("digest-monthly", datetime(2026, 11, 1, 7, tzinfo=UTC)))
+    assert first_run(engine, now) == datetime(2026, 11, 1, 7, tzinfo=UTC)
+    assert first_run(engine, now + timedelta(days=3)) == datetime(2026, 11, 1, 7, tzinfo=UTC)
+    # The monthly of November 1 ran; the daily of this morning came after: it is owed.
+    triggers = digest_triggers(Settings(digests=DigestSettings(kinds=("daily", "monthly"))))
+    since = first_run(engine, now)
+    assert missed_digests(triggers, last_runs(engine), now, since) == [
+        ("daily", datetime(2026, 11, 25, 7, tzinfo=UTC))
+    ]
 
 
 def test_job_runs_are_kept_in_the_database(engine: Engine) -> None:
@@ -169,3 +227,31 @@ def test_a_leader_that_cannot_reach_the_database_stands_down(sqlite_engine: Engi
     scheduler._renewed -= LEASE_TTL.total_seconds()
     scheduler.keep_lease()
     assert not scheduler.leading
+
+
+@pytest.mark.parametrize(
+    ("zone", "daily_at", "now", "due", "day"),
+    [
+        # Tehran (+03:30, no daylight saving since 2022): 02:00 is 22:30 UTC the day before.
+        ("Asia/Tehran", "02:00", "2026-11-25T12:00", "2026-11-24T22:30", "2026-11-25"),
+        ("Asia/Tehran", "02:00", "2026-11-24T22:29", "2026-11-23T22:30", "2026-11-24"),
+        # New York springs forward on 2026-03-08: 21:00 is 02:00 UTC, then 01:00 UTC.
+        ("America/New_York", "21:00", "2026-03-08T03:00", "2026-03-08T02:00", "2026-03-07"),
+        ("America/New_York", "21:00", "2026-03-09T01:30", "2026-03-09T01:00", "2026-03-08"),
+        ("America/New_York", "21:00", "2026-03-09T00:59", "2026-03-08T02:00", "2026-03-07"),
+    ],
+)
+def test_the_digest_job_is_due_at_the_local_time_for_the_local_day(
+    zone: str, daily_at: str, now: str, due: str, day: str
+) -> None:
+    """The scheduler's daily rule gives the due moment, and its editions the zone's date."""
+    settings = Settings(schedule=ScheduleSettings(timezone=zone, daily_at=daily_at))
+    trigger = Scheduler(create_engine("sqlite://"), settings).triggers["daily"]
+    moment = previous_fire("daily", trigger, datetime.fromisoformat(now).replace(tzinfo=UTC))
+    assert moment is not None
+    assert moment.astimezone(UTC) == datetime.fromisoformat(due).replace(tzinfo=UTC)
+    assert edition_day(moment, settings.schedule.zone).isoformat() == day
+    assert moment.astimezone(ZoneInfo(zone)).strftime("%H:%M") == daily_at
+    # The rule fires next a local day later, however long that day is in UTC.
+    following = trigger.get_next_fire_time(moment, moment + timedelta(seconds=1))
+    assert edition_day(following, settings.schedule.zone) == date.fromisoformat(day) + timedelta(1)

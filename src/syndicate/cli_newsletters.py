@@ -194,6 +194,72 @@ def preview_digest(
         click.echo(str(path))
 
 
+@digest.command("run")
+@click.argument("kind", type=_kind_choice())
+@click.option(
+    "--due",
+    metavar="MOMENT",
+    help="The send time to run it for, such as 2026-11-25T07:00 (in [schedule] timezone "
+    "unless it has an offset; default: the latest time it was due).",
+)
+def run_digest_now(kind: str, due: str | None) -> None:
+    """Ask the running service to run the KIND digest job now, as if its time had come."""
+    from syndicate.service.digests import edition_day
+    from syndicate.service.requests import DigestRequest, request_digest
+    from syndicate.service.scheduler import LEASE_NAME, digest_triggers
+    from syndicate.service.times import previous_fire
+    from syndicate.store.leases import live_holder
+
+    settings, engine = _context_settings()
+    now = datetime.now(UTC)
+    chosen = _kind(kind)
+    trigger = digest_triggers(settings).get(chosen)
+    if trigger is None:
+        click.echo(
+            f"syndicate: the {kind} digest is not sent: it is not in [digests] kinds "
+            f"({', '.join(settings.digests.kinds) or 'none'})",
+            err=True,
+        )
+        sys.exit(2)
+    moment = _due_moment(due, settings, now) if due else previous_fire(kind, trigger, now)
+    assert moment is not None  # every kind fires at least once a period
+    holder = live_holder(engine, LEASE_NAME, now)
+    if holder is None:
+        # Queued for a later start, the request would mail a past edition out of the blue.
+        click.echo(
+            "syndicate: nothing queued: no service is running (no process holds the scheduler "
+            "lease). Start `syndicate run` and ask again, or send by hand with "
+            "`syndicate digest build` and `syndicate digest send`.",
+            err=True,
+        )
+        sys.exit(1)
+    request_digest(engine, DigestRequest(chosen, moment, now))
+    zone = settings.schedule.zone
+    click.echo(
+        f"queued: digest-{kind} due {moment.astimezone(zone).isoformat()} "
+        f"({settings.schedule.timezone}), edition date {edition_day(moment, zone).isoformat()}; "
+        f"{holder} runs it within {settings.schedule.poll_seconds} s (see `syndicate status`)"
+    )
+
+
+def _due_moment(text: str, settings: Settings, now: datetime) -> datetime:
+    """The `--due` moment: ISO 8601, local to the schedule's zone without an offset, not ahead."""
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise click.BadParameter(
+            f"{text!r} is not a moment like 2026-11-25T07:00 or 2026-11-25T07:00+03:30",
+            param_hint="'--due'",
+        ) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=settings.schedule.zone)
+    if moment > now:
+        raise click.BadParameter(
+            f"{text} has not come yet; the scheduler runs the digest then", param_hint="'--due'"
+        )
+    return moment
+
+
 # -- subscribers -------------------------------------------------------------------------
 
 

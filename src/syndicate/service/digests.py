@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine
 
@@ -31,15 +32,16 @@ class DigestRun:
     sent: list[SendReport] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)  # "en: nothing new since …"
     problems: list[str] = field(default_factory=list)  # editions not finished, and why
+    unreached: list[str] = field(default_factory=list)  # languages a stop came before
 
     @property
     def stopped(self) -> bool:
-        """Whether a stop request ended the run before every edition went out."""
-        return any(report.stopped for report in self.sent)
+        """Whether a stop request ended the run before every language went out."""
+        return bool(self.unreached) or any(report.stopped for report in self.sent)
 
     @property
     def result(self) -> str:
-        """ok, stopped, or failed (some messages deferred, or a send could not run)."""
+        """The outcome: ok (every language sent, or skipped for a stated reason), stopped or failed."""
         if self.stopped:
             return "stopped"
         if self.problems or any(report.failed for report in self.sent):
@@ -55,7 +57,14 @@ class DigestRun:
         ]
         parts += [f"skipped {reason}" for reason in self.skipped]
         parts += self.problems
+        if self.unreached:
+            parts.append(f"not reached (stopped): {', '.join(self.unreached)}")
         return "; ".join(parts) or "no languages"
+
+
+def edition_day(moment: datetime, zone: ZoneInfo) -> date:
+    """The date of the editions sent at `moment`: its local date in the schedule's zone."""
+    return moment.astimezone(zone).date()
 
 
 def run_digest(
@@ -69,10 +78,12 @@ def run_digest(
 ) -> DigestRun:
     """Build and send every language's `kind` edition for the send time `moment`."""
     config = DigestConfig.from_settings(settings)
-    day = moment.astimezone(settings.schedule.zone).date()
+    day = edition_day(moment, settings.schedule.zone)
     run = DigestRun(kind)
-    for language in settings.site.languages:
+    for index, language in enumerate(settings.site.languages):
         if stop.is_set():
+            # Recorded as stopped, never ok: the catch-up at the next start sends these.
+            run.unreached = list(settings.site.languages[index:])
             break
         built = build_edition(engine, config, kind, language, day, now or datetime.now(UTC))
         if built.edition_id is None:

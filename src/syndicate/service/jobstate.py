@@ -1,7 +1,9 @@
 """What each scheduled job last did, kept in the database for `syndicate status` and catch-up.
 
 One `state` row a job (`job.poll`, `job.digest-daily`, …) holding its last run as JSON, so
-any process (the status command, a scheduler that starts after a crash) can read it.
+any process (the status command, a scheduler that starts after a crash) can read it; and one
+row, `scheduler.first_run`, holding when a scheduler first led on this database, so catch-up
+never reaches back to times before the service existed.
 """
 
 from __future__ import annotations
@@ -11,13 +13,14 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Connection, Engine, select
 
 from syndicate.store.database import reading
 from syndicate.store.schema import state
 from syndicate.store.sql import upsert
 
 PREFIX = "job."
+FIRST_RUN = "scheduler.first_run"
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,7 +64,33 @@ def record_run(engine: Engine, run: JobRun) -> None:
 def last_runs(engine: Engine) -> dict[str, JobRun]:
     """Every job's last run, by job name."""
     with reading(engine).connect() as connection:
-        rows = connection.execute(
-            select(state.c.name, state.c.value).where(state.c.name.startswith(PREFIX))
-        )
-        return {name.removeprefix(PREFIX): JobRun.from_json(value) for name, value in rows}
+        return _last_runs(connection)
+
+
+def _last_runs(connection: Connection) -> dict[str, JobRun]:
+    rows = connection.execute(
+        select(state.c.name, state.c.value).where(state.c.name.startswith(PREFIX))
+    )
+    return {name.removeprefix(PREFIX): JobRun.from_json(value) for name, value in rows}
+
+
+def first_run(engine: Engine, now: datetime) -> datetime:
+    """When a scheduler first led on this database: remembered the first time it is asked."""
+    with engine.begin() as connection:
+        known = connection.scalar(select(state.c.value).where(state.c.name == FIRST_RUN))
+        if known is not None:
+            return datetime.fromisoformat(known)
+        # A database kept before this row was has job history instead. Each job keeps only
+        # its last run, so the earliest start recorded may be later than the true first run:
+        # a catch-up then passes over a time it might have owed rather than mail one from
+        # before the service existed. Its digest runs that did not finish are still caught
+        # up (see scheduler.missed_digests), so a stopped send is never left behind.
+        starts = [run.started for run in _last_runs(connection).values()]
+        since = min(starts, default=now)
+        # Two schedulers starting at once: the first write stays, and both read it back.
+        upsert(
+            connection, state, [{"name": FIRST_RUN, "value": since.isoformat()}], ["name"],
+            update=False,
+        )  # fmt: skip
+        written = connection.scalar(select(state.c.value).where(state.c.name == FIRST_RUN))
+        return datetime.fromisoformat(str(written))

@@ -6,12 +6,18 @@ APScheduler (3.x) fires the jobs in worker threads. Only one process per databas
 
 Digests fire at their local time in `[schedule] timezone` (cron rules, so daylight-saving
 changes are followed). A digest whose time passed while no scheduler ran is caught up when one
-takes the lease: the most recent missed time of each kind, once (editions are idempotent by
-id, the ledger by recipient, so a catch-up of something already sent sends nothing).
+takes the lease: the most recent missed time of each kind, once, and only a time after the
+service first ran on the database (remembered when a scheduler first takes the lease); and a
+digest run that was stopped goes on (editions are idempotent by id, the ledger by recipient,
+so a catch-up of something already sent sends nothing).
+
+An operator can ask for a digest now (`syndicate digest run`): a request row in the database
+that the leader takes on its next look, every poll interval (see service.requests).
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -29,7 +35,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from syndicate import metrics
 from syndicate.digests.model import Kind
 from syndicate.service.digests import run_digest
-from syndicate.service.jobstate import JobRun, last_runs, record_run
+from syndicate.service.jobstate import JobRun, first_run, last_runs, record_run
+from syndicate.service.requests import DigestRequest, take_requests
 from syndicate.service.times import digest_trigger, previous_fire
 from syndicate.settings import Settings
 from syndicate.store import leases
@@ -56,20 +63,27 @@ def digest_triggers(settings: Settings) -> dict[Kind, CronTrigger]:
 
 
 def missed_digests(
-    triggers: dict[Kind, CronTrigger], runs: dict[str, JobRun], now: datetime
+    triggers: dict[Kind, CronTrigger],
+    runs: dict[str, JobRun],
+    now: datetime,
+    first_run: datetime,
 ) -> list[tuple[Kind, datetime]]:
-    """The digests whose latest time passed without a finished run, with that time.
+    """The digests owed at `now`, each with the send time to run it for.
 
-    Only the latest time of each kind counts: a newer edition supersedes an older one. A
-    database with no job runs at all is a first start, when nothing was missed.
+    A kind is owed its latest due time when that fell after the service first ran and has no
+    finished run; a time before the first run belongs to no subscriber's expectations (a new
+    database, a restored one). Only the latest time of each kind counts: a newer edition
+    supersedes an older one. A run that began but did not finish (stopped, failed) is owed
+    whenever it began, unless a newer due time supersedes it: its send goes on.
     """
-    if not runs:
-        return []
     missed = []
     for kind, trigger in triggers.items():
         due = previous_fire(kind, trigger, now)
         last = runs.get(f"digest-{kind}")
-        if due is not None and not (last is not None and last.ok and last.scheduled >= due):
+        if last is not None and (due is None or last.scheduled >= due):
+            if not last.ok:
+                missed.append((kind, last.scheduled))
+        elif due is not None and due > first_run:
             missed.append((kind, due))
     return missed
 
@@ -117,6 +131,10 @@ class Scheduler:
                 self.digest, trigger, args=[kind], id=f"digest-{kind}",
                 misfire_grace_time=DIGEST_GRACE,
             )  # fmt: skip
+        jobs.add_job(
+            self.take_requests, IntervalTrigger(seconds=poll), id="requests",
+            misfire_grace_time=poll,
+        )  # fmt: skip
         jobs.add_job(
             self.tidy, IntervalTrigger(hours=TIDY_HOURS), id="tidy", misfire_grace_time=None
         )
@@ -216,20 +234,26 @@ class Scheduler:
             return
         lateness = (datetime.now(UTC) - moment).total_seconds()
         metrics.job_lag.labels(f"digest-{kind}").set(max(0.0, lateness))
-        self._run(f"digest-{kind}", moment, lambda: self._digest(kind, moment))
+        # Even when stopping: the run then sends nothing and is recorded stopped, so the next
+        # start owes it (a request taken from the database would otherwise be lost).
+        work = functools.partial(self._digest, kind, moment)
+        self._run(f"digest-{kind}", moment, work, when_stopping=True)
 
     def _digest(self, kind: Kind, moment: datetime) -> tuple[str, str]:
         with self._digests:
             run = run_digest(self.engine, self.settings, kind, moment, stop=self.stop)
         log.info(
-            'digest finished kind=%s due=%s result=%s detail="%s"',
-            kind, moment.isoformat(), run.result, run.summary(),
+            'digest finished kind=%s due=%s result=%s%s detail="%s"',
+            kind, moment.isoformat(), run.result,
+            f" not_reached={','.join(run.unreached)}" if run.unreached else "", run.summary(),
         )  # fmt: skip
         return run.result, run.summary()
 
     def catch_up(self, now: datetime | None = None) -> list[tuple[Kind, datetime]]:
-        """Queue each digest whose latest time passed without a finished run; return them."""
-        missed = missed_digests(self.triggers, last_runs(self.engine), now or datetime.now(UTC))
+        """Queue each digest owed (see missed_digests) and return them."""
+        now = now or datetime.now(UTC)
+        since = first_run(self.engine, now)
+        missed = missed_digests(self.triggers, last_runs(self.engine), now, since)
         for kind, due in missed:
             log.info("digest catch-up kind=%s due=%s", kind, due.isoformat())
             self._jobs.add_job(
@@ -238,9 +262,34 @@ class Scheduler:
             )  # fmt: skip
         return missed
 
-    def _run(self, job: str, due: datetime, work: Callable[[], tuple[str, str]]) -> None:
-        """Run `work` if this process leads, recording its outcome in the database."""
+    def take_requests(self) -> list[DigestRequest]:
+        """Queue the digest runs an operator asked for (`syndicate digest run`); return them."""
         if not self.leading or self.stop.is_set():
+            return []
+        taken = take_requests(self.engine)
+        for request in taken:
+            if request.kind not in self.triggers:  # asked for, then the setting changed
+                log.error(
+                    "digest request ignored kind=%s reason=not_in_digests_kinds", request.kind
+                )
+                continue
+            log.info("digest requested kind=%s due=%s", request.kind, request.due.isoformat())
+            self._jobs.add_job(
+                self.digest, args=[request.kind, request.due], id=f"requested-{request.kind}",
+                replace_existing=True, misfire_grace_time=None,
+            )  # fmt: skip
+        return taken
+
+    def _run(
+        self,
+        job: str,
+        due: datetime,
+        work: Callable[[], tuple[str, str]],
+        *,
+        when_stopping: bool = False,
+    ) -> None:
+        """Run `work` if this process leads (and is not stopping), recording its outcome."""
+        if not self.leading or (self.stop.is_set() and not when_stopping):
             return
         started = datetime.now(UTC)
         try:

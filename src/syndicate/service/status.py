@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import ColumnElement, Engine, case, func, select
 
 from syndicate.service.jobstate import JobRun, last_runs
+from syndicate.service.requests import DigestRequest, pending_requests
 from syndicate.service.scheduler import LEASE_NAME, TIDY_HOURS, digest_triggers
 from syndicate.settings import Settings
 from syndicate.store.database import reading
@@ -27,6 +28,7 @@ class JobStatus:
     when: str  # "every 30 s", "07:00", "mon 07:00"
     last: JobRun | None
     next_run: datetime | None
+    requested: DigestRequest | None = None  # asked for by `syndicate digest run`, not yet taken
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,10 +65,12 @@ def read_status(engine: Engine, settings: Settings, now: datetime | None = None)
     tidy = runs.get("tidy")
     tidy_next = (tidy.started if tidy else now) + timedelta(hours=TIDY_HOURS)
     jobs.append(JobStatus("tidy", f"every {TIDY_HOURS} h", tidy, tidy_next))
+    requests = {request.kind: request for request in pending_requests(engine)}
     for kind, trigger in digest_triggers(settings).items():
         when = getattr(schedule, f"{kind}_at")
         next_run = trigger.get_next_fire_time(None, now)
-        jobs.append(JobStatus(f"digest-{kind}", when, runs.get(f"digest-{kind}"), next_run))
+        last = runs.get(f"digest-{kind}")
+        jobs.append(JobStatus(f"digest-{kind}", when, last, next_run, requests.get(kind)))
     with reading(engine).connect() as connection:
         holder = connection.execute(
             select(lease.c.holder, lease.c.expires_at).where(lease.c.name == LEASE_NAME)
@@ -135,6 +139,11 @@ def format_status(status: Status, settings: Settings) -> str:
         else:
             lines.append("  last run  never")
         lines.append(f"  next run  {at(job.next_run)}")
+        if job.requested:
+            lines.append(
+                f"  requested due {at(job.requested.due)}  (asked {at(job.requested.asked)}; "
+                "the scheduler takes it at its next look)"
+            )
     lines += ["", f"Last feed build: {at(status.built_at)}", "Last sends:"]
     lines += [
         f"  {send.edition_id}  {send.sent} sent, {send.bounced} bounced, "

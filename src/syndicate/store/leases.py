@@ -25,6 +25,7 @@ from pathlib import Path
 from sqlalchemy import ColumnElement, Connection, Engine, delete, select, update
 from sqlalchemy.exc import IntegrityError
 
+from syndicate.store.database import reading
 from syndicate.store.schema import lease
 from syndicate.store.sql import upsert
 
@@ -159,6 +160,17 @@ def _proc_stat(pid: int) -> tuple[str, str] | None:
     # The command name, in parentheses, may hold spaces: fields are counted after it.
     fields = stat.rpartition(")")[2].split()
     return (fields[0], fields[19]) if len(fields) > 19 else None
+
+
+def live_holder(engine: Engine, name: str, now: datetime | None = None) -> str | None:
+    """Who holds lease `name` now: None when nobody does, or its holder ran out or died."""
+    with reading(engine).connect() as connection:
+        row = connection.execute(
+            select(lease.c.holder, lease.c.expires_at).where(lease.c.name == name)
+        ).one_or_none()
+    if row is None or row.expires_at <= (now or datetime.now(UTC)) or _is_dead(row.holder):
+        return None
+    return str(row.holder)
 
 
 def renew(engine: Engine, name: str, holder: str, ttl: timedelta) -> bool:
