@@ -16,13 +16,15 @@ def crlf(raw: bytes) -> bytes:
 def read_back(raw: bytes) -> EmailMessage:
     """The message parsed by the email package; an RFC 6532 (UTF-8) header is read as text.
 
-    (Its bytes parser reads every header as ASCII, turning UTF-8 into undecodable bytes.)
+    (Its bytes parser reads every header as ASCII, turning UTF-8 into undecodable bytes.) The
+    body stays bytes to the parser (escaped), so an 8bit part decodes by its own charset.
     """
-    head = raw.replace(b"\r\n", b"\n").split(b"\n\n", 1)[0]
+    head, blank, body = raw.replace(b"\r\n", b"\n").partition(b"\n\n")
     if head.isascii():
         message = message_from_bytes(raw, policy=policy.default)
     else:
-        message = message_from_string(raw.decode("utf-8"), policy=policy.default)
+        text = head.decode("utf-8") + (blank + body).decode("ascii", "surrogateescape")
+        message = message_from_string(text, policy=policy.default)
     assert isinstance(message, EmailMessage)
     return message
 

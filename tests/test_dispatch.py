@@ -43,6 +43,8 @@ from tests.smtpserver import Serve
 from tests.test_editions import build, digest_corpus, ingest
 from tests.test_send import DAY, Newsroom, syndicate
 
+CANCEL = "https://news.example/subscribe/unsubscribe?token=x&lang=en"  # a confirmation's one click
+
 
 def outbox_settings(folder: Path) -> Settings:
     """Default settings with the outbox in `folder`."""
@@ -67,7 +69,7 @@ def test_confirmation_mail_carries_the_link_in_the_readers_language(
     """The confirmation mail is in the reader's language, with the link in text and HTML."""
     send = confirmation_sender(outbox_settings(tmp_path / "outbox"))
     url = "https://news.example/subscribe/confirm?token=abc&lang=" + language
-    send(ConfirmationRequest("reader@example.org", 'Ada "Ace" <Lovelace>', language, url))
+    send(ConfirmationRequest("reader@example.org", 'Ada "Ace" <Lovelace>', language, url, CANCEL))
     message = only_message(tmp_path / "outbox")
     assert message["Subject"].startswith(subject)
     assert message["To"].addresses[0].addr_spec == "reader@example.org"
@@ -81,7 +83,8 @@ def test_confirmation_mail_carries_the_link_in_the_readers_language(
 
 
 CONFIRMATION_HEADERS = [
-    "From", "To", "Subject", "Date", "Message-ID", "Auto-Submitted", "MIME-Version", "Content-Type",
+    "From", "To", "Subject", "Date", "Message-ID", "Auto-Submitted", "List-Id",
+    "List-Unsubscribe", "List-Unsubscribe-Post", "MIME-Version", "Content-Type",
 ]  # fmt: skip
 
 
@@ -100,7 +103,9 @@ def test_a_name_shaped_like_an_encoded_word_never_becomes_a_header(
 ) -> None:
     """The confirmation mail keeps its header set; the name reads back as the text it is."""
     send = confirmation_sender(outbox_settings(tmp_path / "outbox"))
-    send(ConfirmationRequest("reader@example.org", name, "en", "https://news.example/c?t=1"))
+    send(
+        ConfirmationRequest("reader@example.org", name, "en", "https://news.example/c?t=1", CANCEL)
+    )
     [raw] = [path.read_bytes() for path in (tmp_path / "outbox" / "new").iterdir()]
     head = raw.split(b"\n\n", 1)[0]
     assert [line.split(b":")[0] for line in head.split(b"\n") if not line.startswith(b" ")] == [
@@ -121,7 +126,11 @@ def test_a_name_shaped_like_an_encoded_word_never_becomes_a_header(
 def test_a_confirmation_reaches_an_internationalised_address(tmp_path: Path) -> None:
     """A subscriber who typed a UTF-8 address gets the confirmation there (local delivery)."""
     send = confirmation_sender(outbox_settings(tmp_path / "outbox"))
-    send(ConfirmationRequest("رضا@xn--mgbh0fb.example", "رضا", "fa", "https://n.example/c?t=1"))
+    send(
+        ConfirmationRequest(
+            "رضا@xn--mgbh0fb.example", "رضا", "fa", "https://n.example/c?t=1", CANCEL
+        )
+    )
     [raw] = [path.read_bytes() for path in (tmp_path / "outbox" / "new").iterdir()]
     message = message_from_string(raw.decode("utf-8"), policy=policy.default)
     [to] = message["To"].addresses
@@ -157,7 +166,7 @@ def test_feedback_id_is_in_every_mail_exactly_when_set(
     )  # fmt: skip
     digest = transport.sent[0].parsed()
     confirmation_sender(settings)(
-        ConfirmationRequest("b@example.org", "", "fa", "https://news.example/c?t=1")
+        ConfirmationRequest("b@example.org", "", "fa", "https://news.example/c?t=1", CANCEL)
     )
     confirmation = only_message(tmp_path / "outbox")
     if value:

@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import feedparser
+import lxml.html
 import pytest
 from lxml import etree
 from sqlalchemy import Engine
@@ -497,3 +498,43 @@ def test_worker_pool_build_matches_in_process_build(
     report = _build(sqlite_engine, pooled, full=True)
     assert report.feeds > 20
     assert _files(tmp_path / "pooled") == _files(Path(feed_config.feeds_dir))
+
+
+# What unfolds a long list in the index, in each section's language.
+SHOW_ALL_TAGS = {
+    "en": "Show all tags ({count})",
+    "ar": "عرض كل الوسوم ({count})",
+    "fa": "نمایش همهٔ برچسب‌ها ({count})",
+}
+
+
+def test_index_labels_a_long_tag_list_in_its_language(
+    sqlite_engine: Engine, corpus_text: str, feed_config: FeedConfig
+) -> None:
+    """A folded list of tags opens on words in its section's language, not on a bare number."""
+    many_tags = [
+        json.dumps(
+            {
+                "type": "article", "id": f"cms-{language}-{number}",
+                "url": f"https://site.example/{language}/news/{number}",
+                "title": f"Article {number}", "published_at": "2025-08-20T10:00:00Z",
+                "status": "published", "language": language, "section": "news",
+                "tags": [f"Tag {number}"],
+            }
+        )
+        for language in SHOW_ALL_TAGS
+        for number in range(13)
+    ]  # fmt: skip
+    ingest_text(sqlite_engine, corpus_text + "\n" + "\n".join(many_tags))
+    _build(sqlite_engine, feed_config)
+    built = Path(feed_config.feeds_dir)
+    index = lxml.html.document_fromstring((built / "index.html").read_bytes())
+    for language, label in SHOW_ALL_TAGS.items():
+        [section] = index.xpath(f"//section[@lang='{language}']")
+        [tags] = section.xpath(".//ul[details or ancestor::details]")
+        count = len(list((built / language / "tags").glob("*.json")))
+        assert count > 12
+        [summary] = tags.xpath("ancestor::details/summary")
+        assert summary.text_content() == label.format(count=count)
+        [heading] = section.xpath(f".//h3[@id='{tags.get('aria-labelledby')}']")
+        assert heading.text_content() == {"en": "Tags", "ar": "الوسوم", "fa": "برچسب‌ها"}[language]

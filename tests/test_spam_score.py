@@ -93,7 +93,9 @@ def confirmations(settings: Settings) -> dict[str, bytes]:
             settings.model_copy(update={"mail": MailSettings(outbox_dir=outbox)})
         )
         url = f"https://news.example/subscribe/confirm?token=abc&lang={language}"
-        send(ConfirmationRequest(f"reader-{language}@example.org", NAMES[language], language, url))
+        cancel = f"https://news.example/subscribe/unsubscribe?token=def&lang={language}"
+        address = f"reader-{language}@example.org"
+        send(ConfirmationRequest(address, NAMES[language], language, url, cancel))
         [message] = list(mailbox.Maildir(outbox, create=False))
         written[f"confirmation ({language})"] = message.as_bytes()
     return written

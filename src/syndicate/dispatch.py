@@ -217,10 +217,12 @@ def confirmation_message(settings: Settings, request: ConfirmationRequest) -> Me
     """The confirmation mail: a short text and HTML note with the link, in the reader's language.
 
     Built like a digest, header by header, never by the email package's folding: a name
-    that reads as an encoded word must reach the reader as the text it is.
+    that reads as an encoded word must reach the reader as the text it is. Its List-Unsubscribe
+    cancels the pending subscription; its text goes as it reads, the link whole on one line.
     """
     language = request.language
     site = settings.site.title_in(language)
+    domain = sender_domain(settings.mail.from_address)
     context = {
         "site": site,
         "name": request.name,
@@ -238,8 +240,12 @@ def confirmation_message(settings: Settings, request: ConfirmationRequest) -> Me
             subject=gettext(language, "Confirm your subscription to {site}").format(site=site),
             text=env.get_template("mail/confirm.txt.j2").render(**context),
             html=env.get_template("mail/confirm.html").render(**context),
-            message_id=make_message_id(sender_domain(settings.mail.from_address)),
+            message_id=make_message_id(domain),
             feedback_id=feedback_id(settings.mail, "confirmation", language),
+            unsubscribe_url=request.cancel_url,
+            unsubscribe_mailto=settings.mail.unsubscribe_mailto,
+            list_id=f"confirmation.{language}.{domain}",
+            list_name=site,
         )
     )
 

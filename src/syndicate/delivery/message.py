@@ -14,29 +14,33 @@ Nothing a caller passes can add a header or a MIME part: every field is made by
 ids of the wrong shape (`MessageError`). The email package's own folding is never used for
 a header: it has turned a display name that decoded to a line break into a header of its own.
 Bodies are quoted-printable or base64, so a boundary starting with "=_" can never occur
-inside them.
+inside them; but a notice's text (a confirmation link) goes as it reads, 7bit or 8bit, so that
+its link is whole in the raw message, and the SMTP transport re-encodes it for a server without
+8BITMIME (`encodings.seven_bit`).
 """
 
 from __future__ import annotations
 
-import binascii
 import hashlib
 import re
-import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from itertools import chain
 
 from syndicate.delivery import headers
+from syndicate.delivery.encodings import (
+    CRLF,
+    encode_body,
+    encode_line,
+    encode_readable,
+    lf_only,
+    quoted_printable_is_shorter,
+)
 from syndicate.delivery.headers import MessageError as MessageError
 from syndicate.delivery.headers import checked_address as checked_address
 from syndicate.delivery.headers import make_message_id as make_message_id
 
-CRLF = b"\r\n"
 SOFT_BREAK = b"=\r\n"  # quoted-printable: a line break that is not in the text
-
-_BASE64_BLOCK = struct.Struct("76s" * 64)  # 64 lines of base64
 
 ONE_CLICK = b"List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n"
 AUTO_SUBMITTED = b"Auto-Submitted: auto-generated\r\n"  # RFC 3834: no auto-replies, please
@@ -49,8 +53,10 @@ class MessageBytes(bytes):
     Every line ends with CRLF, no line starts with ".", and the body is already in DKIM's
     relaxed canonical form (no tabs, no two spaces together, no space before a line end), so
     the DKIM signer hashes it as it is and the SMTP transport sends it without dot-stuffing.
-    Its header is ASCII but for the To field of an internationalised address (RFC 6532).
-    Like markupsafe's Markup, the type is the promise: wrap only bytes that keep it.
+    Its header is ASCII but for the To field of an internationalised address (RFC 6532); its
+    body is ASCII but for a notice's text part, which may be 8bit (UTF-8, lines of at most
+    998 octets, RFC 6152). Like markupsafe's Markup, the type is the promise: wrap only bytes
+    that keep it.
     """
 
     __slots__ = ()
@@ -101,6 +107,12 @@ class Notice:
     message_id: str = ""  # "<id@domain>"; empty for a new unique one
     date: datetime | None = None  # timezone-aware; empty for now
     feedback_id: str = ""
+    # A URL that, posted to, stops what the notice is about (RFC 8058); empty for none. With
+    # it goes a List-Id: List-Unsubscribe without one reads to spam filters as a forged list.
+    unsubscribe_url: str = ""
+    unsubscribe_mailto: str = ""  # an address; empty for unsubscribe@ the From address's domain
+    list_id: str = ""  # such as "confirmation.en.site.example"
+    list_name: str = ""
 
 
 def build_message(
@@ -118,7 +130,7 @@ def build_message(
         message_id = make_message_id(letter.message_id_domain or sender_domain)
     mailto = checked_address(letter.unsubscribe_mailto or f"unsubscribe@{sender_domain}")
     if bodies is None:
-        parts = (_encode_body(letter.text), _encode_body(letter.html))
+        parts = (encode_body(letter.text), encode_body(letter.html))
     elif letter.text or letter.html:
         raise MessageError("a letter has text and html, or encoded bodies, not both")
     else:
@@ -139,20 +151,37 @@ def build_message(
 
 
 def build_notice(notice: Notice) -> MessageBytes:
-    """The notice as RFC 5322 bytes with CRLF line ends: no list headers, Auto-Submitted."""
+    """The notice as RFC 5322 bytes with CRLF line ends, Auto-Submitted.
+
+    With an `unsubscribe_url` it carries List-Id, List-Unsubscribe and one-click
+    List-Unsubscribe-Post, as a digest does. Its text part goes as it reads (`encode_readable`).
+    """
     sender, sender_domain = headers.sender(notice.from_address)
     if notice.message_id:
         message_id = headers.checked_message_id(notice.message_id)
     else:
         message_id = make_message_id(sender_domain)
+    unsubscribe: tuple[bytes, ...] = ()
+    if notice.unsubscribe_url:
+        mailto = checked_address(notice.unsubscribe_mailto or f"unsubscribe@{sender_domain}")
+        unsubscribe = (
+            headers.list_id(notice.list_id, notice.list_name),
+            headers.list_unsubscribe(notice.unsubscribe_url, mailto),
+            ONE_CLICK,
+        )
     return MessageBytes(
         b"".join(
             (
                 *_addressing(sender, notice.to_name, notice.to_email, notice.subject),
                 *_dated(notice.date, message_id),
                 AUTO_SUBMITTED,
+                *unsubscribe,
                 headers.feedback_id(notice.feedback_id),
-                *_alternative(message_id, _encode_body(notice.text), _encode_body(notice.html)),
+                *_alternative(
+                    message_id,
+                    encode_readable(notice.text, _boundary(message_id)),
+                    encode_body(notice.html),
+                ),
             )
         )
     )
@@ -179,7 +208,7 @@ def _alternative(
     message_id: str, text: tuple[bytes, bytes], html: tuple[bytes, bytes]
 ) -> tuple[bytes, ...]:
     """MIME-Version and a multipart/alternative of the encoded text and HTML parts."""
-    boundary = b"=_" + hashlib.sha256(message_id.encode("ascii")).hexdigest()[:30].encode("ascii")
+    boundary = _boundary(message_id)
     (text_encoding, text_data), (html_encoding, html_data) = text, html
     return (
         MIME_VERSION,
@@ -201,6 +230,11 @@ def _alternative(
         boundary,
         b"--\r\n",
     )
+
+
+def _boundary(message_id: str) -> bytes:
+    """The multipart boundary of the message `message_id`: "=_" and 30 hex digits."""
+    return b"=_" + hashlib.sha256(message_id.encode("ascii")).hexdigest()[:30].encode("ascii")
 
 
 # Bodies ----------------------------------------------------------------------------------
@@ -227,7 +261,7 @@ class BodyTemplate:
         parts: list[str | int] = []  # the text, a slot's number standing for the slot
         pieces: list[bytes | int] = []  # its encoding, cut at the same places
         shared: list[bytes] = []  # encoded text since the last slot
-        text = _lf_only(text)
+        text = lf_only(text)
         # The text is given the final line break email.message gives a body. Filled, a text
         # ending in a slot would have one only if the value is not empty: `fill` checks.
         self._unended = not text.endswith("\n")
@@ -250,7 +284,7 @@ class BodyTemplate:
                     shared = []
                 else:
                     continued = position < len(items) - 1
-                    shared.append(_encode_line(item.encode("utf-8", "replace"), continued))
+                    shared.append(encode_line(item.encode("utf-8", "replace"), continued))
                 parts.append(item)
         pieces.append(b"".join(shared))
         self._parts = tuple(parts)
@@ -269,77 +303,9 @@ class BodyTemplate:
             size += count * len(encoded)
             chars += count * len(value)
             spliceable = spliceable and "\n" not in value and "\r" not in value
-        if spliceable and _quoted_printable_is_shorter(size, chars):
-            own = [_encode_line(encoded, continued=True) for encoded in data]
+        if spliceable and quoted_printable_is_shorter(size, chars):
+            own = [encode_line(encoded, continued=True) for encoded in data]
             spliced = [own[piece] if isinstance(piece, int) else piece for piece in self._pieces]
             return EncodedBody(b"quoted-printable", b"".join(spliced))
         text = "".join(values[part] if isinstance(part, int) else part for part in self._parts)
-        return EncodedBody(*_encode_body(text[:-1] if self._unended else text))
-
-
-def _lf_only(text: str) -> str:
-    """`text` with every line break (CRLF, CR) an LF."""
-    return text.replace("\r\n", "\n").replace("\r", "\n") if "\r" in text else text
-
-
-def _encode_body(text: str) -> tuple[bytes, bytes]:
-    """The transfer encoding and encoded bytes (ending in CRLF) of a text body.
-
-    Quoted-printable when that is shorter (mostly ASCII text), base64 otherwise, as
-    email.message chooses; the text always ends with a line break, as email.message makes it.
-    """
-    text = _lf_only(text)
-    text += "" if text.endswith("\n") else "\n"
-    data = text.encode("utf-8", "replace")
-    if _quoted_printable_is_shorter(len(data), len(text)):
-        return b"quoted-printable", CRLF.join([_encode_line(line) for line in data.split(b"\n")])
-    return b"base64", _base64(data.replace(b"\n", CRLF))
-
-
-def _quoted_printable_is_shorter(size: int, chars: int) -> bool:
-    """Whether `size` bytes of UTF-8 holding `chars` characters are shorter quoted-printable."""
-    # UTF-8 adds one byte for most non-ASCII letters (two for some), each written as =XX twice.
-    escaped = 2 * (size - chars)
-    return size + 2 * escaped + size // 25 <= size * 4 // 3 + size // 38
-
-
-def _base64(data: bytes) -> bytes:
-    """Base64 in lines of 76 characters, each ending with CRLF."""
-    encoded = binascii.b2a_base64(data, newline=False)
-    # Cutting 3,000 lines one slice at a time costs twice what struct's unpacking of 64 at a
-    # time costs (both in C); the last, partial block is sliced.
-    whole = len(encoded) - len(encoded) % _BASE64_BLOCK.size
-    lines = list(chain.from_iterable(_BASE64_BLOCK.iter_unpack(memoryview(encoded)[:whole])))
-    lines.extend(encoded[start : start + 76] for start in range(whole, len(encoded), 76))
-    lines.append(b"")
-    return CRLF.join(lines)
-
-
-def _encode_line(line: bytes, continued: bool = False) -> bytes:
-    """One line of text as quoted-printable lines of at most 76 characters, CRLF between them.
-
-    binascii encodes; then what relaxed DKIM canonicalisation would rewrite for every message
-    signed (tabs, runs of spaces) and what SMTP would dot-stuff (a "." starting a line) are
-    written as escapes here, and the line is wrapped again. A `continued` line is followed by
-    a soft line break, so its last line leaves room for the "=".
-    """
-    logical = binascii.b2a_qp(line, istext=True).replace(b"=\n", b"")  # unwrapped
-    logical = logical.replace(b"\t", b"=09").replace(b"  ", b" =20")  # no two spaces touch
-    wrapped = []
-    start, end = 0, len(logical)
-    while True:
-        dot = start < end and logical[start] == 0x2E  # "." becomes "=2E", two longer
-        room = 74 if dot else 76
-        if end - start <= room - continued:
-            break
-        cut = start + room - 1  # and the soft line break "=" after it
-        if logical[cut - 1] == 0x3D:  # "=": an escape would be cut
-            cut -= 1
-        elif logical[cut - 2] == 0x3D:
-            cut -= 2
-        piece = logical[start:cut]
-        wrapped.append((b"=2E" + piece[1:] if dot else piece) + b"=")
-        start = cut
-    last = logical[start:]
-    wrapped.append(b"=2E" + last[1:] if dot else last)
-    return CRLF.join(wrapped)
+        return EncodedBody(*encode_body(text[:-1] if self._unended else text))

@@ -21,7 +21,9 @@ An internationalised recipient (a UTF-8 local part, RFC 6531) goes out with SMTP
 FROM when the server offers it (Postfix does), and is `Unsendable` when it does not: no
 ASCII form of such an address exists. So is a message whose header carries UTF-8 (RFC 6532).
 An address with an IDN domain but an ASCII local part needs nothing: its domain is written in
-A-labels.
+A-labels. A message with an 8bit part (a confirmation's text, written to be read whole) is
+declared BODY=8BITMIME; a server that does not offer 8BITMIME gets that part re-encoded,
+quoted-printable or base64 (RFC 6152).
 
 Commands are not pipelined (RFC 2920), though Postfix offers it: aiosmtplib's protocol reads
 one reply per command awaited and drops what arrives while a reply waits to be taken, so
@@ -41,6 +43,7 @@ from dataclasses import dataclass
 
 import aiosmtplib
 
+from syndicate.delivery.encodings import seven_bit
 from syndicate.delivery.headers import MessageError, checked_address, mail_address, needs_smtputf8
 from syndicate.delivery.message import MessageBytes
 from syndicate.delivery.transports import (
@@ -154,6 +157,7 @@ class SmtpTransport:
         except MessageError as error:
             raise Unsendable(str(error)) from None
         utf8 = needs_smtputf8(recipient) or not _header_block(message).isascii()
+        eight_bit = not message.isascii()  # a UTF-8 header, or a part sent 8bit
         payload = message if isinstance(message, MessageBytes) else _data_payload(message)
         idle = self._pool()
         failure: TransientFailure | None = None
@@ -172,8 +176,9 @@ class SmtpTransport:
             slot = await idle.get()
             try:
                 await self._attempt(
-                    slot, envelope_from, recipient, payload, len(message), utf8, before_delivery
-                )
+                    slot, envelope_from, recipient, message, payload, utf8, eight_bit,
+                    before_delivery,
+                )  # fmt: skip
             except SessionFailure:
                 if slot.client is not None:
                     await _discard(slot.client)
@@ -215,22 +220,35 @@ class SmtpTransport:
         slot: _Slot,
         sender: str,
         recipient: str,
+        message: bytes,
         payload: bytes,
-        size: int,
         utf8: bool,
+        eight_bit: bool,
         before_delivery: asyncio.Future[None] | None,
     ) -> None:
-        """One try on one slot: connect if need be, wait for the rate limit, send."""
+        """One try on one slot: connect if need be, wait for the rate limit, send.
+
+        A message with an 8bit part goes to a server without 8BITMIME re-encoded, 7-bit.
+        """
         client = await self._connected(slot)
+        where = f"{self.settings.host}:{self.settings.port}"
         if utf8 and not client.supports_extension("smtputf8"):
-            where = f"{self.settings.host}:{self.settings.port}"
             raise Unsendable(
                 f"{recipient} needs SMTPUTF8, which the server ({where}) does not offer"
             )
+        size = len(message)
+        if eight_bit and not utf8 and not client.supports_extension("8bitmime"):
+            try:
+                payload, eight_bit = seven_bit(message), False
+            except MessageError as error:
+                raise Unsendable(f"{error}; the server ({where}) lacks 8BITMIME") from None
+            size = len(payload)
+            payload = payload if isinstance(message, MessageBytes) else _data_payload(payload)
         await self._limiter.wait()
         await _transaction(
-            client, sender, recipient, payload, size, self.settings.timeout, before_delivery, utf8
-        )
+            client, sender, recipient, payload, size, self.settings.timeout, before_delivery,
+            utf8=utf8, eight_bit=eight_bit,
+        )  # fmt: skip
 
     def _delay(self, attempt: int) -> float:
         """Exponential backoff, capped, with jitter so that slots retry apart."""
@@ -315,7 +333,9 @@ async def _transaction(
     size: int,
     timeout: float,
     before_delivery: asyncio.Future[None] | None = None,
+    *,
     utf8: bool = False,
+    eight_bit: bool = False,
 ) -> None:
     """MAIL, RCPT, DATA and the message on an open connection, failures classified.
 
@@ -325,7 +345,8 @@ async def _transaction(
     The commands go through aiosmtplib's `execute_command` rather than its `mail` and `rcpt`,
     which parse each address again with the email package (a sixth of a send's CPU time);
     `send` has checked both addresses have the shape `local@domain` and nothing else. With
-    `utf8` (the server offers SMTPUTF8), MAIL FROM asks for it and RCPT TO is UTF-8. One
+    `utf8` (the server offers SMTPUTF8), MAIL FROM asks for it and RCPT TO is UTF-8; an
+    `eight_bit` message is declared BODY=8BITMIME (RFC 6152) where the server offers it. One
     deadline, moved on for each reply, bounds every wait to `timeout`, instead of a
     `wait_for` for each reply.
     """
@@ -335,8 +356,8 @@ async def _transaction(
         mail.append(b"SIZE=%d" % size)
     if utf8:
         mail.append(b"SMTPUTF8")
-        if client.supports_extension("8bitmime"):  # RFC 6531 3.3: a UTF-8 header is 8-bit
-            mail.append(b"BODY=8BITMIME")
+    if eight_bit and client.supports_extension("8bitmime"):  # a UTF-8 header is 8-bit too
+        mail.append(b"BODY=8BITMIME")
     try:
         async with asyncio.timeout(None) as deadline:
             deadline.reschedule(loop.time() + timeout)

@@ -9,6 +9,7 @@ from itertools import groupby
 from urllib.parse import quote
 
 from babel import Locale
+from babel.numbers import format_decimal
 
 from syndicate.feeds.layout import FORMATS, Kind, split_key
 from syndicate.i18n import N_, gettext
@@ -23,6 +24,13 @@ KIND_HEADINGS = {
     Kind.TOPIC: N_("Topics"),
     Kind.TAG: N_("Tags"),
 }
+# What opens a long list (the index folds one of more than a dozen feeds): the count alone
+# told a reader nothing. The count comes after the words, so no language needs plural forms.
+SHOW_ALL = {
+    Kind.TOPIC: N_("Show all topics ({count})"),
+    Kind.TAG: N_("Show all tags ({count})"),
+}
+SHOW_ALL_FEEDS = N_("Show all feeds ({count})")
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,7 +64,7 @@ class LanguageGroup:
 
     language: str
     name: str
-    kinds: list[tuple[Kind, str, list[ListedFeed]]]
+    kinds: list[tuple[Kind, str, list[ListedFeed], str]]  # kind, heading, feeds, "show all"
 
 
 def _sort_key(feed: ListedFeed) -> tuple[object, ...]:
@@ -76,12 +84,19 @@ def group_feeds(feeds: Iterable[ListedFeed], languages: Sequence[str]) -> list[L
         if not members:
             continue
         members.sort(key=_sort_key)
-        kinds = [
-            (kind, gettext(language, KIND_HEADINGS[kind]), list(of_kind))
-            for kind, of_kind in groupby(members, key=lambda feed: feed.kind)
-        ]
+        kinds = []
+        for kind, of_kind in groupby(members, key=lambda feed: feed.kind):
+            listed = list(of_kind)
+            heading = gettext(language, KIND_HEADINGS[kind])
+            kinds.append((kind, heading, listed, show_all(kind, len(listed), language)))
         groups.append(LanguageGroup(language, _language_name(language), kinds))
     return groups
+
+
+def show_all(kind: Kind, count: int, language: str) -> str:
+    """The label that unfolds a list of `count` feeds of `kind`, in `language`."""
+    label = gettext(language, SHOW_ALL.get(kind, SHOW_ALL_FEEDS))
+    return label.format(count=format_decimal(count, locale=language))
 
 
 def _language_name(language: str) -> str:

@@ -19,12 +19,17 @@ PATHS = {
 
 @dataclass(frozen=True, slots=True)
 class ConfirmationRequest:
-    """A confirmation mail to send: to whom, in which language, and the link to click."""
+    """A confirmation mail to send: to whom, in which language, and the links it carries.
+
+    `cancel_url` is the pending subscription's unsubscribe link: its List-Unsubscribe, so that
+    whoever did not ask can stop it with one click (RFC 8058) and its confirm link stops working.
+    """
 
     email: str
     name: str
     language: str
     confirm_url: str
+    cancel_url: str
 
 
 class SubscriptionLinks:

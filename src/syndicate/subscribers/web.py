@@ -263,7 +263,8 @@ class SubscriptionPages:
         if pending is None or not mail_allowed:
             return None
         url = self.links.confirm(pending.pk, pending.email, pending.language)
-        return ConfirmationRequest(pending.email, pending.name, pending.language, url)
+        cancel = self.links.unsubscribe(pending.pk, pending.email, pending.language)
+        return ConfirmationRequest(pending.email, pending.name, pending.language, url, cancel)
 
     def _send(self, confirmation: ConfirmationRequest) -> None:
         try:

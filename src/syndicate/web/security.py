@@ -1,7 +1,7 @@
-"""Security headers for every HTML page the server answers, with one policy per kind of page.
+"""Security headers for every HTML page the server answers: one rule for styles, images by kind.
 
 One ASGI middleware wraps the whole site except the /feeds/ fast path, and one table says
-which policy each part of the site gets. A route may still set any of these headers itself;
+which policy each part of the site gets; every policy allows the same styles. A route may still set any of these headers itself;
 the middleware only fills in what the answer lacks, so a route's own choice stands. Another
 makes every redirect name the site's public URL, never a host the request claimed.
 """
@@ -15,19 +15,24 @@ from urllib.parse import urljoin, urlsplit, urlunsplit
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-# Every policy starts from nothing allowed; each page kind adds only what its markup uses.
+# Every policy starts from nothing allowed; each page kind adds only the images and forms its
+# markup uses.
 _BASE = "default-src 'none'; base-uri 'none'; frame-ancestors 'none'"
-# Feed and topic pages: one stylesheet of our own, no script, no images, no forms.
-PAGE_POLICY = f"{_BASE}; style-src 'self'; form-action 'none'"
+# One rule for styles on every page, so that no page loses its styles by being classed with
+# another kind (/digests/ holds both the archive's list and the web copies). Our pages link
+# /style.css; a web copy is the email's HTML, styled inline as mail clients need; and
+# feeds/index.html carries its stylesheet inline, to stand alone on a CDN. Inline styles run
+# no script, and what an injected style could leak would go out as a background image, which
+# img-src keeps to 'self' on the form pages and forbids on the others but the web copies.
+STYLES = "style-src 'self' 'unsafe-inline'"
+# Feed and topic pages, error pages: no script, no images, no forms.
+PAGE_POLICY = f"{_BASE}; {STYLES}; form-action 'none'"
 # The subscription pages post their forms back to themselves.
-FORM_POLICY = f"{_BASE}; style-src 'self'; img-src 'self'; form-action 'self'"
-# A digest's web copy is the email's HTML: inline styles (mail clients need them) and the
-# articles' images from the site; still no script and no forms.
-WEB_COPY_POLICY = (
-    f"{_BASE}; style-src 'unsafe-inline'; img-src https: http: data:; form-action 'none'"
-)
-# feeds/index.html is a static file with its stylesheet inline (it must stand alone on a CDN).
-FEED_INDEX_POLICY = f"{_BASE}; style-src 'unsafe-inline'; form-action 'none'"
+FORM_POLICY = f"{_BASE}; {STYLES}; img-src 'self'; form-action 'self'"
+# The archive: a web copy shows the articles' images from the site; no script, no forms.
+WEB_COPY_POLICY = f"{_BASE}; {STYLES}; img-src https: http: data:; form-action 'none'"
+# feeds/index.html, a static file served on the feed files' own path.
+FEED_INDEX_POLICY = PAGE_POLICY
 
 
 @dataclass(frozen=True, slots=True)
