@@ -69,6 +69,7 @@ def test_ingest_unreadable_input_exits_two(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert "cannot read" in result.stderr
     assert "missing.jsonl" in result.stderr
+    assert not (tmp_path / "var").exists()  # and no empty store is left behind
 
 
 def test_build_prints_a_summary_and_writes_the_index(tmp_path: Path) -> None:

@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from pydantic import BaseModel, SecretStr
 
 from syndicate.i18n import LOCALE_DIR
@@ -231,6 +233,41 @@ def test_a_refused_database_url_is_not_repeated() -> None:
         del os.environ["SYNDICATE_DATABASE__URL"]
     assert "hunter2" not in str(refused.value)
     assert str(refused.value).startswith("setting database.url: 'mysql' is not a database")
+
+
+@given(
+    scheme=st.from_regex(r"[a-z][a-z0-9+]{0,15}", fullmatch=True).filter(
+        lambda scheme: scheme not in ("sqlite", "sqlite+pysqlite", "postgresql+psycopg")
+    ),
+    password=st.text(st.characters(whitelist_categories=["L", "N"]), min_size=8, max_size=20).map(
+        lambda text: f"pw-{text}"  # so no word of the message itself can pass for the password
+    ),
+)
+def test_any_other_database_is_refused_without_repeating_its_password(
+    monkeypatch: pytest.MonkeyPatch, scheme: str, password: str
+) -> None:
+    """Whatever the scheme, a store Syndicate has no driver for is named, its password is not."""
+    monkeypatch.setenv("SYNDICATE_DATABASE__URL", f"{scheme}://news:{password}@db.example/news")
+    with pytest.raises(SettingsError) as refused:
+        load_settings()
+    message = str(refused.value)
+    assert message.startswith(f"setting database.url: {scheme!r} is not a database"), message
+    assert password not in message
+    assert "SYNDICATE_DATABASE__URL" in message
+
+
+@given(code=st.from_regex(r"[a-z]{2,3}", fullmatch=True))
+def test_only_served_languages_are_accepted(monkeypatch: pytest.MonkeyPatch, code: str) -> None:
+    """A site language is accepted exactly when Syndicate has pages and mail in it."""
+    monkeypatch.setenv("SYNDICATE_SITE__LANGUAGES", f'["en", "{code}"]')
+    if code in SERVED_LANGUAGES:
+        assert load_settings().site.languages == ("en", code)
+        return
+    with pytest.raises(SettingsError) as refused:
+        load_settings()
+    assert str(refused.value).startswith(
+        f"setting site.languages: {code!r} is not a language Syndicate can serve (en, ar, fa)"
+    )
 
 
 def test_served_languages_are_english_and_the_catalogs() -> None:

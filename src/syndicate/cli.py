@@ -93,17 +93,19 @@ def ingest(context: Context, source: str) -> None:
         click.echo(f"line {line}: {reason}", err=True)
 
     try:
-        engine = context.open_store(create=True)
-        with _open_input(source) as (stream, size), ProgressBar() as bar:
-            bar.phase(f"Ingesting {source}", size)
-            report = ingest_lines(
-                engine,
-                stream,
-                settings.site.languages,
-                on_reject=reject,
-                on_progress=bar.advance if size else None,
-                settings=settings.ingest,
-            )
+        # The input first: one that cannot be read leaves no new, empty store behind.
+        with _open_input(source) as (stream, size):
+            engine = context.open_store(create=True)
+            with ProgressBar() as bar:
+                bar.phase(f"Ingesting {source}", size)
+                report = ingest_lines(
+                    engine,
+                    stream,
+                    settings.site.languages,
+                    on_reject=reject,
+                    on_progress=bar.advance if size else None,
+                    settings=settings.ingest,
+                )
     except OSError as error:
         click.echo(f"syndicate: cannot read {source}: {error.strerror or error}", err=True)
         sys.exit(2)
