@@ -14,6 +14,8 @@ import pytest
 
 from syndicate import cli_context
 from syndicate.cli import main
+from syndicate.settings import WebSettings
+from syndicate.web.server import ListenError, listen
 from tests.smtpserver import free_port
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -239,6 +241,14 @@ def test_a_taken_port_is_one_line_naming_it_and_its_setting(
     assert not (tmp_path / "feeds").exists()  # nothing was built before the port was tried
     if command == "run":
         assert not (tmp_path / "var").exists()
+
+
+def test_a_port_is_held_from_the_moment_it_is_taken() -> None:
+    """A second start on the same port is refused at once, not after its build (two runs)."""
+    web = WebSettings(port=free_port())
+    with listen(web):
+        with pytest.raises(ListenError, match=f"127.0.0.1:{web.port}: the port is taken"):
+            listen(web)
 
 
 # -- demo-data ------------------------------------------------------------------------------

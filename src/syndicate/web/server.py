@@ -19,13 +19,15 @@ from syndicate.web.access import AccessLog
 
 log = logging.getLogger(__name__)
 
+BACKLOG = 2048  # uvicorn's default
+
 
 class ListenError(Exception):
     """The server cannot listen where [web] host and port say; the message names them."""
 
 
 def listen(web: WebSettings) -> socket.socket:
-    """A socket bound to [web] host and port (uvicorn starts listening on it), or ListenError."""
+    """A socket listening on [web] host and port, for uvicorn to serve on, or ListenError."""
     family = socket.AF_INET6 if ":" in web.host else socket.AF_INET
     address = f"[{web.host}]:{web.port}" if family == socket.AF_INET6 else f"{web.host}:{web.port}"
     sock = socket.socket(family, socket.SOCK_STREAM)
@@ -33,6 +35,10 @@ def listen(web: WebSettings) -> socket.socket:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((web.host, web.port))
+        # Listening at once holds the port: bound alone, a second start could bind it too (both
+        # with SO_REUSEADDR) and learn only after its build that it cannot listen. Requests that
+        # come before uvicorn starts wait in the backlog.
+        sock.listen(BACKLOG)
     except OSError as error:
         sock.close()
         if error.errno == errno.EADDRINUSE:
@@ -61,6 +67,7 @@ def server_config(app: Callable[..., Any], web: WebSettings) -> uvicorn.Config:
         AccessLog(app) if web.access_log else app,
         host=web.host,
         port=web.port,
+        backlog=BACKLOG,
         # Our own logfmt handler is already on the root logger; uvicorn's would add a second.
         log_config=None,
         access_log=False,
