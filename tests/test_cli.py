@@ -246,9 +246,9 @@ def test_a_taken_port_is_one_line_naming_it_and_its_setting(
 def test_a_port_is_held_from_the_moment_it_is_taken() -> None:
     """A second start on the same port is refused at once, not after its build (two runs)."""
     web = WebSettings(port=free_port())
-    with listen(web):
-        with pytest.raises(ListenError, match=f"127.0.0.1:{web.port}: the port is taken"):
-            listen(web)
+    taken = f"127.0.0.1:{web.port}: the port is taken"
+    with listen(web), pytest.raises(ListenError, match=taken):
+        listen(web)
 
 
 # -- demo-data ------------------------------------------------------------------------------

@@ -148,7 +148,8 @@ def _open_input(source: str) -> Iterator[tuple[IO[bytes], int | None]]:
     "--now",
     "at",
     type=click.DateTime(["%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M%z"]),
-    help="Pretend it is this moment (default: now, to the hour).",
+    help="The moment the corpus leads up to, taken to the hour (default: the current hour). "
+    "Same arguments and --now, same bytes.",
 )
 def demo_data(articles: int, tags: int, seed: int, at: datetime | None) -> None:
     """Write a demo corpus (topics, articles, picks, views) as JSON Lines to standard output."""

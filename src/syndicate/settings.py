@@ -120,25 +120,27 @@ class DatabaseSettings(Section):
         "sqlite:///var/syndicate.db",
         description="SQLAlchemy URL: sqlite:///path or postgresql+psycopg://user@host/db.",
     )
-
-    @field_validator("url")
-    @classmethod
-    def _usable_store(cls, value: str) -> str:
-        scheme = value.partition("://")[0] if "://" in value else ""
-        if scheme not in DATABASE_SCHEMES:
-            hint = " (write postgresql+psycopg://)" if scheme in ("postgresql", "postgres") else ""
-            raise ValueError(
-                f"{scheme or value[:20]!r} is not a database Syndicate can use{hint}: "
-                "sqlite:///path/to/file.db or postgresql+psycopg://user@host/dbname"
-            )
-        return value
-
     lock_timeout: float = Field(
         30.0,
         ge=0,
         le=3600,
         description="Seconds a command or job waits for SQLite's write lock before it fails.",
     )
+
+    @field_validator("url")
+    @classmethod
+    def _usable_store(cls, value: str) -> str:
+        found = re.match(r"([A-Za-z][A-Za-z0-9+.-]*)://", value)
+        scheme = found[1] if found else ""
+        if scheme not in DATABASE_SCHEMES:
+            # Only the scheme is repeated: the rest may hold a password.
+            named = repr(scheme) if scheme else "a URL without a scheme"
+            hint = " (write postgresql+psycopg://)" if scheme in ("postgresql", "postgres") else ""
+            raise ValueError(
+                f"{named} is not a database Syndicate can use{hint}: "
+                "sqlite:///path/to/file.db or postgresql+psycopg://user@host/dbname"
+            )
+        return value
 
 
 class FeedSettings(Section):
