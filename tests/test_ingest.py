@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from sqlalchemy import Engine, func, select
 
+from syndicate.records import RecordError, parse_record
 from syndicate.store.schema import article, article_tag, pick, tag, topic_text, view_count
-from tests.conftest import ingest_text
+from tests.conftest import LANGUAGES, ingest_text
 
 
 def _count(engine: Engine, table: object) -> int:
@@ -181,3 +185,57 @@ def test_blank_lines_are_skipped_but_counted(engine: Engine) -> None:
     """Blank lines are not records, and line numbers still match the file."""
     _, messages = ingest_text(engine, _article() + "\n\n{oops")
     assert messages[0].startswith("line 3: ")
+
+
+# -- where a line is not JSON ----------------------------------------------------------------
+
+_VALUES = st.one_of(
+    st.none(), st.booleans(), st.integers(-(10**9), 10**9), st.text(max_size=8), st.floats(0, 9)
+)
+
+
+def _tokens(pairs: list[tuple[str, object]], spaced: bool, ascii_only: bool) -> list[str]:
+    """A JSON object as its tokens, so that a fault can be put between two of them."""
+    tokens = ["{"]
+    for index, (key, value) in enumerate(pairs):
+        if index:
+            tokens += [",", " "] if spaced else [","]
+        tokens += [json.dumps(key, ensure_ascii=ascii_only), ":"]
+        tokens += [" "] if spaced else []
+        tokens.append(json.dumps(value, ensure_ascii=ascii_only))
+    return [*tokens, "}"]
+
+
+@given(
+    pairs=st.lists(st.tuples(st.text(max_size=6), _VALUES), max_size=4),
+    spaced=st.booleans(),
+    ascii_only=st.booleans(),
+    where=st.integers(min_value=0),
+    truncate=st.booleans(),
+    ending=st.sampled_from(["", "\n", "\r\n"]),
+)
+def test_invalid_json_column_points_at_the_fault(
+    pairs: list[tuple[str, object]],
+    spaced: bool,
+    ascii_only: bool,
+    where: int,
+    truncate: bool,
+    ending: str,
+) -> None:
+    """`at column N` is the Nth character of the line as written: a stray '@', or the line's end."""
+    tokens = _tokens(pairs, spaced, ascii_only)
+    boundaries = [len("".join(tokens[:count])) for count in range(len(tokens))]
+    at = boundaries[where % len(boundaries)]
+    text = "".join(tokens)
+    line = (text[:at] if truncate else text[:at] + "@" + text[at:]) + ending
+    with pytest.raises(RecordError) as refused:
+        parse_record(line, LANGUAGES)
+    message = str(refused.value)
+    found = re.fullmatch(r"invalid JSON: (.+) at column (\d+)", message)
+    assert found, message
+    assert not found[1].endswith(" at"), message
+    column = int(found[2])
+    if truncate:
+        assert column == at + 1, message  # just past the last character: the line ended early
+    else:
+        assert line[column - 1] == "@", message

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
+from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from pydantic import BaseModel, SecretStr
 
-from syndicate.settings import SettingsError, load_settings, masked
+from syndicate.i18n import LOCALE_DIR
+from syndicate.settings import SERVED_LANGUAGES, SettingsError, load_settings, masked
 
 ROOT = Path(__file__).parents[1]
 
@@ -111,6 +118,64 @@ def test_config_file_from_environment_variable(
         ),
         ("[feeds]\nitemz = 3\n", {}, "setting feeds.itemz: Extra inputs are not permitted"),
         ("[feeds\n", {}, "settings.toml:"),
+        (
+            '[site]\nlanguages = ["en", "xx"]\n',
+            {},
+            "setting site.languages: 'xx' is not a language Syndicate can serve (en, ar, fa)",
+        ),
+        (
+            "",
+            {"SYNDICATE_SITE__LANGUAGES": '["de"]'},
+            "setting site.languages: 'de' is not a language Syndicate can serve (en, ar, fa)",
+        ),
+        (
+            '[site]\ntitles = { de = "Nachrichten" }\n',
+            {},
+            "setting site.titles: 'de' is not a language Syndicate can serve",
+        ),
+        (
+            '[sources.wordpress]\nlanguage = "de"\n',
+            {},
+            "setting sources.wordpress.language: 'de' is not a language Syndicate can serve",
+        ),
+        (
+            '[database]\nurl = "mysql://root@localhost/news"\n',
+            {},
+            "setting database.url: 'mysql' is not a database Syndicate can use: "
+            "sqlite:///path/to/file.db or postgresql+psycopg://user@host/dbname",
+        ),
+        (
+            "",
+            {"SYNDICATE_DATABASE__URL": "postgresql://syndicate@db/news"},
+            "setting database.url: 'postgresql' is not a database Syndicate can use "
+            "(write postgresql+psycopg://)",
+        ),
+        (
+            '[web]\npublic_url = "ftp://news.example/"\n',
+            {},
+            "setting web.public_url: URL scheme should be 'http' or 'https'",
+        ),
+        (
+            '[web]\npublic_url = "https://news.example/?utm=1"\n',
+            {},
+            "setting web.public_url: 'https://news.example/?utm=1' must not have a query",
+        ),
+        (
+            '[site]\nbase_url = "https://news.example/#top"\n',
+            {},
+            "setting site.base_url: 'https://news.example/#top' must not have a query (?) or a "
+            "fragment (#)",
+        ),
+        (
+            '[feeds]\nwebsub_hub = "mailto:hub@news.example"\n',
+            {},
+            "setting feeds.websub_hub: URL scheme should be 'http' or 'https'",
+        ),
+        (
+            '[sources.wordpress]\nurl = "cms.example"\n',
+            {},
+            "setting sources.wordpress.url: Input should be a valid URL",
+        ),
     ],
 )
 def test_bad_setting_stops_with_one_line_naming_the_key(
@@ -154,3 +219,128 @@ def test_config_command_masks_secrets(tmp_path: Path) -> None:
 def test_masked_shows_unset_secrets_as_empty() -> None:
     """An unset secret shows as empty, so an operator sees it is missing."""
     assert masked(load_settings())["security"]["secret_key"] == ""
+
+
+def test_a_refused_database_url_is_not_repeated() -> None:
+    """The message about a database URL names its scheme, never the password it may carry."""
+    import os
+
+    os.environ["SYNDICATE_DATABASE__URL"] = "mysql://news:hunter2@db/news"
+    try:
+        with pytest.raises(SettingsError) as refused:
+            load_settings()
+    finally:
+        del os.environ["SYNDICATE_DATABASE__URL"]
+    assert "hunter2" not in str(refused.value)
+    assert str(refused.value).startswith("setting database.url: 'mysql' is not a database")
+
+
+@given(
+    scheme=st.from_regex(r"[a-z][a-z0-9+]{0,15}", fullmatch=True).filter(
+        lambda scheme: scheme not in ("sqlite", "sqlite+pysqlite", "postgresql+psycopg")
+    ),
+    password=st.text(st.characters(whitelist_categories=["L", "N"]), min_size=8, max_size=20).map(
+        lambda text: f"pw-{text}"  # so no word of the message itself can pass for the password
+    ),
+)
+def test_any_other_database_is_refused_without_repeating_its_password(
+    monkeypatch: pytest.MonkeyPatch, scheme: str, password: str
+) -> None:
+    """Whatever the scheme, a store Syndicate has no driver for is named, its password is not."""
+    monkeypatch.setenv("SYNDICATE_DATABASE__URL", f"{scheme}://news:{password}@db.example/news")
+    with pytest.raises(SettingsError) as refused:
+        load_settings()
+    message = str(refused.value)
+    assert message.startswith(f"setting database.url: {scheme!r} is not a database"), message
+    assert password not in message
+    assert "SYNDICATE_DATABASE__URL" in message
+
+
+@given(code=st.from_regex(r"[a-z]{2,3}", fullmatch=True))
+def test_only_served_languages_are_accepted(monkeypatch: pytest.MonkeyPatch, code: str) -> None:
+    """A site language is accepted exactly when Syndicate has pages and mail in it."""
+    monkeypatch.setenv("SYNDICATE_SITE__LANGUAGES", f'["en", "{code}"]')
+    if code in SERVED_LANGUAGES:
+        assert load_settings().site.languages == ("en", code)
+        return
+    with pytest.raises(SettingsError) as refused:
+        load_settings()
+    assert str(refused.value).startswith(
+        f"setting site.languages: {code!r} is not a language Syndicate can serve (en, ar, fa)"
+    )
+
+
+def test_served_languages_are_english_and_the_catalogs() -> None:
+    """The languages settings accept are those with pages and mail: English and each catalog."""
+    catalogs = sorted(path.parent.parent.name for path in LOCALE_DIR.glob("*/LC_MESSAGES/*.po"))
+    assert sorted(SERVED_LANGUAGES) == sorted(["en", *catalogs])
+
+
+def test_an_empty_address_means_not_set(tmp_path: Path) -> None:
+    """`websub_hub = ""`, as settings.toml and `syndicate config` write an unset one, is unset."""
+    config = tmp_path / "custom.toml"
+    config.write_text(
+        '[feeds]\nwebsub_hub = ""\n[sources.wordpress]\nurl = ""\n[mail.dkim]\nkey_file = ""\n'
+    )
+    settings = load_settings(config)
+    assert settings.feeds.websub_hub is None
+    assert settings.sources.wordpress.url is None
+    assert settings.mail.dkim.key_file is None
+
+
+def test_the_demo_title_has_its_own_translations_and_any_other_title_none(tmp_path: Path) -> None:
+    """The default name reads in Arabic and Persian; a site's own name is the same everywhere."""
+    demo = load_settings().site
+    assert demo.title_in("en") == "Syndicate Demo News"
+    assert demo.title_in("ar") == "أخبار سينديكيت التجريبية"
+    config = tmp_path / "custom.toml"
+    config.write_text('[site]\ntitle = "News Example"\ntitles = { fa = "اخبار نمونه" }\n')
+    own = load_settings(config).site
+    assert own.title_in("ar") == "News Example"
+    assert own.title_in("fa") == "اخبار نمونه"
+
+
+# -- the committed settings.toml --------------------------------------------------------------
+
+KEY_LINE = re.compile(r"# ([a-z_]+) = (.+)")
+
+
+def _file_keys() -> dict[str, Any]:
+    """Every `# key = value` line of settings.toml, as {section.key: value}."""
+    keys: dict[str, Any] = {}
+    section = ""
+    for line in (ROOT / "settings.toml").read_text(encoding="utf-8").splitlines():
+        if header := re.fullmatch(r"\[([a-z.]+)\]", line):
+            section = header[1]
+        elif line and not line.startswith("#"):
+            raise AssertionError(f"settings.toml sets a key instead of showing it: {line!r}")
+        elif found := KEY_LINE.fullmatch(line):
+            keys[f"{section}.{found[1]}"] = tomllib.loads(f"value = {found[2]}")["value"]
+    return keys
+
+
+def _defaults(model: BaseModel, prefix: str = "") -> dict[str, Any]:
+    """Every leaf setting's default as TOML would write it ("" for unset), as {section.key: value}."""
+    values: dict[str, Any] = {}
+    data = model.model_dump(mode="json")
+    for name in type(model).model_fields:
+        key = f"{prefix}{name}"
+        value = getattr(model, name)
+        if isinstance(value, BaseModel):
+            values.update(_defaults(value, f"{key}."))
+        elif isinstance(value, SecretStr):
+            values[key] = value.get_secret_value()
+        else:
+            values[key] = "" if data[name] is None else data[name]
+    return values
+
+
+def test_settings_file_shows_every_key_with_its_default() -> None:
+    """settings.toml shows every key, commented out, with exactly the value it has by default."""
+    shown = _file_keys()
+    defaults = _defaults(load_settings())  # no file here: the defaults alone
+    assert sorted(shown) == sorted(defaults)
+    for key, value in shown.items():
+        assert value == defaults[key], (
+            f"settings.toml shows {key} = {value!r}, default {defaults[key]!r}"
+        )

@@ -8,6 +8,7 @@ import logging
 import re
 import time
 import unicodedata
+from pathlib import Path
 
 import pytest
 from hypothesis import given
@@ -312,7 +313,30 @@ def test_secret_key_is_generated_once_and_shared(
     with engine.connect() as connection:
         stored = connection.execute(select(state.c.value).where(state.c.name == "secret_key"))
         assert stored.scalar_one() == first
-    assert "secret_key is not set" in caplog.text
+    assert "secret_key_unset" in caplog.text
+    assert 'setting="[security] secret_key"' in caplog.text
+
+
+def test_secret_key_warning_is_logged_once_a_process(
+    sqlite_engine: Engine,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    """One start asks for the key in the web site and in every send: one warning, not five."""
+    from syndicate.dispatch import subscription_links
+    from syndicate.settings import load_settings
+    from syndicate.web.site import create_site
+
+    monkeypatch.delenv("SYNDICATE_SECURITY__SECRET_KEY", raising=False)
+    monkeypatch.chdir(tmp_path)  # no settings file: the defaults, with no key
+    settings = load_settings()
+    with caplog.at_level(logging.WARNING):
+        create_site(sqlite_engine, settings)
+        for _language in LANGUAGES:
+            subscription_links(sqlite_engine, settings)
+    warnings = [r for r in caplog.records if "secret_key_unset" in r.getMessage()]
+    assert len(warnings) == 1
 
 
 # -- the registry ---------------------------------------------------------------------------

@@ -18,66 +18,22 @@ from typing import IO, TYPE_CHECKING, Any
 import click
 
 from syndicate import __version__
-from syndicate.logs import setup_logging
-from syndicate.settings import Settings, SettingsError, load_settings, masked
+from syndicate.cli_context import Context, Group, fail, pass_context
+from syndicate.settings import Settings, masked
 
 if TYPE_CHECKING:
+    import socket
+
     from sqlalchemy import Engine
 
-
-class Context:
-    """What every command shares: the settings and the store, each opened once on first use."""
-
-    def __init__(self, config: Path | None) -> None:
-        """Remember where the settings come from."""
-        self.config = config
-        self._settings: Settings | None = None
-        self._engine: Engine | None = None
-
-    @property
-    def settings(self) -> Settings:
-        """The settings; a bad one stops the program with one line naming the key (exit 2)."""
-        if self._settings is None:
-            try:
-                self._settings = load_settings(self.config)
-            except SettingsError as error:
-                click.echo(f"syndicate: {error}", err=True)
-                sys.exit(2)
-        return self._settings
-
-    @property
-    def engine(self) -> Engine:
-        """An engine on the store, migrated to the current schema (once per command)."""
-        if self._engine is None:
-            from syndicate.store import open_database
-
-            database = self.settings.database
-            self._engine = open_database(database.url, lock_timeout=database.lock_timeout)
-        return self._engine
+__all__ = ["Context", "main"]
 
 
-pass_context = click.make_pass_decorator(Context)
-
-
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option(
-    "--config",
-    type=click.Path(path_type=Path, dir_okay=False),
-    help="Settings file (default: $SYNDICATE_CONFIG, else ./settings.toml).",
-)
-@click.option(
-    "--log-level",
-    type=click.Choice(["debug", "info", "warning", "error"]),
-    default="info",
-    show_default=True,
-    help="How much to log on standard error.",
-)
+@click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="syndicate")
-@click.pass_context
-def main(context: click.Context, config: Path | None, log_level: str) -> None:
+@pass_context
+def main(_context: Context) -> None:
     """Syndicate publishes a news site's articles as feeds and digest newsletters."""
-    setup_logging(log_level)
-    context.obj = Context(config)
 
 
 # -- settings ----------------------------------------------------------------------------
@@ -137,17 +93,19 @@ def ingest(context: Context, source: str) -> None:
         click.echo(f"line {line}: {reason}", err=True)
 
     try:
-        engine = context.engine
-        with _open_input(source) as (stream, size), ProgressBar() as bar:
-            bar.phase(f"Ingesting {source}", size)
-            report = ingest_lines(
-                engine,
-                stream,
-                settings.site.languages,
-                on_reject=reject,
-                on_progress=bar.advance if size else None,
-                settings=settings.ingest,
-            )
+        # The input first: one that cannot be read leaves no new, empty store behind.
+        with _open_input(source) as (stream, size):
+            engine = context.open_store(create=True)
+            with ProgressBar() as bar:
+                bar.phase(f"Ingesting {source}", size)
+                report = ingest_lines(
+                    engine,
+                    stream,
+                    settings.site.languages,
+                    on_reject=reject,
+                    on_progress=bar.advance if size else None,
+                    settings=settings.ingest,
+                )
     except OSError as error:
         click.echo(f"syndicate: cannot read {source}: {error.strerror or error}", err=True)
         sys.exit(2)
@@ -190,7 +148,8 @@ def _open_input(source: str) -> Iterator[tuple[IO[bytes], int | None]]:
     "--now",
     "at",
     type=click.DateTime(["%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M%z"]),
-    help="Pretend it is this moment (default: now, to the hour).",
+    help="The moment the corpus leads up to, taken to the hour (default: the current hour). "
+    "Same arguments and --now, same bytes.",
 )
 def demo_data(articles: int, tags: int, seed: int, at: datetime | None) -> None:
     """Write a demo corpus (topics, articles, picks, views) as JSON Lines to standard output."""
@@ -232,7 +191,8 @@ def serve(context: Context) -> None:
     from syndicate.web.server import serve as run_server
     from syndicate.web.site import create_site
 
-    run_server(create_site(context.engine, context.settings), context.settings.web)
+    listener = _listen(context)
+    run_server(create_site(context.engine, context.settings), context.settings.web, listener)
 
 
 @main.command()
@@ -247,31 +207,46 @@ def run(context: Context, seed_demo: bool) -> None:
     from syndicate.service.runner import run_service
 
     settings = context.settings
+    # The port first: a taken one stops the start before a long build, and before the banner.
+    listener = _listen(context)
+    engine = context.open_store(create=True)
     if seed_demo:
         _seed_demo(context)
     report = _build(context)
     click.echo(report.summary(), err=True)
-    site = str(settings.web.public_url).rstrip("/")
-    feeds_url = settings.web.feeds_url
     inbox = settings.sources.inbox_dir
     inbox.mkdir(parents=True, exist_ok=True)
-    click.echo(
-        "\n".join(
-            [
-                "",
-                f"  Feeds index    {feeds_url}   (OPML: {feeds_url}index.opml)",
-                f"  Subscribe      {site}/subscribe/",
-                f"  Digest archive {site}/digests/",
-                f"  Health         {site}/healthz   ·   metrics {site}/metrics",
-                f"  Outbox (mail)  {settings.mail.outbox_dir}/new/",
-                f"  Inbox          {inbox}/  (drop JSON Lines files here)",
-                "  Status         syndicate status   ·   stop with Ctrl-C or SIGTERM",
-                "",
-            ]
-        ),
-        err=True,
+    click.echo(_banner(settings), err=True)
+    run_service(engine, settings, listener)
+
+
+def _listen(context: Context) -> socket.socket:
+    """The bound socket the server will listen on; a taken address stops with exit 2."""
+    from syndicate.web.server import ListenError, listen
+
+    try:
+        return listen(context.settings.web)
+    except ListenError as error:
+        fail(str(error))
+
+
+def _banner(settings: Settings) -> str:
+    """Where to look once the service runs."""
+    site = str(settings.web.public_url).rstrip("/")
+    feeds_url = settings.web.feeds_url
+    return "\n".join(
+        [
+            "",
+            f"  Feeds index    {feeds_url}   (OPML: {feeds_url}index.opml)",
+            f"  Subscribe      {site}/subscribe/",
+            f"  Digest archive {site}/digests/",
+            f"  Health         {site}/healthz   ·   metrics {site}/metrics",
+            f"  Outbox (mail)  {settings.mail.outbox_dir}/new/",
+            f"  Inbox          {settings.sources.inbox_dir}/  (drop JSON Lines files here)",
+            "  Status         syndicate status   ·   stop with Ctrl-C or SIGTERM",
+            "",
+        ]
     )
-    run_service(context.engine, settings)
 
 
 @main.command()

@@ -15,17 +15,16 @@ from typing import Any
 
 import click
 
+from syndicate.cli_context import Context, Group
 from syndicate.digests.model import KINDS, Kind
 from syndicate.settings import Settings
 
 
-def _context_settings() -> tuple[Settings, Any]:
-    """The settings and an engine on the store, from the shared command context."""
-    from syndicate.cli import Context
-
+def _context_settings(*, create: bool = False) -> tuple[Settings, Any]:
+    """The settings and an engine on the store (created only if `create`), from the context."""
     context = click.get_current_context().find_object(Context)
     assert context is not None
-    return context.settings, context.engine
+    return context.settings, context.open_store(create=create)
 
 
 def _kind_choice() -> click.Choice[str]:
@@ -43,7 +42,7 @@ def _kind(value: str) -> Kind:
 # -- digests -----------------------------------------------------------------------------
 
 
-@click.group()
+@click.group(cls=Group)
 def digest() -> None:
     """Build, preview and send the digest newsletters."""
 
@@ -263,7 +262,7 @@ def _due_moment(text: str, settings: Settings, now: datetime) -> datetime:
 # -- subscribers -------------------------------------------------------------------------
 
 
-@click.group()
+@click.group(cls=Group)
 def subscribers() -> None:
     """Import and export subscribers."""
 
@@ -275,7 +274,7 @@ def import_subscribers(source: Path, confirmed: bool) -> None:
     """Import subscribers from CSV (email, name, language, digests, topics)."""
     from syndicate.subscribers.csvfile import CsvHeaderError, import_csv, open_csv
 
-    settings, engine = _context_settings()
+    settings, engine = _context_settings(create=True)
     try:
         with open_csv(source) as stream:
             report = import_csv(

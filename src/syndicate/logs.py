@@ -26,6 +26,14 @@ class LogfmtFormatter(logging.Formatter):
         return line
 
 
+def logfmt(value: object) -> str:
+    """`value` as one logfmt value: bare when it can be, else double-quoted and escaped."""
+    text = " ".join(str(value).split())
+    if text and not any(char in text for char in ' ="\\'):
+        return text
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
 def setup_logging(level: str = "info") -> None:
     """Send log lines to standard error at `level` (debug, info, warning, error)."""
     handler = logging.StreamHandler(sys.stderr)

@@ -222,10 +222,15 @@ def parse_record(line: str, languages: Sequence[str], limits: Limits = _DEFAULT_
 
 
 def _json(line: str) -> object:
+    # Without its line break: a column must count the line as an editor shows it (the json
+    # module would count the break, and put an error after it on a second line).
+    text = line.rstrip("\r\n")
     try:
-        return _DECODER.decode(line)
+        return _DECODER.decode(text)
     except json.JSONDecodeError as error:
-        raise RecordError(f"invalid JSON: {error.msg} at column {error.colno}") from None
+        # Some of the module's messages end in "at" ("Invalid control character at").
+        message = error.msg.removesuffix(" at")
+        raise RecordError(f"invalid JSON: {message} at column {error.pos + 1}") from None
     except RecordError:
         raise
     except RecursionError:

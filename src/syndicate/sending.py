@@ -262,7 +262,7 @@ def _send_share(
     from syndicate.store import open_database
 
     setup_logging("info")
-    engine = open_database(settings.database.url, migrate=False)
+    engine = open_database(settings.database.url, migrate=False, create=False)
     try:
         edition = load_edition(engine, edition_id)
         assert edition is not None

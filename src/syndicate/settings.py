@@ -10,12 +10,14 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
+    AfterValidator,
     AnyHttpUrl,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     SecretStr,
@@ -34,7 +36,18 @@ if TYPE_CHECKING:
     from syndicate.service.times import SendTime
 
 DEFAULT_CONFIG_FILE = Path("settings.toml")
-LANGUAGE_PATTERN = r"^[a-z]{2,3}$"
+# The languages Syndicate has pages, mail and feeds for: English, the source language, and each
+# catalog under locale/ (tests/test_settings.py holds the two equal).
+SERVED_LANGUAGES = ("en", "ar", "fa")
+# SQLAlchemy URL schemes of the stores Syndicate runs on (and has the driver of).
+DATABASE_SCHEMES = ("sqlite", "sqlite+pysqlite", "postgresql+psycopg")
+# Settings whose value a message never repeats: a database URL may carry a password.
+UNECHOED_KEYS = ("database.url",)
+# The demo site's name in the demo's other languages: the default [site] title reads
+# "Syndicate Demo News" in English only; any other title is the same in every language
+# unless [site] titles says otherwise.
+DEMO_TITLE = "Syndicate Demo News"
+DEMO_TITLES = {"ar": "أخبار سينديكيت التجريبية", "fa": "اخبار نمایشی سیندیکیت"}
 # Gmail's Feedback-ID, "a:b:c:SenderId"; the message builder holds every header to this shape.
 FEEDBACK_ID_PATTERN = r"[A-Za-z0-9._-]{1,64}(?::[A-Za-z0-9._-]{1,64}){0,3}"
 
@@ -45,33 +58,59 @@ class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+def _unset_when_empty(value: object) -> object:
+    """An empty string means "not set", as `syndicate config` and settings.toml write it."""
+    return None if value == "" else value
+
+
+def _served_language(code: str) -> str:
+    if code not in SERVED_LANGUAGES:
+        raise ValueError(
+            f"{code!r} is not a language Syndicate can serve ({', '.join(SERVED_LANGUAGES)})"
+        )
+    return code
+
+
+def _web_address(url: AnyHttpUrl) -> AnyHttpUrl:
+    """An http(s) address that paths can be appended to: no query, fragment or password."""
+    if url.query or url.fragment:
+        raise ValueError(f"{str(url)!r} must not have a query (?) or a fragment (#)")
+    if url.username or url.password:
+        raise ValueError("a user name or password does not belong in this address")
+    return url
+
+
+# An http or https address (pydantic refuses every other scheme), with nothing after its path.
+WebAddress = Annotated[AnyHttpUrl, AfterValidator(_web_address)]
+OptionalWebAddress = Annotated[WebAddress | None, BeforeValidator(_unset_when_empty)]
+ServedLanguage = Annotated[str, AfterValidator(_served_language)]
+
+
 class SiteSettings(Section):
     """The news site whose articles Syndicate publishes."""
 
-    base_url: AnyHttpUrl = Field(
+    base_url: WebAddress = Field(
         AnyHttpUrl("https://site.example/"),
         description="The site's public address; relative links in articles resolve against it.",
     )
-    title: str = Field("Syndicate Demo News", min_length=1, description="The site's name.")
-    titles: dict[str, str] = Field(
+    title: str = Field(DEMO_TITLE, min_length=1, description="The site's name.")
+    titles: dict[ServedLanguage, str] = Field(
         default_factory=dict,
         description="The site's name per language where it differs, e.g. {ar = '...'}.",
     )
-    languages: tuple[str, ...] = Field(
-        ("en", "ar", "fa"), min_length=1, description="Languages articles may be written in."
+    languages: tuple[ServedLanguage, ...] = Field(
+        SERVED_LANGUAGES,
+        min_length=1,
+        description="Languages articles may be written in: any of en, ar and fa.",
     )
-
-    @field_validator("languages")
-    @classmethod
-    def _languages_are_codes(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        for code in value:
-            if not re.fullmatch(LANGUAGE_PATTERN, code):
-                raise ValueError(f"{code!r} is not a two- or three-letter language code")
-        return value
 
     def title_in(self, language: str) -> str:
         """The site's name as readers of `language` know it."""
-        return self.titles.get(language, self.title)
+        if language in self.titles:
+            return self.titles[language]
+        if self.title == DEMO_TITLE:
+            return DEMO_TITLES.get(language, self.title)
+        return self.title
 
 
 class DatabaseSettings(Section):
@@ -88,6 +127,21 @@ class DatabaseSettings(Section):
         description="Seconds a command or job waits for SQLite's write lock before it fails.",
     )
 
+    @field_validator("url")
+    @classmethod
+    def _usable_store(cls, value: str) -> str:
+        found = re.match(r"([A-Za-z][A-Za-z0-9+.-]*)://", value)
+        scheme = found[1] if found else ""
+        if scheme not in DATABASE_SCHEMES:
+            # Only the scheme is repeated: the rest may hold a password.
+            named = repr(scheme) if scheme else "a URL without a scheme"
+            hint = " (write postgresql+psycopg://)" if scheme in ("postgresql", "postgres") else ""
+            raise ValueError(
+                f"{named} is not a database Syndicate can use{hint}: "
+                "sqlite:///path/to/file.db or postgresql+psycopg://user@host/dbname"
+            )
+        return value
+
 
 class FeedSettings(Section):
     """The feeds written to disk."""
@@ -97,7 +151,7 @@ class FeedSettings(Section):
     build_workers: int = Field(
         0, ge=0, le=32, description="Processes a large build uses; 0 for one per CPU core."
     )
-    websub_hub: AnyHttpUrl | None = Field(
+    websub_hub: OptionalWebAddress = Field(
         None, description="A WebSub hub every feed advertises and is announced to."
     )
     max_age: int = Field(300, ge=0, description="Seconds clients may cache a feed (Cache-Control).")
@@ -133,7 +187,9 @@ class DkimSettings(Section):
 
     domain: str = Field("", description="The signing domain (d=); empty to send unsigned.")
     selector: str = Field("syndicate", description="The DNS selector (s=).")
-    key_file: Path | None = Field(None, description="PEM file holding the RSA private key.")
+    key_file: Annotated[Path | None, BeforeValidator(_unset_when_empty)] = Field(
+        None, description="PEM file holding the RSA private key."
+    )
 
 
 class MailSettings(Section):
@@ -218,7 +274,7 @@ class WebSettings(Section):
 
     host: str = Field("127.0.0.1", description="Address to listen on.")
     port: int = Field(8000, ge=0, le=65535, description="Port to listen on.")
-    public_url: AnyHttpUrl = Field(
+    public_url: WebAddress = Field(
         AnyHttpUrl("http://127.0.0.1:8000/"),
         description="Public base URL of Syndicate's pages; feeds live under {public_url}/feeds/.",
     )
@@ -227,6 +283,11 @@ class WebSettings(Section):
         ge=0,
         le=600,
         description="Seconds a web request waits for SQLite's write lock before answering 503.",
+    )
+    access_log: bool = Field(
+        False,
+        description="Log every request (method, path without the query, status, bytes, "
+        "duration, client) as a `request` line.",
     )
 
     @property
@@ -238,12 +299,10 @@ class WebSettings(Section):
 class WordPressSettings(Section):
     """A WordPress site whose posts are read through its REST API (off while `url` is empty)."""
 
-    url: AnyHttpUrl | None = Field(
+    url: OptionalWebAddress = Field(
         None, description="The WordPress site's address (its REST API is {url}/wp-json/)."
     )
-    language: str = Field(
-        "en", pattern=LANGUAGE_PATTERN, description="Language of posts that do not name one."
-    )
+    language: ServedLanguage = Field("en", description="Language of posts that do not name one.")
     per_page: int = Field(100, ge=1, le=100, description="Posts asked for in each page.")
     timeout: float = Field(20, gt=0, description="Seconds to wait for each answer.")
 
@@ -406,13 +465,21 @@ def load_settings(explicit: Path | None = None) -> Settings:
 
 def _describe(error: ValidationError, path: Path | None) -> str:
     first = error.errors()[0]
-    key = ".".join(str(part) for part in first["loc"])
-    env = "SYNDICATE_" + "__".join(str(part).upper() for part in first["loc"])
+    # The key, without the position of a list item, nor a table's key when that key is wrong.
+    loc: list[str] = []
+    for part in first["loc"]:
+        if part == "[key]":
+            loc.pop()
+        elif isinstance(part, str):
+            loc.append(part)
+    key = ".".join(loc)
+    env = "SYNDICATE_" + "__".join(part.upper() for part in loc)
     where = f"{path} or {env}" if path else env
     value = first.get("input")
-    shown = "" if isinstance(value, dict) else f" (got {value!r})"
-    more = f"; and {error.error_count() - 1} more" if error.error_count() > 1 else ""
     message = str(first["msg"]).removeprefix("Value error, ")
+    unshown = isinstance(value, dict) or key in UNECHOED_KEYS or repr(value) in message
+    shown = "" if unshown else f" (got {value!r})"
+    more = f"; and {error.error_count() - 1} more" if error.error_count() > 1 else ""
     return f"setting {key}: {message}{shown} [from {where}]{more}"
 
 

@@ -69,7 +69,7 @@ def _initialise(setup: WorkerSetup) -> None:
 
     setup_logging("warning")
     _Worker.setup = setup
-    _Worker.engine = open_database(setup.database_url, migrate=False)
+    _Worker.engine = open_database(setup.database_url, migrate=False, create=False)
     _Worker.renderer = setup.renderer()
     _Worker.publisher = Publisher(
         _Worker.renderer, FeedFolder(setup.feeds_dir), setup.site_titles, setup.home_urls

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import signal
+import socket
 from collections.abc import Callable
 from types import FrameType
 from typing import Any
@@ -38,8 +39,11 @@ class _Server(uvicorn.Server):
         super().handle_exit(sig, frame)
 
 
-def run_service(engine: Engine, settings: Settings) -> None:
-    """Serve and schedule until SIGTERM or SIGINT; return once everything has stopped."""
+def run_service(engine: Engine, settings: Settings, listener: socket.socket) -> None:
+    """Serve on `listener` (see web.server.listen) and schedule until SIGTERM or SIGINT.
+
+    Returns once everything has stopped.
+    """
     warn_about_settings(settings)
     scheduler = Scheduler(engine, settings)
 
@@ -53,7 +57,7 @@ def run_service(engine: Engine, settings: Settings) -> None:
     server = _Server(server_config(create_site(engine, settings), settings.web), stop)
     scheduler.start()
     try:
-        server.run()
+        server.run(sockets=[listener])
     finally:
         scheduler.shutdown()
     log.info("service stopped")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from syndicate.ingest import IngestReport
+from syndicate.logs import logfmt as logfmt  # re-exported: the sources import it from here
 
 INBOX = "inbox"
 WORDPRESS = "wordpress"
@@ -93,11 +94,3 @@ class SourcesReport:
     def summary(self) -> str:
         """One line for people: each source's counts, separated by '; '."""
         return "; ".join(source.summary() for source in self.sources)
-
-
-def logfmt(value: object) -> str:
-    """`value` as one logfmt value: bare when it can be, else double-quoted and escaped."""
-    text = " ".join(str(value).split())
-    if text and not any(char in text for char in ' ="\\'):
-        return text
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'

@@ -36,19 +36,37 @@ _QUERY_ONLY = "syndicate_query_only"  # connection info: the PRAGMA's current va
 _BUSY_MS = "syndicate_busy_ms"  # connection info: the busy timeout it has now
 
 
-def open_database(
-    url: str, *, migrate: bool = True, lock_timeout: float = DEFAULT_LOCK_TIMEOUT
-) -> Engine:
-    """An engine for `url`, its schema brought up to date; SQLite folders are created.
+class MissingDatabase(Exception):
+    """The SQLite file a URL names does not exist, and the caller did not ask to create it."""
 
-    On SQLite a writer waits up to `lock_timeout` seconds for another's write to end
-    (`with_lock_timeout` gives one part of the program a bound of its own).
+    def __init__(self, path: Path) -> None:
+        """Name the missing file."""
+        super().__init__(f"no database at {path}")
+        self.path = path
+
+
+def open_database(
+    url: str,
+    *,
+    migrate: bool = True,
+    lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
+    create: bool = True,
+) -> Engine:
+    """An engine for `url`, its schema brought up to date.
+
+    A missing SQLite file (and its folder) is created when `create`, else MissingDatabase is
+    raised: connecting would create an empty one silently. On SQLite a writer waits up to
+    `lock_timeout` seconds for another's write to end (`with_lock_timeout` gives one part of
+    the program a bound of its own).
     """
     parsed = make_url(url)
     options: dict[str, Any] = {}
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            path = Path(parsed.database)
+            if not create and not path.exists():
+                raise MissingDatabase(path.absolute())
+            path.parent.mkdir(parents=True, exist_ok=True)
         options["connect_args"] = {"timeout": lock_timeout}
     engine = create_engine(parsed, **options)
     if parsed.get_backend_name() == "sqlite":

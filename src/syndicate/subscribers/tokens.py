@@ -208,8 +208,15 @@ def secret_key(engine: Engine, configured: str) -> str:
         value = connection.execute(
             select(state.c.value).where(state.c.name == SECRET_STATE_NAME)
         ).scalar_one()
-    log.warning(
-        "security.secret_key is not set; using a key generated once and kept in the database. "
-        "Set SYNDICATE_SECURITY__SECRET_KEY in production"
-    )
+    database = engine.url.render_as_string(hide_password=True)
+    if database not in _warned:  # once per process (and database), not at every use
+        _warned.add(database)
+        log.warning(
+            'secret_key_unset setting="[security] secret_key" env=SYNDICATE_SECURITY__SECRET_KEY '
+            'reason="security.secret_key is not set; using a key generated once and kept in the '
+            'database. Set SYNDICATE_SECURITY__SECRET_KEY in production"'
+        )
     return str(value)
+
+
+_warned: set[str] = set()  # the databases whose generated key this process has warned about
