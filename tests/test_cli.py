@@ -285,3 +285,26 @@ def test_invalid_json_names_the_column_of_the_fault(tmp_path: Path) -> None:
         "line 3: invalid JSON: Invalid control character at column 29",
         "line 4: invalid JSON: Unterminated string starting at column 27",
     ]
+
+
+@pytest.mark.parametrize("on_path", [False, True], ids=["not-on-path", "on-path"])
+def test_the_banner_names_the_command_as_the_operator_can_call_it(
+    monkeypatch: pytest.MonkeyPatch, on_path: bool
+) -> None:
+    """After `make run`, .venv/bin is not on PATH: the banner gives the path and how to fix it."""
+    from syndicate.cli import _banner
+    from syndicate.settings import Settings
+
+    bin_dir = Path(sys.executable).parent
+    project = bin_dir.parent.parent
+    monkeypatch.chdir(project)
+    monkeypatch.setattr(sys, "argv", [str(bin_dir / "syndicate"), "run"])
+    monkeypatch.setenv("PATH", f"{bin_dir}:/usr/bin:/bin" if on_path else "/usr/bin:/bin")
+    banner = _banner(Settings())
+    if on_path:
+        assert "  Status         syndicate status" in banner
+        assert "activate" not in banner
+    else:
+        relative = bin_dir.relative_to(project)
+        assert f"  Status         {relative}/syndicate status" in banner
+        assert f"`. {relative}/activate` puts `syndicate` on PATH" in banner

@@ -8,6 +8,7 @@ Exit status: 0 success, 1 the work ran but some of it failed (rejected records, 
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -243,10 +244,30 @@ def _banner(settings: Settings) -> str:
             f"  Health         {site}/healthz   ·   metrics {site}/metrics",
             f"  Outbox (mail)  {settings.mail.outbox_dir}/new/",
             f"  Inbox          {settings.sources.inbox_dir}/  (drop JSON Lines files here)",
-            "  Status         syndicate status   ·   stop with Ctrl-C or SIGTERM",
+            f"  Status         {_command()} status   ·   stop with Ctrl-C or SIGTERM",
+            *_path_hint(),
             "",
         ]
     )
+
+
+def _command() -> str:
+    """How the operator can call this command again: its name if PATH finds it, else its path."""
+    script = Path(sys.argv[0])
+    if script.name != "syndicate" or shutil.which("syndicate") == str(script.absolute()):
+        return "syndicate"
+    try:
+        return str(script.absolute().relative_to(Path.cwd()))
+    except ValueError:
+        return str(script.absolute())
+
+
+def _path_hint() -> list[str]:
+    """A line saying how to put `syndicate` on PATH, when it is not there (`make run`)."""
+    command = _command()
+    if command == "syndicate":
+        return []
+    return [f"                 (`. {Path(command).parent}/activate` puts `syndicate` on PATH)"]
 
 
 @main.command()
