@@ -14,7 +14,6 @@ $(INSTALLED): pyproject.toml
 	touch $(INSTALLED)
 
 run: $(INSTALLED)  ## Start Syndicate on the embedded defaults with the demo corpus
-	@echo 'The syndicate command: $(BIN)/syndicate (or run ". $(BIN)/activate" to have it on PATH)'
 	$(BIN)/syndicate run --seed-demo
 
 test: $(INSTALLED)  ## Run the test suite (PostgreSQL tests need SYNDICATE_TEST_POSTGRES_URL)
