@@ -137,8 +137,3 @@ class BuildPool:
     def close(self) -> None:
         """Stop the workers."""
         self._executor.shutdown(wait=True, cancel_futures=True)
-
-
-def shares_of(items: Sequence[object], size: int) -> list[Sequence[object]]:
-    """`items` cut into consecutive shares of at most `size`."""
-    return [items[start : start + size] for start in range(0, len(items), size)]

@@ -104,10 +104,6 @@ class Fragments:
     atom: bytes
     json: bytes
 
-    def of(self, fmt: str) -> bytes:
-        """The fragment for format `fmt` (rss, atom or json)."""
-        return getattr(self, fmt)  # type: ignore[no-any-return]
-
 
 @dataclass(frozen=True, slots=True)
 class FeedHead:
