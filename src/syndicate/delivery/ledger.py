@@ -142,14 +142,14 @@ class SendPlan:
     suppressed: int = 0  # subscribers of the edition left out because they are suppressed
     # Closes the transport inside the send's event loop, whose connections it holds.
     finish: Callable[[], Awaitable[None]] | None = None
-    # This process's share of the recipients, when several processes send one edition: those
-    # whose subscriber id leaves remainder `share` divided by `shares`.
-    share: int = 0
-    shares: int = 1
+    # This process's part of the recipients, when several processes send one edition: those
+    # whose subscriber id leaves remainder `part` divided by `parts`.
+    part: int = 0
+    parts: int = 1
 
     def mine(self, recipient: Recipient) -> bool:
-        """Whether `recipient` is in this process's share."""
-        return self.shares == 1 or recipient.pk % self.shares == self.share
+        """Whether `recipient` is in this process's part."""
+        return self.parts == 1 or recipient.pk % self.parts == self.part
 
 
 def send_edition(
