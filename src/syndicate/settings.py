@@ -33,7 +33,7 @@ from pydantic_settings import (
 )
 
 if TYPE_CHECKING:
-    from syndicate.service.times import SendTime
+    from syndicate.service.send_times import SendTime
 
 DEFAULT_CONFIG_FILE = Path("settings.toml")
 # The languages Syndicate has pages, mail and feeds for: English, the source language, and each
@@ -370,14 +370,14 @@ class ScheduleSettings(Section):
     @field_validator("daily_at", "weekly_at", "monthly_at")
     @classmethod
     def _send_time(cls, value: str, info: ValidationInfo) -> str:
-        from syndicate.service.times import parse_send_time
+        from syndicate.service.send_times import parse_send_time
 
         parse_send_time(str(info.field_name).removesuffix("_at"), value)
         return value
 
     def send_time(self, kind: str) -> SendTime:
         """When digest `kind` (daily, weekly, monthly) goes out, in `zone`."""
-        from syndicate.service.times import parse_send_time
+        from syndicate.service.send_times import parse_send_time
 
         return parse_send_time(kind, getattr(self, f"{kind}_at"))
 

@@ -18,7 +18,7 @@ from typing import Any
 from urllib.parse import quote
 
 from syndicate.demo import vocabulary as words
-from syndicate.text import tag_key
+from syndicate.tidy import tag_key
 
 Record = dict[str, Any]
 

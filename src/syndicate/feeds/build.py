@@ -27,7 +27,7 @@ from syndicate.feeds.contents import ContentReader, FeedContent, visible
 from syndicate.feeds.index import ListedFeed, group_feeds, render_html, render_opml
 from syndicate.feeds.layout import FORMATS, Kind
 from syndicate.feeds.pool import BuildPool, WorkerSetup
-from syndicate.feeds.publish import FeedFolder, feed_file
+from syndicate.feeds.files import FeedFolder, feed_file
 from syndicate.feeds.render import FeedRenderer
 from syndicate.feeds.spool import FragmentSpool
 from syndicate.feeds.stages import Published, Publisher, render_articles

@@ -18,7 +18,7 @@ from typing import TypeVar
 from sqlalchemy import Engine
 
 from syndicate.feeds.contents import ContentReader, FeedContent
-from syndicate.feeds.publish import FeedFolder
+from syndicate.feeds.files import FeedFolder
 from syndicate.feeds.render import FeedRenderer
 from syndicate.feeds.spool import Slot, SpoolReader
 from syndicate.feeds.stages import Published, Publisher, Rendered, render_articles

@@ -44,7 +44,7 @@ from syndicate.feeds.layout import public_url
 from syndicate.i18n import direction
 from syndicate.model import Image
 from syndicate.sanitize import plain_text, sanitize_html
-from syndicate.text import one_line
+from syndicate.tidy import one_line
 
 ATOM_NS = "http://www.w3.org/2005/Atom"
 MEDIA_NS = "http://search.yahoo.com/mrss/"

@@ -37,7 +37,7 @@ from syndicate.digests.model import Kind
 from syndicate.service.digests import run_digest
 from syndicate.service.jobstate import JobRun, first_run, last_runs, record_run
 from syndicate.service.requests import DigestRequest, take_requests
-from syndicate.service.times import digest_trigger, previous_fire
+from syndicate.service.send_times import digest_trigger, previous_fire
 from syndicate.settings import Settings
 from syndicate.store import leases
 

@@ -35,7 +35,7 @@ from sqlalchemy import Engine, select
 from syndicate import __version__
 from syndicate.feeds.catalog import SECTION_NAMES
 from syndicate.ingest import ingest_lines
-from syndicate.records import parse_timestamp
+from syndicate.ingest_format import parse_timestamp
 from syndicate.settings import IngestSettings, WordPressSettings
 from syndicate.sources.report import WORDPRESS, SourceError, SourceReport, logfmt
 from syndicate.sources.wordpress_posts import (

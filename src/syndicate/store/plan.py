@@ -16,9 +16,9 @@ from functools import cache
 
 from syndicate.feeds import layout
 from syndicate.model import Article, Pick, Record, Topic, Views
-from syndicate.records import RecordError, describe
+from syndicate.ingest_format import RecordError, describe
 from syndicate.slugs import disambiguated_slug, readable_slug
-from syndicate.text import tag_key
+from syndicate.tidy import tag_key
 
 # The longest Most Viewed window, plus a day of slack for builds that run late.
 MOST_VIEWED_REACH = timedelta(days=31)

@@ -25,9 +25,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from syndicate.feeds.files import feed_file
 from syndicate.feeds.index import KIND_HEADINGS
 from syndicate.feeds.layout import FORMATS, Kind, all_key, public_url
-from syndicate.feeds.publish import feed_file
 from syndicate.feeds.render import MEDIA_TYPES
 from syndicate.i18n import direction, gettext
 from syndicate.templating import environment, templates_dir
