@@ -16,7 +16,7 @@ from typing import Any
 import click
 
 from syndicate.cli_context import Context, Group
-from syndicate.digests.model import KINDS, Kind
+from syndicate.periods import KINDS, Kind
 from syndicate.settings import Settings
 
 

@@ -22,11 +22,12 @@ from babel.dates import format_date
 from sqlalchemy import Connection, Engine, RowMapping, func, insert, or_, select
 from sqlalchemy.exc import IntegrityError
 
-from syndicate.digests.model import KINDS, DigestItem, Edition, Kind, TopicDigest
+from syndicate.digests.model import DigestItem, Edition, TopicDigest
 from syndicate.digests.model import edition_id as name_edition
 from syndicate.feeds.contents import visible
-from syndicate.i18n import N_, gettext
+from syndicate.i18n import gettext
 from syndicate.model import Status
+from syndicate.periods import DIGEST_KINDS, KINDS, Kind
 from syndicate.sanitize import plain_text
 from syndicate.settings import Settings
 from syndicate.store.database import reading
@@ -35,12 +36,6 @@ from syndicate.store.schema import view_count as views
 
 log = logging.getLogger(__name__)
 
-REACH = {"daily": timedelta(hours=24), "weekly": timedelta(days=7), "monthly": timedelta(days=30)}
-SUBJECTS = {
-    "daily": N_("{site}: your daily digest for {date}"),
-    "weekly": N_("{site}: your weekly digest for {date}"),
-    "monthly": N_("{site}: your monthly digest for {date}"),
-}
 SUMMARY_LIMIT = 300  # characters of an item's lead an email shows
 CONTENT_VERSION = 1  # of the JSON an edition is frozen as
 # Digits of the CLDR numbering systems Babel names but does not apply to dates.
@@ -103,7 +98,7 @@ def edition_window(
         end = now.astimezone(UTC)
     else:
         end = datetime.combine(day + timedelta(days=1), time(0), tzinfo=zone).astimezone(UTC)
-    return end - REACH[kind], end
+    return end - DIGEST_KINDS[kind].reach, end
 
 
 def local_digits(text: str, language: str) -> str:
@@ -119,7 +114,9 @@ def local_date(day: date, language: str) -> str:
 
 def subject_line(kind: Kind, language: str, site: str, day: date) -> str:
     """The translated subject of an edition: site, kind and the date in the reader's locale."""
-    return gettext(language, SUBJECTS[kind]).format(site=site, date=local_date(day, language))
+    return gettext(language, DIGEST_KINDS[kind].subject).format(
+        site=site, date=local_date(day, language)
+    )
 
 
 def draft_edition(

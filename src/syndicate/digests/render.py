@@ -25,9 +25,10 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 
 from syndicate.digests.compiler import compile_mjml
 from syndicate.digests.editions import edition_to_json, local_date, local_digits
-from syndicate.digests.model import KIND_NAMES, DigestItem, Edition, TopicDigest
+from syndicate.digests.model import DigestItem, Edition, TopicDigest
 from syndicate.feeds.catalog import section_name
 from syndicate.i18n import N_, direction, translations
+from syndicate.periods import DIGEST_KINDS
 from syndicate.templating import templates_dir
 
 log = logging.getLogger(__name__)
@@ -40,33 +41,6 @@ NAME_LIMIT = 100  # characters of a recipient's name a greeting shows
 # against the size limit before any recipient is known.
 PERSONAL_RESERVE = 600
 
-INTROS = {
-    "daily": N_(
-        "The stories our editors picked and the ones readers read most in the last 24 hours."
-    ),
-    "weekly": N_(
-        "The stories our editors picked and the ones readers read most in the last 7 days."
-    ),
-    "monthly": N_(
-        "The stories our editors picked and the ones readers read most in the last 30 days."
-    ),
-}
-REASONS = {
-    "daily": N_(
-        "You are receiving this email because you subscribed to the daily digest of {site}."
-    ),
-    "weekly": N_(
-        "You are receiving this email because you subscribed to the weekly digest of {site}."
-    ),
-    "monthly": N_(
-        "You are receiving this email because you subscribed to the monthly digest of {site}."
-    ),
-}
-WEB_NOTES = {
-    "daily": N_("This is the web copy of the daily digest of {site}."),
-    "weekly": N_("This is the web copy of the weekly digest of {site}."),
-    "monthly": N_("This is the web copy of the monthly digest of {site}."),
-}
 GREETING_NAMED = N_("Hello {name},")
 GREETING_ANONYMOUS = N_("Hello,")
 
@@ -352,6 +326,7 @@ def _context(
     edition = kept.edition
     language = edition.language
     catalog = translations(language)
+    kind = DIGEST_KINDS[edition.kind]
     rtl = direction(language) == "rtl"
 
     def section_label(item: DigestItem) -> str:
@@ -372,12 +347,12 @@ def _context(
         "kind": edition.kind,
         "site_title": site_title,
         "subject": edition.subject,
-        "kind_title": catalog.gettext(KIND_NAMES[edition.kind]),
+        "kind_title": catalog.gettext(kind.title),
         "date_label": local_date(edition.date, language),
-        "intro": catalog.gettext(INTROS[edition.kind]),
-        "reason": catalog.gettext(REASONS[edition.kind]).format(site=site_title),
-        "web_note": catalog.gettext(WEB_NOTES[edition.kind]).format(site=site_title),
-        "preheader": " · ".join(first_titles) or catalog.gettext(INTROS[edition.kind]),
+        "intro": catalog.gettext(kind.intro),
+        "reason": catalog.gettext(kind.reason).format(site=site_title),
+        "web_note": catalog.gettext(kind.web_note).format(site=site_title),
+        "preheader": " · ".join(first_titles) or catalog.gettext(kind.intro),
         "picks": kept.picks,
         "most_viewed": kept.most_viewed,
         "topics": kept.topics,

@@ -13,9 +13,11 @@ from babel.numbers import format_decimal
 
 from syndicate.feeds.layout import FORMATS, Kind, split_key
 from syndicate.i18n import N_, gettext
+from syndicate.periods import PERIODS
 from syndicate.templating import environment
 
 KIND_ORDER = list(Kind)
+PERIOD_ORDER = {name: rank for rank, name in enumerate(PERIODS)}
 KIND_HEADINGS = {
     Kind.ALL: N_("Whole site"),
     Kind.EDITORS_CHOICE: N_("Editor's Choice"),
@@ -70,8 +72,8 @@ class LanguageGroup:
 def _sort_key(feed: ListedFeed) -> tuple[object, ...]:
     # Periods in time order, everything else alphabetically by what readers see.
     _, kind, param = split_key(feed.key)
-    periods = {"day": 0, "week": 1, "month": 2}
-    return (KIND_ORDER.index(kind), periods.get(param or "", 0), feed.subject.casefold(), feed.key)
+    period = PERIOD_ORDER.get(param or "", 0)
+    return (KIND_ORDER.index(kind), period, feed.subject.casefold(), feed.key)
 
 
 def group_feeds(feeds: Iterable[ListedFeed], languages: Sequence[str]) -> list[LanguageGroup]:

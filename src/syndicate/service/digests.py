@@ -17,7 +17,7 @@ from sqlalchemy import Engine
 from syndicate import metrics
 from syndicate.delivery.ledger import SendInProgress, SendReport, Stop
 from syndicate.digests.editions import DigestConfig, build_edition, load_edition
-from syndicate.digests.model import Kind
+from syndicate.periods import Kind
 from syndicate.sending import SendAborted, send
 from syndicate.settings import Settings
 

@@ -33,7 +33,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from syndicate import metrics
-from syndicate.digests.model import Kind
+from syndicate.periods import Kind
 from syndicate.service.digests import run_digest
 from syndicate.service.jobstate import JobRun, first_run, last_runs, record_run
 from syndicate.service.requests import DigestRequest, take_requests

@@ -15,8 +15,8 @@ from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
-from syndicate.digests.model import KIND_NAMES
 from syndicate.i18n import direction, gettext
+from syndicate.periods import DIGEST_KINDS
 from syndicate.settings import SiteSettings
 from syndicate.templating import environment
 
@@ -144,7 +144,7 @@ class Pages:
                 csrf_field=CSRF_FIELD,
                 csrf=token,
                 languages=[(code, language_name(code)) for code in self.languages],
-                kind_labels=KIND_NAMES,
+                kind_labels={name: kind.title for name, kind in DIGEST_KINDS.items()},
                 fill=fill,
                 **context,
             )
