@@ -15,7 +15,7 @@ from email.utils import parseaddr
 from sqlalchemy import Connection, Engine, func, select
 
 from syndicate.delivery.dkim import DkimSigner
-from syndicate.delivery.ledger import Outgoing, SendPlan, delivered
+from syndicate.delivery.ledger import DeliveryStatus, Outgoing, SendPlan, delivered
 from syndicate.delivery.message import (
     BodyTemplate,
     Letter,
@@ -185,7 +185,7 @@ def plan_send(
     )
 
 
-def classify_failure(error: Exception) -> str | None:
+def classify_failure(error: Exception) -> DeliveryStatus | None:
     """The ledger status of a failed send: "bounced", "deferred", "failed", or None.
 
     "bounced" is a refusal for good (the address is suppressed), "deferred" a passing one;
@@ -197,10 +197,10 @@ def classify_failure(error: Exception) -> str | None:
     if isinstance(error, SessionFailure):
         return None
     if isinstance(error, PermanentFailure):
-        return "bounced"
+        return DeliveryStatus.BOUNCED
     if isinstance(error, TransientFailure):
-        return "deferred"
-    return "failed"
+        return DeliveryStatus.DEFERRED
+    return DeliveryStatus.FAILED
 
 
 def confirmation_sender(settings: Settings) -> Callable[[ConfirmationRequest], None]:

@@ -21,6 +21,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from enum import StrEnum
 from functools import cache
 from typing import Protocol
 
@@ -34,9 +35,20 @@ log = logging.getLogger(__name__)
 
 LEASE_TTL = timedelta(seconds=60)
 RENEW_EVERY = 15.0  # seconds
+
+
+class DeliveryStatus(StrEnum):
+    """What became of one recipient's message, as the ledger stores it."""
+
+    SENT = "sent"
+    BOUNCED = "bounced"  # refused for good: the address is suppressed
+    DEFERRED = "deferred"  # refused for now: tried again by the next send
+    FAILED = "failed"  # not sendable (cannot be composed or carried): tried again too
+
+
 # Outcomes a later run must not repeat; "deferred" and "failed" are tried again, since what
 # failed them (a busy server, a server without SMTPUTF8, a broken key) may be mended by then.
-DONE = ("sent", "bounced")
+DONE = (DeliveryStatus.SENT, DeliveryStatus.BOUNCED)
 
 
 Gate = asyncio.Future[None]  # done once something (a ledger record) is safely committed
@@ -81,8 +93,7 @@ class Outcome:
 
     subscriber_pk: int
     email: str
-    # sent, bounced (refused for good), deferred (gave up for now) or failed (not sendable)
-    status: str
+    status: DeliveryStatus
     message_id: str
     detail: str
 
@@ -119,7 +130,7 @@ class Sender(Protocol):
 class Classifier(Protocol):
     """Sorts a failed send into bounced (permanent), deferred (passing) or failed."""
 
-    def __call__(self, error: Exception) -> str | None:
+    def __call__(self, error: Exception) -> DeliveryStatus | None:
         """The outcome for `error`: bounced, deferred, failed, or None to stop the send."""
 
 
@@ -253,7 +264,7 @@ async def _send_all(
             if recorded is not None:
                 await recorded  # at once, unless this message failed before it was due
             recorded = recorder.submit(outcome)
-            if outcome.status == "sent":
+            if outcome.status == DeliveryStatus.SENT:
                 report.sent += 1
             else:
                 report.failed += 1
@@ -314,7 +325,9 @@ async def _deliver(plan: SendPlan, recipient: Recipient, before_delivery: Gate |
     try:
         outgoing = plan.compose(recipient)
     except Exception as error:  # this recipient's message, not the send: record it, go on
-        return _failed(plan, recipient, "failed", "", f"cannot compose the message: {error}")
+        return _failed(
+            plan, recipient, DeliveryStatus.FAILED, "", f"cannot compose the message: {error}"
+        )
     try:
         await plan.send(outgoing, before_delivery)
     except Exception as error:
@@ -324,7 +337,7 @@ async def _deliver(plan: SendPlan, recipient: Recipient, before_delivery: Gate |
         if status is None:
             raise
         return _failed(plan, recipient, status, outgoing.message_id, str(error))
-    return Outcome(recipient.pk, recipient.email, "sent", outgoing.message_id, "")
+    return Outcome(recipient.pk, recipient.email, DeliveryStatus.SENT, outgoing.message_id, "")
 
 
 def _failed_gate(gate: Gate | None) -> bool:
@@ -335,7 +348,7 @@ def _failed_gate(gate: Gate | None) -> bool:
 
 
 def _failed(
-    plan: SendPlan, recipient: Recipient, status: str, message_id: str, reason: str
+    plan: SendPlan, recipient: Recipient, status: DeliveryStatus, message_id: str, reason: str
 ) -> Outcome:
     """The outcome of a message that was not delivered, said in the log too."""
     detail = reason[:500]
@@ -432,7 +445,7 @@ class _Recorder:
             with self.engine.begin() as connection:
                 _write_outcomes(connection, self.edition_id, [outcome for outcome, _ in group])
                 for outcome, _ in group:
-                    if outcome.status == "bounced":
+                    if outcome.status == DeliveryStatus.BOUNCED:
                         self.on_bounce(connection, outcome.email, outcome.detail)
         except BaseException as error:  # the send must stop: it cannot record what it sends
             _settle([done for _, done in group], error)
