@@ -35,7 +35,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from syndicate import metrics
 from syndicate.periods import Kind
 from syndicate.service.digests import run_digest
-from syndicate.service.jobstate import JobRun, first_run, last_runs, record_run
+from syndicate.service.jobstate import JobResult, JobRun, first_run, last_runs, record_run
 from syndicate.service.requests import DigestRequest, take_requests
 from syndicate.service.send_times import digest_trigger, previous_fire
 from syndicate.settings import Settings
@@ -198,7 +198,7 @@ class Scheduler:
         """Read the sources, rebuild the feeds that changed, and tell the WebSub hub."""
         self._run("poll", datetime.now(UTC), self._poll)
 
-    def _poll(self) -> tuple[str, str]:
+    def _poll(self) -> tuple[JobResult, str]:
         from syndicate.feeds.build import FeedConfig, build_feeds
         from syndicate.feeds.websub import announce_build
         from syndicate.sources import poll_sources
@@ -212,20 +212,20 @@ class Scheduler:
             detail += f"; {announced.summary()}"
         busy = sources.changed or build.written or build.removed or sources.failed
         (log.info if busy else log.debug)('poll finished detail="%s"', detail)
-        return ("error" if sources.failed or build.failed else "ok"), detail
+        return (JobResult.ERROR if sources.failed or build.failed else JobResult.OK), detail
 
     def tidy(self) -> None:
         """Forget subscriptions whose confirmation links expired unused."""
         self._run("tidy", datetime.now(UTC), self._tidy)
 
-    def _tidy(self) -> tuple[str, str]:
+    def _tidy(self) -> tuple[JobResult, str]:
         from syndicate.subscribers.registry import forget_unconfirmed
 
         hours = self.settings.subscribers.confirm_hours + UNCONFIRMED_GRACE_HOURS
         forgotten = forget_unconfirmed(self.engine, datetime.now(UTC) - timedelta(hours=hours))
         if forgotten:
             log.info("subscribers forgotten unconfirmed=%d older_than_hours=%d", forgotten, hours)
-        return "ok", f"{forgotten} unconfirmed subscriptions forgotten"
+        return JobResult.OK, f"{forgotten} unconfirmed subscriptions forgotten"
 
     def digest(self, kind: Kind, moment: datetime | None = None) -> None:
         """Build and send the `kind` digest due at `moment` (by default the latest due)."""
@@ -239,7 +239,7 @@ class Scheduler:
         work = functools.partial(self._digest, kind, moment)
         self._run(f"digest-{kind}", moment, work, when_stopping=True)
 
-    def _digest(self, kind: Kind, moment: datetime) -> tuple[str, str]:
+    def _digest(self, kind: Kind, moment: datetime) -> tuple[JobResult, str]:
         with self._digests:
             run = run_digest(self.engine, self.settings, kind, moment, stop=self.stop)
         log.info(
@@ -284,7 +284,7 @@ class Scheduler:
         self,
         job: str,
         due: datetime,
-        work: Callable[[], tuple[str, str]],
+        work: Callable[[], tuple[JobResult, str]],
         *,
         when_stopping: bool = False,
     ) -> None:
@@ -296,8 +296,9 @@ class Scheduler:
             result, detail = work()
         except Exception as error:  # one failed run must not stop the schedule
             log.exception("job failed job=%s", job)
-            result, detail = "error", f"{type(error).__name__}: {error}"
-        metrics.job_runs.labels(job, "ok" if result == "ok" else "error").inc()
+            result, detail = JobResult.ERROR, f"{type(error).__name__}: {error}"
+        ok = result == JobResult.OK
+        metrics.job_runs.labels(job, JobResult.OK if ok else JobResult.ERROR).inc()
         record_run(self.engine, JobRun(job, due, started, datetime.now(UTC), result, detail[:2000]))
 
     def _submitted(self, event: JobSubmissionEvent) -> None:
