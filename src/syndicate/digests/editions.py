@@ -17,15 +17,13 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from babel import Locale
-from babel.dates import format_date
 from sqlalchemy import Connection, Engine, RowMapping, func, insert, or_, select
 from sqlalchemy.exc import IntegrityError
 
 from syndicate.digests.model import DigestItem, Edition, TopicDigest
 from syndicate.digests.model import edition_id as name_edition
 from syndicate.feeds.contents import visible
-from syndicate.i18n import gettext
+from syndicate.i18n import gettext, local_date
 from syndicate.model import Status
 from syndicate.periods import DIGEST_KINDS, KINDS, Kind
 from syndicate.sanitize import plain_text
@@ -38,11 +36,6 @@ log = logging.getLogger(__name__)
 
 SUMMARY_LIMIT = 300  # characters of an item's lead an email shows
 CONTENT_VERSION = 1  # of the JSON an edition is frozen as
-# Digits of the CLDR numbering systems Babel names but does not apply to dates.
-DIGITS = {
-    "arab": "".join(chr(0x0660 + value) for value in range(10)),
-    "arabext": "".join(chr(0x06F0 + value) for value in range(10)),
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,17 +92,6 @@ def edition_window(
     else:
         end = datetime.combine(day + timedelta(days=1), time(0), tzinfo=zone).astimezone(UTC)
     return end - DIGEST_KINDS[kind].reach, end
-
-
-def local_digits(text: str, language: str) -> str:
-    """`text` with its digits in the script readers of `language` use (Persian: ۰۱۲…)."""
-    digits = DIGITS.get(Locale.parse(language).default_numbering_system)
-    return text.translate(str.maketrans("0123456789", digits)) if digits else text
-
-
-def local_date(day: date, language: str) -> str:
-    """A date as readers of `language` write it: "November 23, 2026", "۲۳ نوامبر ۲۰۲۶"."""
-    return local_digits(format_date(day, format="long", locale=language), language)
 
 
 def subject_line(kind: Kind, language: str, site: str, day: date) -> str:

@@ -24,10 +24,10 @@ from babel.numbers import format_decimal
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
 from syndicate.digests.compiler import compile_mjml
-from syndicate.digests.editions import edition_to_json, local_date, local_digits
+from syndicate.digests.editions import edition_to_json
 from syndicate.digests.model import DigestItem, Edition, TopicDigest
 from syndicate.feeds.catalog import section_name
-from syndicate.i18n import N_, direction, translations
+from syndicate.i18n import N_, direction, local_date, local_digits, translations
 from syndicate.periods import DIGEST_KINDS
 from syndicate.templating import templates_dir
 
