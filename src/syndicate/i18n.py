@@ -59,6 +59,16 @@ def direction(language: str) -> str:
         return "ltr"
 
 
+@cache
+def language_name(code: str) -> str:
+    """A language's own name for itself: English, العربية, فارسی (the code if Babel has none)."""
+    try:
+        name = Locale.parse(code).get_display_name(code)
+    except (ValueError, LookupError):
+        return code
+    return name or code
+
+
 def local_digits(text: str, language: str) -> str:
     """`text` with its digits in the script readers of `language` use (Persian: ۰۱۲…)."""
     digits = DIGITS.get(Locale.parse(language).default_numbering_system)

@@ -18,10 +18,10 @@ from starlette.routing import Route
 
 from syndicate.digests.editions import load_edition
 from syndicate.digests.render import render_web_copy
+from syndicate.i18n import language_name
 from syndicate.periods import DIGEST_KINDS
 from syndicate.store.database import reading
 from syndicate.store.schema import edition
-from syndicate.subscribers.pages import language_name
 from syndicate.web.pages import render_not_found, render_page
 
 LISTED = 90  # editions an archive page lists, newest first
