@@ -26,7 +26,7 @@ from syndicate.feeds.contents import visible
 from syndicate.i18n import gettext, local_date
 from syndicate.model import Status
 from syndicate.periods import DIGEST_KINDS, KINDS, Kind
-from syndicate.sanitize import plain_text
+from syndicate.sanitize import plain_lead
 from syndicate.settings import Settings
 from syndicate.store.database import reading
 from syndicate.store.schema import article, article_topic, edition, pick, topic, topic_text
@@ -306,13 +306,13 @@ def _items(connection: Connection, pks: Iterable[int]) -> dict[int, DigestItem]:
 def _item(row: RowMapping) -> DigestItem:
     """One article row as a digest shows it."""
     image: dict[str, Any] = row["image"] or {}
-    caption = plain_text(str(image.get("caption") or ""), SUMMARY_LIMIT)
+    caption = plain_lead(str(image.get("caption") or ""), SUMMARY_LIMIT)
     return DigestItem(
         cms_id=row["cms_id"],
         url=row["url"],
         title=row["title"],
-        summary=plain_text(row["summary"], SUMMARY_LIMIT)
-        or plain_text(row["body_html"], SUMMARY_LIMIT),
+        summary=plain_lead(row["summary"], SUMMARY_LIMIT)
+        or plain_lead(row["body_html"], SUMMARY_LIMIT),
         published_at=row["published_at"],
         section=row["section"],
         image_url=image.get("url"),

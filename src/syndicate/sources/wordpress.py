@@ -42,8 +42,8 @@ from syndicate.sources.wordpress_posts import (
     Vocabulary,
     article_record,
     modified_gmt,
-    plain_text,
     post_id,
+    wordpress_text,
 )
 from syndicate.store.database import reading
 from syndicate.store.schema import article, state, topic, topic_text
@@ -364,7 +364,7 @@ def _wordpress_error(response: httpx.Response) -> str:
         return ""
     code, message = body.get("code"), body.get("message")
     parts = [part for part in (code, message) if isinstance(part, str) and part]
-    return (": " + plain_text(": ".join(parts))[:300]) if parts else ""
+    return (": " + wordpress_text(": ".join(parts))[:300]) if parts else ""
 
 
 def _header(response: httpx.Response, name: str) -> int | None:
