@@ -15,13 +15,11 @@ import json
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
-from functools import cache
 from html import escape
 from pathlib import Path
 from typing import Any, Literal
 
 from babel.numbers import format_decimal
-from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
 from syndicate.digests.compiler import compile_mjml
 from syndicate.digests.editions import edition_to_json
@@ -29,7 +27,7 @@ from syndicate.digests.model import DigestItem, Edition, TopicDigest
 from syndicate.feeds.catalog import section_name
 from syndicate.i18n import N_, direction, local_date, local_digits, translations
 from syndicate.periods import DIGEST_KINDS
-from syndicate.templating import templates_dir
+from syndicate.templating import environment
 
 log = logging.getLogger(__name__)
 
@@ -136,7 +134,7 @@ def compile_edition(
     html, trimmed, kept = _fitting(
         edition, sections, site_title, web_url, "email", links, max_html_bytes
     )
-    text_template = _environment().get_template(TEXT_TEMPLATE)
+    text_template = environment().get_template(TEXT_TEMPLATE)
     text = text_template.render(_context(kept, site_title, web_url, "email", links))
     catalog = translations(edition.language)
     return CompiledEdition(
@@ -195,20 +193,6 @@ def write_preview(
 # -- compiling ---------------------------------------------------------------------------
 
 
-@cache
-def _environment() -> Environment:
-    """Templates for digests: MJML autoescaped as HTML, the plain-text twin left as it is."""
-    return Environment(
-        loader=FileSystemLoader(templates_dir()),
-        autoescape=select_autoescape(enabled_extensions=("mjml.j2",), default=False),
-        undefined=StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        keep_trailing_newline=True,
-        extensions=["jinja2.ext.i18n"],
-    )
-
-
 def _fitting(
     edition: Edition,
     sections: tuple[TopicDigest, ...],
@@ -223,7 +207,7 @@ def _fitting(
     Items go from the end: Most Viewed first, then topic articles, then picks. The size of a
     trimmed edition shrinks as more is dropped, so a binary search finds the fewest to drop.
     """
-    template = _environment().get_template(HTML_TEMPLATE)
+    template = environment().get_template(HTML_TEMPLATE)
 
     def compiled(drop: int) -> tuple[str, _Trimmed]:
         kept = _Trimmed.of(edition, sections).without(drop)
