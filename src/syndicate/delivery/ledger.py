@@ -27,6 +27,7 @@ from typing import Protocol
 
 from sqlalchemy import ColumnElement, Connection, Engine, exists, func, select
 
+from syndicate.logs import logfmt
 from syndicate.store import leases
 from syndicate.store.database import reading
 from syndicate.store.schema import delivery
@@ -353,8 +354,8 @@ def _failed(
     """The outcome of a message that was not delivered, said in the log too."""
     detail = reason[:500]
     log.warning(
-        "message failed edition=%s subscriber=%d status=%s detail=%r",
-        plan.edition_id, recipient.pk, status, detail,
+        "message failed edition=%s subscriber=%d status=%s detail=%s",
+        plan.edition_id, recipient.pk, status, logfmt(detail),
     )  # fmt: skip
     return Outcome(recipient.pk, recipient.email, status, message_id, detail)
 

@@ -24,6 +24,7 @@ from syndicate.digests.model import DigestItem, Edition, TopicDigest
 from syndicate.digests.model import edition_id as name_edition
 from syndicate.feeds.contents import visible
 from syndicate.i18n import gettext, local_date
+from syndicate.logs import logfmt
 from syndicate.model import Status
 from syndicate.periods import DIGEST_KINDS, KINDS, Kind
 from syndicate.sanitize import plain_lead
@@ -143,7 +144,7 @@ def build_edition(
         start, end = built.window_start, built.window_end
         reason = _nothing_new(connection, built) if config.skip_empty else None
     if reason:
-        log.info('edition_skipped id=%s reason="%s"', key, reason)
+        log.info("edition_skipped id=%s reason=%s", key, logfmt(reason))
         return EditionBuild(None, created=False, skipped=reason)
     try:
         with engine.begin() as connection:

@@ -33,6 +33,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from syndicate import metrics
+from syndicate.logs import logfmt
 from syndicate.periods import Kind
 from syndicate.service.digests import run_digest
 from syndicate.service.jobstate import JobResult, JobRun, first_run, last_runs, record_run
@@ -170,7 +171,7 @@ class Scheduler:
             if self.leading and time.monotonic() - self._renewed > LEASE_TTL.total_seconds() / 2:
                 self.leading = False
                 log.error("scheduler lease not renewed holder=%s; standing by", self.holder)
-            log.error('scheduler lease check failed error="%s"', str(error).splitlines()[0])
+            log.error("scheduler lease check failed error=%s", logfmt(str(error).splitlines()[0]))
 
     def _keep_lease(self) -> None:
         if self.leading:
@@ -183,7 +184,7 @@ class Scheduler:
         try:
             leases.acquire(self.engine, LEASE_NAME, self.holder, LEASE_TTL)
         except leases.LeaseHeld as held:
-            log.info('scheduler standby holder=%s reason="%s"', self.holder, held)
+            log.info("scheduler standby holder=%s reason=%s", self.holder, logfmt(held))
             return
         self._renewed = time.monotonic()
         self.leading = True
@@ -211,7 +212,7 @@ class Scheduler:
         if announced is not None:
             detail += f"; {announced.summary()}"
         busy = sources.changed or build.written or build.removed or sources.failed
-        (log.info if busy else log.debug)('poll finished detail="%s"', detail)
+        (log.info if busy else log.debug)("poll finished detail=%s", logfmt(detail))
         return (JobResult.ERROR if sources.failed or build.failed else JobResult.OK), detail
 
     def tidy(self) -> None:
@@ -243,9 +244,10 @@ class Scheduler:
         with self._digests:
             run = run_digest(self.engine, self.settings, kind, moment, stop=self.stop)
         log.info(
-            'digest finished kind=%s due=%s result=%s%s detail="%s"',
+            "digest finished kind=%s due=%s result=%s%s detail=%s",
             kind, moment.isoformat(), run.result,
-            f" not_reached={','.join(run.unreached)}" if run.unreached else "", run.summary(),
+            f" not_reached={','.join(run.unreached)}" if run.unreached else "",
+            logfmt(run.summary()),
         )  # fmt: skip
         return run.result, run.summary()
 
