@@ -17,7 +17,7 @@ from sqlalchemy import Engine
 from syndicate.cli import main
 from syndicate.service.requests import DigestRequest, pending_requests, request_digest
 from syndicate.service.scheduler import Scheduler, digest_triggers
-from syndicate.service.times import previous_fire
+from syndicate.service.send_times import previous_fire
 from syndicate.settings import ScheduleSettings, Settings
 
 Cli = Callable[..., Result]

@@ -21,7 +21,8 @@ from syndicate.digests.editions import (
     edition_window,
     load_edition,
 )
-from syndicate.digests.model import Edition, Kind
+from syndicate.digests.model import Edition
+from syndicate.periods import Kind
 from syndicate.settings import Settings
 from syndicate.store.schema import edition as edition_table
 from tests.conftest import ingest_text

@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from sqlalchemy import Engine, func, select
 
-from syndicate.records import RecordError, parse_record
+from syndicate.ingest_format import RecordError, parse_record
 from syndicate.store.schema import article, article_tag, pick, tag, topic_text, view_count
 from tests.conftest import LANGUAGES, ingest_text
 

@@ -18,7 +18,7 @@ from sqlalchemy import Engine
 from syndicate.digests.editions import DigestConfig
 from syndicate.digests.model import DigestItem, Edition, TopicDigest
 from syndicate.digests.render import compile_edition, render_web_copy
-from syndicate.text import one_line
+from syndicate.tidy import one_line
 from tests.test_editions import article, build, ingest, picked, topic
 
 WEB_URL = "https://syndicate.example/"

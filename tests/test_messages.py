@@ -23,7 +23,6 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from hypothesis import given
 from hypothesis import strategies as st
 
-from syndicate.delivery import dkim as signing
 from syndicate.delivery.dkim import DkimKeyError, DkimSigner
 from syndicate.delivery.message import (
     BodyTemplate,
@@ -751,17 +750,6 @@ def test_dkim_signs_any_message_bytes(key: rsa.RSAPrivateKey) -> None:
     assert verify(signer(key).sign(raw), key)
     crlf = raw.replace(b"\n", b"\r\n")
     assert verify(signer(key).sign(crlf), key)
-
-
-def test_dkim_without_cryptography_still_verifies(
-    key: rsa.RSAPrivateKey, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The fallback signer (dkimpy's own RSA, PKCS#1 keys) makes signatures that verify."""
-    monkeypatch.setattr(signing, "_rsa_signer", signing._dkimpy_signer)
-    slow = DkimSigner(
-        "site.example", "syndicate", pem(key, serialization.PrivateFormat.TraditionalOpenSSL)
-    )
-    assert verify(slow.sign(build_message(LETTER)), key)
 
 
 def test_dkim_from_settings(tmp_path: Path, key: rsa.RSAPrivateKey) -> None:

@@ -33,7 +33,7 @@ from starlette.applications import Starlette
 from starlette.routing import Mount, Route
 
 from syndicate.feeds.build import FeedConfig, build_feeds
-from syndicate.i18n import direction
+from syndicate.i18n import direction, language_name
 from syndicate.settings import (
     DatabaseSettings,
     FeedSettings,
@@ -45,7 +45,6 @@ from syndicate.settings import (
     WebSettings,
 )
 from syndicate.store import open_database
-from syndicate.subscribers.pages import language_name
 from syndicate.web.site import create_site
 from tests.browser import ARTIFACTS
 from tests.conftest import FIXTURES, LANGUAGES, ingest_text

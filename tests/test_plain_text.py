@@ -19,7 +19,7 @@ from syndicate.feeds.build import FeedConfig, build_feeds
 from syndicate.sanitize import _strip_once, strip_markup
 from syndicate.store import open_database
 from syndicate.store.schema import article, tag, topic_text
-from syndicate.text import one_line, xml_safe
+from syndicate.tidy import one_line, xml_safe
 from tests.conftest import LANGUAGES, ingest_text
 
 # Runs of white space that fold to one space; no-break spaces are text and stay.

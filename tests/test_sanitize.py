@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from lxml import etree
 
-from syndicate.sanitize import plain_text, sanitize_html
+from syndicate.sanitize import plain_lead, sanitize_html
 
 BASE = "https://site.example/en/news/1"
 
@@ -73,7 +73,7 @@ def test_unclosed_markup_is_balanced() -> None:
 
 def test_plain_text_lead() -> None:
     """A plain-text lead keeps words apart across blocks, unescapes entities and is cut short."""
-    assert plain_text("<h2>A</h2><p>b &amp; c</p><script>x()</script>") == "A b & c"
-    long = plain_text("<p>" + "word " * 200 + "</p>", limit=50)
+    assert plain_lead("<h2>A</h2><p>b &amp; c</p><script>x()</script>") == "A b & c"
+    long = plain_lead("<p>" + "word " * 200 + "</p>", limit=50)
     assert long.endswith("…")
     assert len(long) <= 51

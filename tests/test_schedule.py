@@ -8,10 +8,11 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import Engine, create_engine
 
+from syndicate.periods import parse_send_time
 from syndicate.service.digests import edition_day
 from syndicate.service.jobstate import JobRun, first_run, last_runs, record_run
 from syndicate.service.scheduler import LEASE_TTL, Scheduler, digest_triggers, missed_digests
-from syndicate.service.times import digest_trigger, parse_send_time, previous_fire
+from syndicate.service.send_times import digest_trigger, previous_fire
 from syndicate.settings import (
     DigestSettings,
     ScheduleSettings,

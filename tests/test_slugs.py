@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import Engine, select
 
 from syndicate.feeds.build import FeedConfig, build_feeds
-from syndicate.feeds.publish import FeedFolder, UnsafePath
+from syndicate.feeds.files import FeedFolder, UnsafePath
 from syndicate.slugs import MAX_SLUG_CHARS, readable_slug
 from syndicate.store.schema import tag
 from tests.conftest import NOW, ingest_text

@@ -23,8 +23,8 @@ from sqlalchemy import Engine
 from syndicate.delivery.dkim import DkimSigner
 from syndicate.delivery.ledger import send_edition
 from syndicate.delivery.recording import RecordingTransport
-from syndicate.digests.model import KINDS
 from syndicate.dispatch import confirmation_sender, plan_send
+from syndicate.periods import KINDS
 from syndicate.settings import MailSettings, SecuritySettings, Settings, WebSettings
 from syndicate.store.leases import holder_name
 from syndicate.subscribers import registry

@@ -6,7 +6,7 @@ import http.client
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urljoin
@@ -21,6 +21,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
+from syndicate.digests.editions import subject_line
 from syndicate.feeds.build import FeedConfig, build_feeds
 from syndicate.store import open_database
 from syndicate.web.app import create_app
@@ -149,6 +150,17 @@ def test_arabic_topic_page_is_right_to_left_and_in_arabic(site: Site) -> None:
     for english in ("All feeds", "Follow in a feed reader", "Topics", "August"):
         assert english not in response.text
     assert page.findtext(".//time") == "21 أغسطس 2025"
+
+
+def test_persian_page_dates_use_persian_digits_as_the_mail_does(site: Site) -> None:
+    """A Persian page writes its dates as the Persian digests do: in Persian digits."""
+    response = httpx.get(f"{site.url}/{quote('fa/tags/کردها')}/")
+    assert response.status_code == 200
+    shown = _page(response).find(".//time")
+    day = datetime.fromisoformat(shown.get("datetime")).astimezone(UTC).date()
+    assert shown.text == subject_line("daily", "fa", "", day).rsplit("، ", 1)[1]
+    assert not any(digit in shown.text for digit in "0123456789")
+    assert day.strftime("%Y").translate(str.maketrans("0123456789", "۰۱۲۳۴۵۶۷۸۹")) in shown.text
 
 
 @pytest.mark.parametrize(

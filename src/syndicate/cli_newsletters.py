@@ -16,7 +16,7 @@ from typing import Any
 import click
 
 from syndicate.cli_context import Context, Group
-from syndicate.digests.model import KINDS, Kind
+from syndicate.periods import KINDS, Kind
 from syndicate.settings import Settings
 
 
@@ -206,7 +206,7 @@ def run_digest_now(kind: str, due: str | None) -> None:
     from syndicate.service.digests import edition_day
     from syndicate.service.requests import DigestRequest, request_digest
     from syndicate.service.scheduler import LEASE_NAME, digest_triggers
-    from syndicate.service.times import previous_fire
+    from syndicate.service.send_times import previous_fire
     from syndicate.store.leases import live_holder
 
     settings, engine = _context_settings()

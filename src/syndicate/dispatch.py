@@ -15,7 +15,7 @@ from email.utils import parseaddr
 from sqlalchemy import Connection, Engine, func, select
 
 from syndicate.delivery.dkim import DkimSigner
-from syndicate.delivery.ledger import Outgoing, SendPlan, delivered
+from syndicate.delivery.ledger import DeliveryStatus, Outgoing, SendPlan, delivered
 from syndicate.delivery.message import (
     BodyTemplate,
     Letter,
@@ -32,9 +32,10 @@ from syndicate.delivery.transports import (
     Transport,
     transport_from_settings,
 )
-from syndicate.digests.model import KIND_NAMES, Edition
+from syndicate.digests.model import Edition
 from syndicate.digests.render import CompiledEdition, EditionRenderer
 from syndicate.i18n import direction, gettext
+from syndicate.periods import DIGEST_KINDS
 from syndicate.settings import MailSettings, Settings
 from syndicate.store.database import reading
 from syndicate.store.schema import subscriber
@@ -82,7 +83,7 @@ def plan_send(
     domain = sender_domain(mail.from_address)
     envelope_from = parseaddr(mail.from_address)[1]
     list_id = f"{edition.kind}.{edition.language}.{domain}"
-    list_name = f"{site_title}: {gettext(edition.language, KIND_NAMES[edition.kind])}"
+    list_name = f"{site_title}: {gettext(edition.language, DIGEST_KINDS[edition.kind].title)}"
     feedback = feedback_id(mail, edition.kind, edition.language)
     # What every letter shares is checked once, on a letter to nobody: a From address or a
     # Feedback-ID that cannot be sent would fail everyone alike, so it stops the send first.
@@ -184,7 +185,7 @@ def plan_send(
     )
 
 
-def classify_failure(error: Exception) -> str | None:
+def classify_failure(error: Exception) -> DeliveryStatus | None:
     """The ledger status of a failed send: "bounced", "deferred", "failed", or None.
 
     "bounced" is a refusal for good (the address is suppressed), "deferred" a passing one;
@@ -196,10 +197,10 @@ def classify_failure(error: Exception) -> str | None:
     if isinstance(error, SessionFailure):
         return None
     if isinstance(error, PermanentFailure):
-        return "bounced"
+        return DeliveryStatus.BOUNCED
     if isinstance(error, TransientFailure):
-        return "deferred"
-    return "failed"
+        return DeliveryStatus.DEFERRED
+    return DeliveryStatus.FAILED
 
 
 def confirmation_sender(settings: Settings) -> Callable[[ConfirmationRequest], None]:

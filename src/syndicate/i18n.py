@@ -7,16 +7,23 @@ so there is no build step and no compiled file to forget. `make messages` refres
 from __future__ import annotations
 
 import io
+from datetime import date
 from functools import cache
 from pathlib import Path
 
 from babel import Locale
+from babel.dates import format_date
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.support import NullTranslations, Translations
 
 LOCALE_DIR = Path(__file__).parent / "locale"
 DOMAIN = "syndicate"
+# Digits of the CLDR numbering systems Babel names but does not apply to dates.
+DIGITS = {
+    "arab": "".join(chr(0x0660 + value) for value in range(10)),
+    "arabext": "".join(chr(0x06F0 + value) for value in range(10)),
+}
 
 
 @cache
@@ -50,3 +57,31 @@ def direction(language: str) -> str:
         return "rtl" if Locale.parse(language).text_direction == "rtl" else "ltr"
     except (ValueError, LookupError):
         return "ltr"
+
+
+@cache
+def language_name(code: str) -> str:
+    """A language's own name for itself: English, العربية, فارسی (the code if Babel has none)."""
+    try:
+        name = Locale.parse(code).get_display_name(code)
+    except (ValueError, LookupError):
+        return code
+    return name or code
+
+
+def local_digits(text: str, language: str) -> str:
+    """`text` with its digits in the script readers of `language` use (Persian: ۰۱۲…)."""
+    digits = DIGITS.get(Locale.parse(language).default_numbering_system)
+    return text.translate(str.maketrans("0123456789", digits)) if digits else text
+
+
+def local_date(day: date, language: str) -> str:
+    """A date as readers of `language` write it, on pages and in mail alike.
+
+    "November 23, 2026", "۲۳ نوامبر ۲۰۲۶": the long form in the reader's digits. A language
+    Babel does not know gets the ISO date.
+    """
+    try:
+        return local_digits(format_date(day, format="long", locale=language), language)
+    except (ValueError, LookupError):
+        return day.isoformat()

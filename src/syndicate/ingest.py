@@ -19,9 +19,9 @@ from typing import IO, Protocol, TypeVar
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
+from syndicate.ingest_format import RecordError, describe, parse_record
 from syndicate.limits import Limit, Limits, over_limit
 from syndicate.model import Record
-from syndicate.records import RecordError, describe, parse_record
 from syndicate.settings import IngestSettings
 from syndicate.store.bulk import bulk_writes
 from syndicate.store.database import for_writing

@@ -22,7 +22,7 @@ class LogfmtFormatter(logging.Formatter):
         )
         if record.exc_info:
             error = self.formatException(record.exc_info).replace("\n", " | ")
-            line += f' error="{error}"'
+            line += f" error={logfmt(error)}"
         return line
 
 

@@ -12,7 +12,7 @@ from html import unescape
 
 import nh3
 
-from syndicate.text import one_line, xml_safe
+from syndicate.tidy import one_line, xml_safe
 
 TAGS = {
     "a", "abbr", "b", "blockquote", "br", "caption", "cite", "code", "dd", "del", "div", "dl",
@@ -113,8 +113,8 @@ def _strip_once(html: str) -> str:
     return one_line(text.replace(_REPLACEMENT, ""))
 
 
-def plain_text(html: str, limit: int = 300) -> str:
-    """A short plain-text lead drawn from HTML, for items whose summary is empty."""
+def plain_lead(html: str, limit: int = 300) -> str:
+    """A plain-text lead of at most `limit` characters drawn from HTML, cut at a word."""
     text = strip_markup(html)
     if len(text) <= limit:
         return text

@@ -1,9 +1,9 @@
-"""Sending an edition from the command line: one process, or several sharing the work.
+"""Sending an edition from the command line: one process, or several, each sending a part.
 
 Several processes split the recipients by subscriber id (each takes those whose id leaves its
 remainder) and split the SMTP pool's connections between them, so the bound on repeats after a
-crash stays `pool_size`. This process sends the first share itself and starts one process for
-each other share. Those die with it, whoever adopts them (PID 1, or a subreaper such as
+crash stays `pool_size`. This process sends the first part itself and starts one process for
+each other part. Those die with it, whoever adopts them (PID 1, or a subreaper such as
 systemd): Linux's parent-death signal once it is set, a check of the parent's pid for a parent
 killed before that, and a pipe from the parent that closes when it dies. Each is also counted
 in the edition's send lease, which stays taken while any of them runs, so a send started again
@@ -61,7 +61,7 @@ Results = multiprocessing.queues.Queue  # what a sending process reports: its Se
 
 
 class SendAborted(Exception):
-    """A sending process stopped before its share was done; what was sent is in the ledger."""
+    """A sending process stopped before its part was done; what was sent is in the ledger."""
 
     def __init__(self, reason: str, report: SendReport) -> None:
         """The reason and what the send had done by then."""
@@ -96,12 +96,12 @@ def send(
         )
         if processes == 1:
             return send_edition(engine, plan, holder=holder, on_progress=on_progress, stop=stop)
-        return _send_shared(engine, settings, edition, processes, holder, on_progress, stop)
+        return _send_in_processes(engine, settings, edition, processes, holder, on_progress, stop)
     finally:
         release(engine, lease_name(edition.id), holder)
 
 
-def _send_shared(
+def _send_in_processes(
     engine: Engine,
     settings: Settings,
     edition: Edition,
@@ -110,7 +110,7 @@ def _send_shared(
     on_progress: Callable[[int], None] | None,
     stop: Stop | None,
 ) -> SendReport:
-    shared = _with_pool_share(settings, processes)
+    divided = _with_pool_part(settings, processes)
     context = multiprocessing.get_context("spawn")
     results: Results[SendReport | str] = context.Queue()
     # The children's stop flag: set when this process is told to stop, or by a child that
@@ -120,11 +120,11 @@ def _send_shared(
     parent = os.getpid()
     children = [
         context.Process(
-            target=_send_share,
-            args=(shared, edition.id, share, processes, holder, results, everyone_stop, parent),
-            name=f"send-{share}",
+            target=_child_sends_part,
+            args=(divided, edition.id, part, processes, holder, results, everyone_stop, parent),
+            name=f"send-{part}",
         )
-        for share in range(1, processes)
+        for part in range(1, processes)
     ]
     for child in children:
         child.start()
@@ -143,10 +143,10 @@ def _send_shared(
     outcomes: list[SendReport | str] = []
     try:
         outcomes.append(
-            _share(engine, shared, edition, 0, processes, holder, progress.tick, everyone_stop)
+            _send_part(engine, divided, edition, 0, processes, holder, progress.tick, everyone_stop)
         )
     except Exception as error:  # the others go on; the ledger keeps what everyone sent
-        log.exception("sending share 0 failed")
+        log.exception("sending part 0 failed")
         outcomes.append(f"{type(error).__name__}: {error}")
     while len(outcomes) < processes:
         try:
@@ -198,8 +198,8 @@ class _LedgerProgress:
         self.seen = now
 
 
-def _with_pool_share(settings: Settings, processes: int) -> Settings:
-    """Settings whose SMTP pool is one process's share of the configured one."""
+def _with_pool_part(settings: Settings, processes: int) -> Settings:
+    """Settings whose SMTP pool is one process's part of the configured one."""
     smtp = settings.mail.smtp.model_copy(
         update={"pool_size": max(1, settings.mail.smtp.pool_size // processes)}
     )
@@ -207,24 +207,24 @@ def _with_pool_share(settings: Settings, processes: int) -> Settings:
     return settings.model_copy(update={"mail": mail})
 
 
-def _share(
+def _send_part(
     engine: Engine,
     settings: Settings,
     edition: Edition,
-    share: int,
-    shares: int,
+    part: int,
+    parts: int,
     holder: str,
     on_progress: Callable[[int], None] | None,
     stop: Stop | None,
 ) -> SendReport:
-    """Send one share of the recipients, holding the parent's lease."""
+    """Send part `part` of `parts` of the recipients, holding the parent's lease."""
     transport = transport_from_settings(settings.mail)
     plan = plan_send(
         engine, settings, edition, transport, DkimSigner.from_settings(settings.mail.dkim)
     )
-    if share:
-        plan = replace(plan, suppressed=0)  # counted once, by the first share
-    plan = replace(plan, share=share, shares=shares)
+    if part:
+        plan = replace(plan, suppressed=0)  # counted once, by the first part
+    plan = replace(plan, part=part, parts=parts)
     return send_edition(engine, plan, holder=holder, on_progress=on_progress, stop=stop)
 
 
@@ -242,19 +242,19 @@ def _relay_stop(stop: Stop | None, to: SharedEvent) -> threading.Event:
     return done
 
 
-def _send_share(
+def _child_sends_part(
     settings: Settings,
     edition_id: str,
-    share: int,
-    shares: int,
+    part: int,
+    parts: int,
     holder: str,
     results: Results[SendReport | str],
     stop: SharedEvent,
     parent: int,
 ) -> None:
-    """The entry point of a sending process: its share, reported back to the parent `parent`."""
+    """The entry point of a sending process: its part, reported back to the parent `parent`."""
     _die_with_parent(parent)
-    # SIGTERM asks every sharer to stop cleanly; Ctrl-C reaches the parent, which relays it.
+    # SIGTERM asks every sending process to stop cleanly; Ctrl-C reaches the parent, which relays it.
     signal.signal(signal.SIGTERM, lambda _signal, _frame: stop.set())
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     from syndicate.digests.editions import load_edition
@@ -266,9 +266,9 @@ def _send_share(
     try:
         edition = load_edition(engine, edition_id)
         assert edition is not None
-        results.put(_share(engine, settings, edition, share, shares, holder, None, stop))
+        results.put(_send_part(engine, settings, edition, part, parts, holder, None, stop))
     except Exception as error:  # reported to the parent, which says so and exits non-zero
-        log.exception("sending share %d failed", share)
+        log.exception("sending part %d failed", part)
         results.put(f"{type(error).__name__}: {error}")
     finally:
         engine.dispose()

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
@@ -32,8 +32,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-if TYPE_CHECKING:
-    from syndicate.service.times import SendTime
+from syndicate.periods import DIGEST_KINDS, KINDS, Kind, SendTime, parse_send_time
 
 DEFAULT_CONFIG_FILE = Path("settings.toml")
 # The languages Syndicate has pages, mail and feeds for: English, the source language, and each
@@ -233,15 +232,10 @@ class MailSettings(Section):
         return value
 
 
-DigestKind = Literal["daily", "weekly", "monthly"]
-
-
 class DigestSettings(Section):
     """The digest newsletters: which run, and what goes in them."""
 
-    kinds: tuple[DigestKind, ...] = Field(
-        ("daily", "weekly", "monthly"), description="Which digests exist and are sent."
-    )
+    kinds: tuple[Kind, ...] = Field(KINDS, description="Which digests exist and are sent.")
     picks: int = Field(6, ge=0, le=50, description="Editor's Choice items in an edition, at most.")
     most_viewed: int = Field(
         6, ge=0, le=50, description="Most Viewed items in an edition, at most."
@@ -349,13 +343,13 @@ class ScheduleSettings(Section):
     timezone: str = Field("UTC", description="IANA zone that edition dates and send times use.")
     poll_seconds: int = Field(30, ge=1, description="Seconds between polls of the sources.")
     daily_at: str = Field(
-        "07:00", description="Local time the daily digest is built and sent: HH:MM[:SS]."
+        DIGEST_KINDS["daily"].send_at, description=DIGEST_KINDS["daily"].send_at_help
     )
     weekly_at: str = Field(
-        "mon 07:00", description="Weekday and local time of the weekly digest: 'mon 07:00'."
+        DIGEST_KINDS["weekly"].send_at, description=DIGEST_KINDS["weekly"].send_at_help
     )
     monthly_at: str = Field(
-        "1 07:00", description="Day of the month (1-28 or 'last') and local time: '1 07:00'."
+        DIGEST_KINDS["monthly"].send_at, description=DIGEST_KINDS["monthly"].send_at_help
     )
 
     @field_validator("timezone")
@@ -370,15 +364,11 @@ class ScheduleSettings(Section):
     @field_validator("daily_at", "weekly_at", "monthly_at")
     @classmethod
     def _send_time(cls, value: str, info: ValidationInfo) -> str:
-        from syndicate.service.times import parse_send_time
-
         parse_send_time(str(info.field_name).removesuffix("_at"), value)
         return value
 
     def send_time(self, kind: str) -> SendTime:
         """When digest `kind` (daily, weekly, monthly) goes out, in `zone`."""
-        from syndicate.service.times import parse_send_time
-
         return parse_send_time(kind, getattr(self, f"{kind}_at"))
 
     @property

@@ -1,4 +1,8 @@
-"""Jinja2 environments for the pages and files Syndicate writes."""
+"""The one Jinja2 environment for everything Syndicate writes: pages, feeds index, mail, digests.
+
+Which templates are escaped follows from their names: HTML, XML and OPML, and the digests' MJML
+(`.mjml.j2`); plain text (`.txt.j2`) and CSS are written as they are.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,9 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 
 from syndicate.i18n import direction, gettext
 
+# The template name endings whose output is markup, so every value put in is escaped.
+ESCAPED = ("html", "xml", "opml", "mjml.j2")
+
 
 def templates_dir() -> Path:
     """`templates/` of the source checkout, or the copy packaged inside an installed wheel."""
@@ -18,10 +25,10 @@ def templates_dir() -> Path:
 
 @cache
 def environment() -> Environment:
-    """The shared environment: autoescaping for HTML and XML, undefined names are errors."""
+    """The environment: autoescaping by template name (see above), undefined names are errors."""
     env = Environment(
         loader=FileSystemLoader(templates_dir()),
-        autoescape=select_autoescape(["html", "xml", "opml"]),
+        autoescape=select_autoescape(ESCAPED),
         undefined=StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,

@@ -21,11 +21,13 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from enum import StrEnum
 from functools import cache
 from typing import Protocol
 
 from sqlalchemy import ColumnElement, Connection, Engine, exists, func, select
 
+from syndicate.logs import logfmt
 from syndicate.store import leases
 from syndicate.store.database import reading
 from syndicate.store.schema import delivery
@@ -34,9 +36,20 @@ log = logging.getLogger(__name__)
 
 LEASE_TTL = timedelta(seconds=60)
 RENEW_EVERY = 15.0  # seconds
+
+
+class DeliveryStatus(StrEnum):
+    """What became of one recipient's message, as the ledger stores it."""
+
+    SENT = "sent"
+    BOUNCED = "bounced"  # refused for good: the address is suppressed
+    DEFERRED = "deferred"  # refused for now: tried again by the next send
+    FAILED = "failed"  # not sendable (cannot be composed or carried): tried again too
+
+
 # Outcomes a later run must not repeat; "deferred" and "failed" are tried again, since what
 # failed them (a busy server, a server without SMTPUTF8, a broken key) may be mended by then.
-DONE = ("sent", "bounced")
+DONE = (DeliveryStatus.SENT, DeliveryStatus.BOUNCED)
 
 
 Gate = asyncio.Future[None]  # done once something (a ledger record) is safely committed
@@ -81,8 +94,7 @@ class Outcome:
 
     subscriber_pk: int
     email: str
-    # sent, bounced (refused for good), deferred (gave up for now) or failed (not sendable)
-    status: str
+    status: DeliveryStatus
     message_id: str
     detail: str
 
@@ -119,7 +131,7 @@ class Sender(Protocol):
 class Classifier(Protocol):
     """Sorts a failed send into bounced (permanent), deferred (passing) or failed."""
 
-    def __call__(self, error: Exception) -> str | None:
+    def __call__(self, error: Exception) -> DeliveryStatus | None:
         """The outcome for `error`: bounced, deferred, failed, or None to stop the send."""
 
 
@@ -142,14 +154,14 @@ class SendPlan:
     suppressed: int = 0  # subscribers of the edition left out because they are suppressed
     # Closes the transport inside the send's event loop, whose connections it holds.
     finish: Callable[[], Awaitable[None]] | None = None
-    # This process's share of the recipients, when several processes send one edition: those
-    # whose subscriber id leaves remainder `share` divided by `shares`.
-    share: int = 0
-    shares: int = 1
+    # This process's part of the recipients, when several processes send one edition: those
+    # whose subscriber id leaves remainder `part` divided by `parts`.
+    part: int = 0
+    parts: int = 1
 
     def mine(self, recipient: Recipient) -> bool:
-        """Whether `recipient` is in this process's share."""
-        return self.shares == 1 or recipient.pk % self.shares == self.share
+        """Whether `recipient` is in this process's part."""
+        return self.parts == 1 or recipient.pk % self.parts == self.part
 
 
 def send_edition(
@@ -253,7 +265,7 @@ async def _send_all(
             if recorded is not None:
                 await recorded  # at once, unless this message failed before it was due
             recorded = recorder.submit(outcome)
-            if outcome.status == "sent":
+            if outcome.status == DeliveryStatus.SENT:
                 report.sent += 1
             else:
                 report.failed += 1
@@ -314,7 +326,9 @@ async def _deliver(plan: SendPlan, recipient: Recipient, before_delivery: Gate |
     try:
         outgoing = plan.compose(recipient)
     except Exception as error:  # this recipient's message, not the send: record it, go on
-        return _failed(plan, recipient, "failed", "", f"cannot compose the message: {error}")
+        return _failed(
+            plan, recipient, DeliveryStatus.FAILED, "", f"cannot compose the message: {error}"
+        )
     try:
         await plan.send(outgoing, before_delivery)
     except Exception as error:
@@ -324,7 +338,7 @@ async def _deliver(plan: SendPlan, recipient: Recipient, before_delivery: Gate |
         if status is None:
             raise
         return _failed(plan, recipient, status, outgoing.message_id, str(error))
-    return Outcome(recipient.pk, recipient.email, "sent", outgoing.message_id, "")
+    return Outcome(recipient.pk, recipient.email, DeliveryStatus.SENT, outgoing.message_id, "")
 
 
 def _failed_gate(gate: Gate | None) -> bool:
@@ -335,13 +349,13 @@ def _failed_gate(gate: Gate | None) -> bool:
 
 
 def _failed(
-    plan: SendPlan, recipient: Recipient, status: str, message_id: str, reason: str
+    plan: SendPlan, recipient: Recipient, status: DeliveryStatus, message_id: str, reason: str
 ) -> Outcome:
     """The outcome of a message that was not delivered, said in the log too."""
     detail = reason[:500]
     log.warning(
-        "message failed edition=%s subscriber=%d status=%s detail=%r",
-        plan.edition_id, recipient.pk, status, detail,
+        "message failed edition=%s subscriber=%d status=%s detail=%s",
+        plan.edition_id, recipient.pk, status, logfmt(detail),
     )  # fmt: skip
     return Outcome(recipient.pk, recipient.email, status, message_id, detail)
 
@@ -432,7 +446,7 @@ class _Recorder:
             with self.engine.begin() as connection:
                 _write_outcomes(connection, self.edition_id, [outcome for outcome, _ in group])
                 for outcome, _ in group:
-                    if outcome.status == "bounced":
+                    if outcome.status == DeliveryStatus.BOUNCED:
                         self.on_bounce(connection, outcome.email, outcome.detail)
         except BaseException as error:  # the send must stop: it cannot record what it sends
             _settle([done for _, done in group], error)

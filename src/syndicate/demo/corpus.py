@@ -18,7 +18,8 @@ from typing import Any
 from urllib.parse import quote
 
 from syndicate.demo import vocabulary as words
-from syndicate.text import tag_key
+from syndicate.periods import LONGEST_PERIOD
+from syndicate.tidy import tag_key
 
 Record = dict[str, Any]
 
@@ -31,7 +32,8 @@ SCHEDULED_SHARE = 0.004
 UPDATED_SHARE = 0.2
 # Hours after publication at which an article's views are recorded (views thin out with age).
 VIEW_HOURS = (1, 2, 3, 5, 8, 12, 24, 48, 96, 168, 336, 672)
-VIEW_REACH = timedelta(days=31)  # older articles no longer count for Most Viewed
+# Views of older articles count for no Most Viewed period (the longest, and a day of slack).
+VIEW_REACH = LONGEST_PERIOD + timedelta(days=1)
 PICKS_PER_DAY = {"en": 6, "ar": 4, "fa": 4}
 PICK_HOUR = 18  # the day's picks go up at 18:00 UTC and stay a day
 # Zipf exponent of tag popularity: a few tags on everything, a long tail used a handful of times.

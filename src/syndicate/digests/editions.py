@@ -17,17 +17,17 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from babel import Locale
-from babel.dates import format_date
 from sqlalchemy import Connection, Engine, RowMapping, func, insert, or_, select
 from sqlalchemy.exc import IntegrityError
 
-from syndicate.digests.model import KINDS, DigestItem, Edition, Kind, TopicDigest
+from syndicate.digests.model import DigestItem, Edition, TopicDigest
 from syndicate.digests.model import edition_id as name_edition
 from syndicate.feeds.contents import visible
-from syndicate.i18n import N_, gettext
+from syndicate.i18n import gettext, local_date
+from syndicate.logs import logfmt
 from syndicate.model import Status
-from syndicate.sanitize import plain_text
+from syndicate.periods import DIGEST_KINDS, KINDS, Kind
+from syndicate.sanitize import plain_lead
 from syndicate.settings import Settings
 from syndicate.store.database import reading
 from syndicate.store.schema import article, article_topic, edition, pick, topic, topic_text
@@ -35,19 +35,8 @@ from syndicate.store.schema import view_count as views
 
 log = logging.getLogger(__name__)
 
-REACH = {"daily": timedelta(hours=24), "weekly": timedelta(days=7), "monthly": timedelta(days=30)}
-SUBJECTS = {
-    "daily": N_("{site}: your daily digest for {date}"),
-    "weekly": N_("{site}: your weekly digest for {date}"),
-    "monthly": N_("{site}: your monthly digest for {date}"),
-}
 SUMMARY_LIMIT = 300  # characters of an item's lead an email shows
 CONTENT_VERSION = 1  # of the JSON an edition is frozen as
-# Digits of the CLDR numbering systems Babel names but does not apply to dates.
-DIGITS = {
-    "arab": "".join(chr(0x0660 + value) for value in range(10)),
-    "arabext": "".join(chr(0x06F0 + value) for value in range(10)),
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,23 +92,14 @@ def edition_window(
         end = now.astimezone(UTC)
     else:
         end = datetime.combine(day + timedelta(days=1), time(0), tzinfo=zone).astimezone(UTC)
-    return end - REACH[kind], end
-
-
-def local_digits(text: str, language: str) -> str:
-    """`text` with its digits in the script readers of `language` use (Persian: ۰۱۲…)."""
-    digits = DIGITS.get(Locale.parse(language).default_numbering_system)
-    return text.translate(str.maketrans("0123456789", digits)) if digits else text
-
-
-def local_date(day: date, language: str) -> str:
-    """A date as readers of `language` write it: "November 23, 2026", "۲۳ نوامبر ۲۰۲۶"."""
-    return local_digits(format_date(day, format="long", locale=language), language)
+    return end - DIGEST_KINDS[kind].reach, end
 
 
 def subject_line(kind: Kind, language: str, site: str, day: date) -> str:
     """The translated subject of an edition: site, kind and the date in the reader's locale."""
-    return gettext(language, SUBJECTS[kind]).format(site=site, date=local_date(day, language))
+    return gettext(language, DIGEST_KINDS[kind].subject).format(
+        site=site, date=local_date(day, language)
+    )
 
 
 def draft_edition(
@@ -164,7 +144,7 @@ def build_edition(
         start, end = built.window_start, built.window_end
         reason = _nothing_new(connection, built) if config.skip_empty else None
     if reason:
-        log.info('edition_skipped id=%s reason="%s"', key, reason)
+        log.info("edition_skipped id=%s reason=%s", key, logfmt(reason))
         return EditionBuild(None, created=False, skipped=reason)
     try:
         with engine.begin() as connection:
@@ -327,13 +307,13 @@ def _items(connection: Connection, pks: Iterable[int]) -> dict[int, DigestItem]:
 def _item(row: RowMapping) -> DigestItem:
     """One article row as a digest shows it."""
     image: dict[str, Any] = row["image"] or {}
-    caption = plain_text(str(image.get("caption") or ""), SUMMARY_LIMIT)
+    caption = plain_lead(str(image.get("caption") or ""), SUMMARY_LIMIT)
     return DigestItem(
         cms_id=row["cms_id"],
         url=row["url"],
         title=row["title"],
-        summary=plain_text(row["summary"], SUMMARY_LIMIT)
-        or plain_text(row["body_html"], SUMMARY_LIMIT),
+        summary=plain_lead(row["summary"], SUMMARY_LIMIT)
+        or plain_lead(row["body_html"], SUMMARY_LIMIT),
         published_at=row["published_at"],
         section=row["section"],
         image_url=image.get("url"),

@@ -4,18 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Literal
 
-from syndicate.i18n import N_
-
-Kind = Literal["daily", "weekly", "monthly"]
-KINDS: tuple[Kind, ...] = ("daily", "weekly", "monthly")
-# Each digest's name as readers see it (translated where shown): titles, forms, list names.
-KIND_NAMES: dict[str, str] = {
-    "daily": N_("Daily digest"),
-    "weekly": N_("Weekly digest"),
-    "monthly": N_("Monthly digest"),
-}
+from syndicate.periods import Kind
 
 
 @dataclass(frozen=True, slots=True)

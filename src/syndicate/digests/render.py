@@ -15,20 +15,19 @@ import json
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
-from functools import cache
 from html import escape
 from pathlib import Path
 from typing import Any, Literal
 
 from babel.numbers import format_decimal
-from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
 from syndicate.digests.compiler import compile_mjml
-from syndicate.digests.editions import edition_to_json, local_date, local_digits
-from syndicate.digests.model import KIND_NAMES, DigestItem, Edition, TopicDigest
+from syndicate.digests.editions import edition_to_json
+from syndicate.digests.model import DigestItem, Edition, TopicDigest
 from syndicate.feeds.catalog import section_name
-from syndicate.i18n import N_, direction, translations
-from syndicate.templating import templates_dir
+from syndicate.i18n import N_, direction, local_date, local_digits, translations
+from syndicate.periods import DIGEST_KINDS
+from syndicate.templating import environment
 
 log = logging.getLogger(__name__)
 
@@ -40,33 +39,6 @@ NAME_LIMIT = 100  # characters of a recipient's name a greeting shows
 # against the size limit before any recipient is known.
 PERSONAL_RESERVE = 600
 
-INTROS = {
-    "daily": N_(
-        "The stories our editors picked and the ones readers read most in the last 24 hours."
-    ),
-    "weekly": N_(
-        "The stories our editors picked and the ones readers read most in the last 7 days."
-    ),
-    "monthly": N_(
-        "The stories our editors picked and the ones readers read most in the last 30 days."
-    ),
-}
-REASONS = {
-    "daily": N_(
-        "You are receiving this email because you subscribed to the daily digest of {site}."
-    ),
-    "weekly": N_(
-        "You are receiving this email because you subscribed to the weekly digest of {site}."
-    ),
-    "monthly": N_(
-        "You are receiving this email because you subscribed to the monthly digest of {site}."
-    ),
-}
-WEB_NOTES = {
-    "daily": N_("This is the web copy of the daily digest of {site}."),
-    "weekly": N_("This is the web copy of the weekly digest of {site}."),
-    "monthly": N_("This is the web copy of the monthly digest of {site}."),
-}
 GREETING_NAMED = N_("Hello {name},")
 GREETING_ANONYMOUS = N_("Hello,")
 
@@ -162,7 +134,7 @@ def compile_edition(
     html, trimmed, kept = _fitting(
         edition, sections, site_title, web_url, "email", links, max_html_bytes
     )
-    text_template = _environment().get_template(TEXT_TEMPLATE)
+    text_template = environment().get_template(TEXT_TEMPLATE)
     text = text_template.render(_context(kept, site_title, web_url, "email", links))
     catalog = translations(edition.language)
     return CompiledEdition(
@@ -221,20 +193,6 @@ def write_preview(
 # -- compiling ---------------------------------------------------------------------------
 
 
-@cache
-def _environment() -> Environment:
-    """Templates for digests: MJML autoescaped as HTML, the plain-text twin left as it is."""
-    return Environment(
-        loader=FileSystemLoader(templates_dir()),
-        autoescape=select_autoescape(enabled_extensions=("mjml.j2",), default=False),
-        undefined=StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        keep_trailing_newline=True,
-        extensions=["jinja2.ext.i18n"],
-    )
-
-
 def _fitting(
     edition: Edition,
     sections: tuple[TopicDigest, ...],
@@ -249,7 +207,7 @@ def _fitting(
     Items go from the end: Most Viewed first, then topic articles, then picks. The size of a
     trimmed edition shrinks as more is dropped, so a binary search finds the fewest to drop.
     """
-    template = _environment().get_template(HTML_TEMPLATE)
+    template = environment().get_template(HTML_TEMPLATE)
 
     def compiled(drop: int) -> tuple[str, _Trimmed]:
         kept = _Trimmed.of(edition, sections).without(drop)
@@ -352,6 +310,7 @@ def _context(
     edition = kept.edition
     language = edition.language
     catalog = translations(language)
+    kind = DIGEST_KINDS[edition.kind]
     rtl = direction(language) == "rtl"
 
     def section_label(item: DigestItem) -> str:
@@ -372,12 +331,12 @@ def _context(
         "kind": edition.kind,
         "site_title": site_title,
         "subject": edition.subject,
-        "kind_title": catalog.gettext(KIND_NAMES[edition.kind]),
+        "kind_title": catalog.gettext(kind.title),
         "date_label": local_date(edition.date, language),
-        "intro": catalog.gettext(INTROS[edition.kind]),
-        "reason": catalog.gettext(REASONS[edition.kind]).format(site=site_title),
-        "web_note": catalog.gettext(WEB_NOTES[edition.kind]).format(site=site_title),
-        "preheader": " · ".join(first_titles) or catalog.gettext(INTROS[edition.kind]),
+        "intro": catalog.gettext(kind.intro),
+        "reason": catalog.gettext(kind.reason).format(site=site_title),
+        "web_note": catalog.gettext(kind.web_note).format(site=site_title),
+        "preheader": " · ".join(first_titles) or catalog.gettext(kind.intro),
         "picks": kept.picks,
         "most_viewed": kept.most_viewed,
         "topics": kept.topics,

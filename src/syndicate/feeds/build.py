@@ -24,13 +24,14 @@ from sqlalchemy import Connection, Engine, and_, delete, or_, select
 from syndicate import metrics
 from syndicate.feeds import layout
 from syndicate.feeds.contents import ContentReader, FeedContent, visible
+from syndicate.feeds.files import FeedFolder, feed_file
 from syndicate.feeds.index import ListedFeed, group_feeds, render_html, render_opml
 from syndicate.feeds.layout import FORMATS, Kind
 from syndicate.feeds.pool import BuildPool, WorkerSetup
-from syndicate.feeds.publish import FeedFolder, feed_file
 from syndicate.feeds.render import FeedRenderer
 from syndicate.feeds.spool import FragmentSpool
 from syndicate.feeds.stages import Published, Publisher, render_articles
+from syndicate.periods import PERIODS
 from syndicate.settings import Settings
 from syndicate.store.database import for_reading, for_writing
 from syndicate.store.schema import (
@@ -370,7 +371,7 @@ class FeedBuilder:
         keys.update(layout.editors_choice_key(language) for language in changed_picks)
         if _hour(since) != _hour(self.now):
             for language in self.config.languages:
-                keys.update(layout.most_viewed_key(language, p) for p in layout.PERIODS)
+                keys.update(layout.most_viewed_key(language, p) for p in PERIODS)
         return keys
 
 

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from syndicate.feeds.layout import Kind, split_key
 from syndicate.i18n import N_, gettext
+from syndicate.periods import MOST_VIEWED_PERIODS
 
 # Section slugs the site uses, with their English names (msgids for translation).
 SECTION_NAMES = {
@@ -15,16 +16,6 @@ SECTION_NAMES = {
     "interview": N_("Interview"),
     "photo-gallery": N_("Photo gallery"),
     "film": N_("Film"),
-}
-PERIOD_TITLES = {
-    "day": N_("Most viewed today"),
-    "week": N_("Most viewed this week"),
-    "month": N_("Most viewed this month"),
-}
-PERIOD_DESCRIPTIONS = {
-    "day": N_("The most read articles from {site} in the last 24 hours."),
-    "week": N_("The most read articles from {site} in the last 7 days."),
-    "month": N_("The most read articles from {site} in the last 30 days."),
 }
 
 
@@ -82,8 +73,8 @@ def feed_title(key: str, site: str, name: str | None = None, about: str = "") ->
             description = _("Articles picked by the editors of {site}.")
             return FeedTitle(f"{site}: {subject}", description.format(site=site), subject)
         case Kind.MOST_VIEWED:
-            period = param or "day"
-            subject = _(PERIOD_TITLES[period])
-            description = _(PERIOD_DESCRIPTIONS[period])
+            period = MOST_VIEWED_PERIODS[param or "day"]
+            subject = _(period.title)
+            description = _(period.description)
             return FeedTitle(f"{site}: {subject}", description.format(site=site), subject)
     raise AssertionError(f"unhandled feed kind {kind}")

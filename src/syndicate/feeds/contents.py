@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Column, ColumnElement, Connection, Select, Table, and_, func, or_, select
@@ -20,6 +20,7 @@ from syndicate.feeds.catalog import feed_title
 from syndicate.feeds.layout import Kind
 from syndicate.feeds.render import FeedItem, Label
 from syndicate.model import Image, Status
+from syndicate.periods import MOST_VIEWED_PERIODS, PERIODS
 from syndicate.store.schema import (
     article,
     article_tag,
@@ -30,8 +31,6 @@ from syndicate.store.schema import (
     topic_text,
     view_count,
 )
-
-WINDOWS = {"day": timedelta(hours=24), "week": timedelta(days=7), "month": timedelta(days=30)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -242,14 +241,14 @@ class ContentReader:
         self, language: str | None = None, period: str | None = None
     ) -> Iterator[FeedContent]:
         """The most read articles of each language over the last day, week and month."""
-        for window_name in [period] if period else layout.PERIODS:
+        for window_name in [period] if period else PERIODS:
             total = func.sum(view_count.c.count).label("total")
             rows = self.connection.execute(
                 select(article.c.language, article.c.pk, total)
                 .join(view_count, view_count.c.article_pk == article.c.pk)
                 .where(
                     visible(self.now),
-                    view_count.c.hour > self.now - WINDOWS[window_name],
+                    view_count.c.hour > self.now - MOST_VIEWED_PERIODS[window_name].reach,
                     view_count.c.hour <= self.now,
                     article.c.language.in_([language] if language else self.languages),
                 )
@@ -286,7 +285,7 @@ class ContentReader:
             case Kind.EDITORS_CHOICE:
                 found = self.editors_choice(language)
             case Kind.MOST_VIEWED:
-                if param not in WINDOWS:
+                if param not in MOST_VIEWED_PERIODS:
                     return None
                 found = self.most_viewed(language, param)
             case Kind.SECTION:

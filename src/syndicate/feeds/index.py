@@ -8,14 +8,15 @@ from datetime import datetime
 from itertools import groupby
 from urllib.parse import quote
 
-from babel import Locale
 from babel.numbers import format_decimal
 
 from syndicate.feeds.layout import FORMATS, Kind, split_key
-from syndicate.i18n import N_, gettext
+from syndicate.i18n import N_, gettext, language_name
+from syndicate.periods import PERIODS
 from syndicate.templating import environment
 
 KIND_ORDER = list(Kind)
+PERIOD_ORDER = {name: rank for rank, name in enumerate(PERIODS)}
 KIND_HEADINGS = {
     Kind.ALL: N_("Whole site"),
     Kind.EDITORS_CHOICE: N_("Editor's Choice"),
@@ -70,8 +71,8 @@ class LanguageGroup:
 def _sort_key(feed: ListedFeed) -> tuple[object, ...]:
     # Periods in time order, everything else alphabetically by what readers see.
     _, kind, param = split_key(feed.key)
-    periods = {"day": 0, "week": 1, "month": 2}
-    return (KIND_ORDER.index(kind), periods.get(param or "", 0), feed.subject.casefold(), feed.key)
+    period = PERIOD_ORDER.get(param or "", 0)
+    return (KIND_ORDER.index(kind), period, feed.subject.casefold(), feed.key)
 
 
 def group_feeds(feeds: Iterable[ListedFeed], languages: Sequence[str]) -> list[LanguageGroup]:
@@ -89,7 +90,7 @@ def group_feeds(feeds: Iterable[ListedFeed], languages: Sequence[str]) -> list[L
             listed = list(of_kind)
             heading = gettext(language, KIND_HEADINGS[kind])
             kinds.append((kind, heading, listed, show_all(kind, len(listed), language)))
-        groups.append(LanguageGroup(language, _language_name(language), kinds))
+        groups.append(LanguageGroup(language, language_name(language), kinds))
     return groups
 
 
@@ -97,13 +98,6 @@ def show_all(kind: Kind, count: int, language: str) -> str:
     """The label that unfolds a list of `count` feeds of `kind`, in `language`."""
     label = gettext(language, SHOW_ALL.get(kind, SHOW_ALL_FEEDS))
     return label.format(count=format_decimal(count, locale=language))
-
-
-def _language_name(language: str) -> str:
-    try:
-        return Locale.parse(language).get_display_name(language) or language
-    except (ValueError, LookupError):
-        return language
 
 
 def render_opml(groups: Sequence[LanguageGroup], *, site_title: str, feeds_url: str) -> bytes:

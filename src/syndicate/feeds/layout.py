@@ -10,7 +10,6 @@ from enum import StrEnum
 from urllib.parse import quote
 
 FORMATS = ("rss", "atom", "json")
-PERIODS = ("day", "week", "month")
 
 
 def public_url(feeds_url: str, path: str) -> str:

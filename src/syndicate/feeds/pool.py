@@ -18,7 +18,7 @@ from typing import TypeVar
 from sqlalchemy import Engine
 
 from syndicate.feeds.contents import ContentReader, FeedContent
-from syndicate.feeds.publish import FeedFolder
+from syndicate.feeds.files import FeedFolder
 from syndicate.feeds.render import FeedRenderer
 from syndicate.feeds.spool import Slot, SpoolReader
 from syndicate.feeds.stages import Published, Publisher, Rendered, render_articles
@@ -137,8 +137,3 @@ class BuildPool:
     def close(self) -> None:
         """Stop the workers."""
         self._executor.shutdown(wait=True, cancel_futures=True)
-
-
-def shares_of(items: Sequence[object], size: int) -> list[Sequence[object]]:
-    """`items` cut into consecutive shares of at most `size`."""
-    return [items[start : start + size] for start in range(0, len(items), size)]

@@ -43,8 +43,8 @@ from syndicate import __version__
 from syndicate.feeds.layout import public_url
 from syndicate.i18n import direction
 from syndicate.model import Image
-from syndicate.sanitize import plain_text, sanitize_html
-from syndicate.text import one_line
+from syndicate.sanitize import plain_lead, sanitize_html
+from syndicate.tidy import one_line
 
 ATOM_NS = "http://www.w3.org/2005/Atom"
 MEDIA_NS = "http://search.yahoo.com/mrss/"
@@ -104,10 +104,6 @@ class Fragments:
     atom: bytes
     json: bytes
 
-    def of(self, fmt: str) -> bytes:
-        """The fragment for format `fmt` (rss, atom or json)."""
-        return getattr(self, fmt)  # type: ignore[no-any-return]
-
 
 @dataclass(frozen=True, slots=True)
 class FeedHead:
@@ -154,7 +150,7 @@ class FeedRenderer:
         content = self._content(item)
         # Summaries and captions are plain text by contract, but CMS editors paste markup.
         summary = (
-            plain_text(item.summary, SUMMARY_LIMIT) or plain_text(item.body_html) or item.title
+            plain_lead(item.summary, SUMMARY_LIMIT) or plain_lead(item.body_html) or item.title
         )
         entry = self._entry(item, content, summary)
         return Fragments(
@@ -210,7 +206,7 @@ class FeedRenderer:
             media = element.find(f"{{{MEDIA_NS}}}content")
             assert media is not None
             caption = etree.SubElement(media, f"{{{MEDIA_NS}}}description", type="plain")
-            caption.text = plain_text(item.image.caption, SUMMARY_LIMIT)
+            caption.text = plain_lead(item.image.caption, SUMMARY_LIMIT)
         return _fragment(element, "rss")
 
     def _atom_entry(self, item: FeedItem, entry: FeedEntry) -> bytes:

@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from syndicate.feeds.contents import ContentReader, FeedContent
+from syndicate.feeds.files import FeedFolder, feed_file
 from syndicate.feeds.index import ListedFeed
 from syndicate.feeds.layout import FORMATS
-from syndicate.feeds.publish import FeedFolder, feed_file
 from syndicate.feeds.render import EPOCH, FeedHead, FeedRenderer
 from syndicate.feeds.spool import SpoolReader
 

@@ -27,6 +27,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from syndicate import __version__, metrics
+from syndicate.logs import logfmt
 
 if TYPE_CHECKING:
     from syndicate.feeds.build import BuildReport, FeedConfig
@@ -153,11 +154,10 @@ def _safe(url: str) -> str:
         parts = urlsplit(url)
         port = f":{parts.port}" if parts.port else ""
     except ValueError:
-        return '"unreadable URL"'
+        return logfmt("unreadable URL")
     return f"{parts.scheme}://{parts.hostname}{port}{parts.path}"
 
 
 def _quoted(error: BaseException) -> str:
-    """An error as one logfmt value: its class and message, in double quotes."""
-    text = f"{type(error).__name__}: {error}".replace('"', "'").replace("\n", " ")
-    return f'"{text}"'
+    """An error as one logfmt value: its class and message."""
+    return logfmt(f"{type(error).__name__}: {error}")

@@ -15,10 +15,11 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Engine
 
 from syndicate import metrics
-from syndicate.delivery.ledger import SendInProgress, SendReport, Stop
+from syndicate.delivery.ledger import DeliveryStatus, SendInProgress, SendReport, Stop
 from syndicate.digests.editions import DigestConfig, build_edition, load_edition
-from syndicate.digests.model import Kind
+from syndicate.periods import Kind
 from syndicate.sending import SendAborted, send
+from syndicate.service.jobstate import JobResult
 from syndicate.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -40,13 +41,13 @@ class DigestRun:
         return bool(self.unreached) or any(report.stopped for report in self.sent)
 
     @property
-    def result(self) -> str:
+    def result(self) -> JobResult:
         """The outcome: ok (every language sent, or skipped for a stated reason), stopped or failed."""
         if self.stopped:
-            return "stopped"
+            return JobResult.STOPPED
         if self.problems or any(report.failed for report in self.sent):
-            return "failed"
-        return "ok"
+            return JobResult.FAILED
+        return JobResult.OK
 
     def summary(self) -> str:
         """One line for the log and `syndicate status`."""
@@ -99,7 +100,7 @@ def run_digest(
         except SendAborted as error:
             report = error.report
             run.problems.append(f"{edition.id}: {error}")
-        metrics.messages.labels("sent").inc(report.sent)
-        metrics.messages.labels("failed").inc(report.failed)
+        metrics.messages.labels(DeliveryStatus.SENT).inc(report.sent)
+        metrics.messages.labels(DeliveryStatus.FAILED).inc(report.failed)
         run.sent.append(report)
     return run

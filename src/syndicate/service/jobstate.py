@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import Connection, Engine, select
@@ -23,6 +24,15 @@ PREFIX = "job."
 FIRST_RUN = "scheduler.first_run"
 
 
+class JobResult(StrEnum):
+    """How a job's run ended, as `syndicate status` and the state row show it."""
+
+    OK = "ok"
+    STOPPED = "stopped"  # asked to stop (SIGTERM) before it was done: owed again
+    FAILED = "failed"  # it ran, but some of it failed (messages deferred, an edition not made)
+    ERROR = "error"  # it raised, or a source or a feed failed
+
+
 @dataclass(frozen=True, slots=True)
 class JobRun:
     """One run of a job: the moment it was due, when it ran, and how it ended."""
@@ -31,13 +41,13 @@ class JobRun:
     scheduled: datetime  # the moment the run was for (a digest's send time)
     started: datetime
     finished: datetime
-    result: str  # ok, stopped (SIGTERM), failed (some messages deferred), error
+    result: JobResult
     detail: str
 
     @property
     def ok(self) -> bool:
         """Whether the run did all it had to."""
-        return self.result == "ok"
+        return self.result == JobResult.OK
 
     def to_json(self) -> str:
         """The run as the JSON stored in its state row."""
@@ -52,6 +62,7 @@ class JobRun:
         data = json.loads(text)
         for key in ("scheduled", "started", "finished"):
             data[key] = datetime.fromisoformat(data[key])
+        data["result"] = JobResult(data["result"])
         return cls(**data)
 
 

@@ -33,11 +33,12 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from syndicate import metrics
-from syndicate.digests.model import Kind
+from syndicate.logs import logfmt
+from syndicate.periods import Kind
 from syndicate.service.digests import run_digest
-from syndicate.service.jobstate import JobRun, first_run, last_runs, record_run
+from syndicate.service.jobstate import JobResult, JobRun, first_run, last_runs, record_run
 from syndicate.service.requests import DigestRequest, take_requests
-from syndicate.service.times import digest_trigger, previous_fire
+from syndicate.service.send_times import digest_trigger, previous_fire
 from syndicate.settings import Settings
 from syndicate.store import leases
 
@@ -170,7 +171,7 @@ class Scheduler:
             if self.leading and time.monotonic() - self._renewed > LEASE_TTL.total_seconds() / 2:
                 self.leading = False
                 log.error("scheduler lease not renewed holder=%s; standing by", self.holder)
-            log.error('scheduler lease check failed error="%s"', str(error).splitlines()[0])
+            log.error("scheduler lease check failed error=%s", logfmt(str(error).splitlines()[0]))
 
     def _keep_lease(self) -> None:
         if self.leading:
@@ -183,7 +184,7 @@ class Scheduler:
         try:
             leases.acquire(self.engine, LEASE_NAME, self.holder, LEASE_TTL)
         except leases.LeaseHeld as held:
-            log.info('scheduler standby holder=%s reason="%s"', self.holder, held)
+            log.info("scheduler standby holder=%s reason=%s", self.holder, logfmt(held))
             return
         self._renewed = time.monotonic()
         self.leading = True
@@ -198,7 +199,7 @@ class Scheduler:
         """Read the sources, rebuild the feeds that changed, and tell the WebSub hub."""
         self._run("poll", datetime.now(UTC), self._poll)
 
-    def _poll(self) -> tuple[str, str]:
+    def _poll(self) -> tuple[JobResult, str]:
         from syndicate.feeds.build import FeedConfig, build_feeds
         from syndicate.feeds.websub import announce_build
         from syndicate.sources import poll_sources
@@ -211,21 +212,21 @@ class Scheduler:
         if announced is not None:
             detail += f"; {announced.summary()}"
         busy = sources.changed or build.written or build.removed or sources.failed
-        (log.info if busy else log.debug)('poll finished detail="%s"', detail)
-        return ("error" if sources.failed or build.failed else "ok"), detail
+        (log.info if busy else log.debug)("poll finished detail=%s", logfmt(detail))
+        return (JobResult.ERROR if sources.failed or build.failed else JobResult.OK), detail
 
     def tidy(self) -> None:
         """Forget subscriptions whose confirmation links expired unused."""
         self._run("tidy", datetime.now(UTC), self._tidy)
 
-    def _tidy(self) -> tuple[str, str]:
+    def _tidy(self) -> tuple[JobResult, str]:
         from syndicate.subscribers.registry import forget_unconfirmed
 
         hours = self.settings.subscribers.confirm_hours + UNCONFIRMED_GRACE_HOURS
         forgotten = forget_unconfirmed(self.engine, datetime.now(UTC) - timedelta(hours=hours))
         if forgotten:
             log.info("subscribers forgotten unconfirmed=%d older_than_hours=%d", forgotten, hours)
-        return "ok", f"{forgotten} unconfirmed subscriptions forgotten"
+        return JobResult.OK, f"{forgotten} unconfirmed subscriptions forgotten"
 
     def digest(self, kind: Kind, moment: datetime | None = None) -> None:
         """Build and send the `kind` digest due at `moment` (by default the latest due)."""
@@ -239,13 +240,14 @@ class Scheduler:
         work = functools.partial(self._digest, kind, moment)
         self._run(f"digest-{kind}", moment, work, when_stopping=True)
 
-    def _digest(self, kind: Kind, moment: datetime) -> tuple[str, str]:
+    def _digest(self, kind: Kind, moment: datetime) -> tuple[JobResult, str]:
         with self._digests:
             run = run_digest(self.engine, self.settings, kind, moment, stop=self.stop)
         log.info(
-            'digest finished kind=%s due=%s result=%s%s detail="%s"',
+            "digest finished kind=%s due=%s result=%s%s detail=%s",
             kind, moment.isoformat(), run.result,
-            f" not_reached={','.join(run.unreached)}" if run.unreached else "", run.summary(),
+            f" not_reached={','.join(run.unreached)}" if run.unreached else "",
+            logfmt(run.summary()),
         )  # fmt: skip
         return run.result, run.summary()
 
@@ -284,7 +286,7 @@ class Scheduler:
         self,
         job: str,
         due: datetime,
-        work: Callable[[], tuple[str, str]],
+        work: Callable[[], tuple[JobResult, str]],
         *,
         when_stopping: bool = False,
     ) -> None:
@@ -296,8 +298,9 @@ class Scheduler:
             result, detail = work()
         except Exception as error:  # one failed run must not stop the schedule
             log.exception("job failed job=%s", job)
-            result, detail = "error", f"{type(error).__name__}: {error}"
-        metrics.job_runs.labels(job, "ok" if result == "ok" else "error").inc()
+            result, detail = JobResult.ERROR, f"{type(error).__name__}: {error}"
+        ok = result == JobResult.OK
+        metrics.job_runs.labels(job, JobResult.OK if ok else JobResult.ERROR).inc()
         record_run(self.engine, JobRun(job, due, started, datetime.now(UTC), result, detail[:2000]))
 
     def _submitted(self, event: JobSubmissionEvent) -> None:

@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import ColumnElement, Engine, case, func, select
 
+from syndicate.delivery.ledger import DeliveryStatus
 from syndicate.service.jobstate import JobRun, last_runs
 from syndicate.service.requests import DigestRequest, pending_requests
 from syndicate.service.scheduler import LEASE_NAME, TIDY_HOURS, digest_triggers
@@ -88,10 +89,7 @@ def read_status(engine: Engine, settings: Settings, now: datetime | None = None)
             for row in connection.execute(
                 select(
                     delivery.c.edition_id,
-                    _count("sent"),
-                    _count("bounced"),
-                    _count("deferred"),
-                    _count("failed"),
+                    *(_count(outcome) for outcome in DeliveryStatus),
                     func.max(delivery.c.at).label("at"),
                 )
                 .group_by(delivery.c.edition_id)
@@ -109,8 +107,8 @@ def read_status(engine: Engine, settings: Settings, now: datetime | None = None)
     )
 
 
-def _count(outcome: str) -> ColumnElement[int]:
-    return func.sum(case((delivery.c.status == outcome, 1), else_=0)).label(outcome)
+def _count(outcome: DeliveryStatus) -> ColumnElement[int]:
+    return func.sum(case((delivery.c.status == outcome, 1), else_=0)).label(outcome.value)
 
 
 def format_status(status: Status, settings: Settings) -> str:

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from sqlalchemy import Engine
 
 from syndicate import metrics
+from syndicate.logs import logfmt
 from syndicate.settings import Settings
 from syndicate.sources.inbox import poll_inbox
 from syndicate.sources.report import (
@@ -20,7 +21,6 @@ from syndicate.sources.report import (
     SourceError,
     SourceReport,
     SourcesReport,
-    logfmt,
 )
 from syndicate.sources.wordpress import poll_wordpress
 

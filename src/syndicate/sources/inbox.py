@@ -35,8 +35,9 @@ from typing import IO
 from sqlalchemy import Engine
 
 from syndicate.ingest import IngestReport, StoreFailure, ingest_lines
+from syndicate.logs import logfmt
 from syndicate.settings import IngestSettings, SourceSettings
-from syndicate.sources.report import INBOX, SourceError, SourceReport, logfmt
+from syndicate.sources.report import INBOX, SourceError, SourceReport
 
 log = logging.getLogger(__name__)
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from syndicate.ingest import IngestReport
-from syndicate.logs import logfmt as logfmt  # re-exported: the sources import it from here
 
 INBOX = "inbox"
 WORDPRESS = "wordpress"

@@ -35,15 +35,16 @@ from sqlalchemy import Engine, select
 from syndicate import __version__
 from syndicate.feeds.catalog import SECTION_NAMES
 from syndicate.ingest import ingest_lines
-from syndicate.records import parse_timestamp
+from syndicate.ingest_format import parse_timestamp
+from syndicate.logs import logfmt
 from syndicate.settings import IngestSettings, WordPressSettings
-from syndicate.sources.report import WORDPRESS, SourceError, SourceReport, logfmt
+from syndicate.sources.report import WORDPRESS, SourceError, SourceReport
 from syndicate.sources.wordpress_posts import (
     Vocabulary,
     article_record,
     modified_gmt,
-    plain_text,
     post_id,
+    wordpress_text,
 )
 from syndicate.store.database import reading
 from syndicate.store.schema import article, state, topic, topic_text
@@ -364,7 +365,7 @@ def _wordpress_error(response: httpx.Response) -> str:
         return ""
     code, message = body.get("code"), body.get("message")
     parts = [part for part in (code, message) if isinstance(part, str) and part]
-    return (": " + plain_text(": ".join(parts))[:300]) if parts else ""
+    return (": " + wordpress_text(": ".join(parts))[:300]) if parts else ""
 
 
 def _header(response: httpx.Response, name: str) -> int | None:

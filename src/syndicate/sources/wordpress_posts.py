@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from typing import Any
 
-from syndicate.text import one_line
+from syndicate.tidy import one_line
 
 # WordPress's post statuses, as the ingest format's. "future" is a scheduled post: WordPress
 # publishes it at its date_gmt, which is exactly the design's "a future published_at appears
@@ -77,18 +77,18 @@ def article_record(post: Mapping[str, Any], vocabulary: Vocabulary) -> dict[str,
         "type": "article",
         "id": post_id(post),
         "url": post.get("link"),
-        "title": plain_text(_rendered(post.get("title"))),
-        "summary": _EXCERPT_MORE.sub("…", plain_text(_rendered(post.get("excerpt")))),
+        "title": wordpress_text(_rendered(post.get("title"))),
+        "summary": _EXCERPT_MORE.sub("…", wordpress_text(_rendered(post.get("excerpt")))),
         "body_html": _rendered(post.get("content")),
         "published_at": published_at if published_at is not None else post.get("date_gmt"),
         "status": status if status is not None else raw_status,
         "language": language,
         "authors": [
-            plain_text(author["name"])
+            wordpress_text(author["name"])
             for author in _list(embedded.get("author"))
             if isinstance(author, dict) and isinstance(author.get("name"), str)
         ],
-        "tags": [plain_text(name) for _, name in _terms(embedded, "post_tag")],
+        "tags": [wordpress_text(name) for _, name in _terms(embedded, "post_tag")],
         "topics": list(
             dict.fromkeys(
                 slug
@@ -108,8 +108,12 @@ def article_record(post: Mapping[str, Any], vocabulary: Vocabulary) -> dict[str,
     return record
 
 
-def plain_text(html: str) -> str:
-    """The text a reader sees in an HTML fragment: tags dropped, entities decoded, one line."""
+def wordpress_text(html: str) -> str:
+    """The text a reader sees in a WordPress HTML fragment, on one line, entities decoded.
+
+    Hidden elements and the theme's "Continue reading" link (class more-link) are left out:
+    unlike `sanitize.strip_markup`, which keeps every element's text, this reads WordPress.
+    """
     parser = _TextParser()
     parser.feed(html)
     parser.close()
@@ -208,7 +212,7 @@ def _image(embedded: Mapping[str, Any]) -> dict[str, Any] | None:
         "type": mime,
         # Older WordPress does not record file sizes; RSS says 0 when the length is unknown.
         "length": _count(details.get("filesize"), minimum=0) or 0,
-        "caption": plain_text(_rendered(media.get("caption"))),
+        "caption": wordpress_text(_rendered(media.get("caption"))),
     }
     for key in ("width", "height"):
         value = _count(details.get(key), minimum=1)

@@ -15,13 +15,14 @@ from datetime import datetime, timedelta
 from functools import cache
 
 from syndicate.feeds import layout
+from syndicate.ingest_format import RecordError, describe
 from syndicate.model import Article, Pick, Record, Topic, Views
-from syndicate.records import RecordError, describe
+from syndicate.periods import LONGEST_PERIOD, PERIODS
 from syndicate.slugs import disambiguated_slug, readable_slug
-from syndicate.text import tag_key
+from syndicate.tidy import tag_key
 
 # The longest Most Viewed window, plus a day of slack for builds that run late.
-MOST_VIEWED_REACH = timedelta(days=31)
+MOST_VIEWED_REACH = LONGEST_PERIOD + timedelta(days=1)
 
 
 @dataclass
@@ -62,7 +63,7 @@ UNCHANGED = Outcome(False)
 
 @cache
 def _most_viewed_keys(language: str) -> tuple[str, ...]:
-    return tuple(layout.most_viewed_key(language, period) for period in layout.PERIODS)
+    return tuple(layout.most_viewed_key(language, period) for period in PERIODS)
 
 
 class BatchPlan:
@@ -143,7 +144,7 @@ class BatchPlan:
             self.dirty.update(
                 layout.most_viewed_key(language, period)
                 for language in languages
-                for period in layout.PERIODS
+                for period in PERIODS
             )
         self.dirty |= layout.article_keys(
             item.language, item.section, [slug for _, slug in tags], item.topics

@@ -16,7 +16,7 @@ from syndicate.model import Article, Record, Topic
 from syndicate.slugs import readable_slug
 from syndicate.store.plan import ArticleState, Snapshot
 from syndicate.store.schema import article, pick, tag, topic, topic_text, view_count
-from syndicate.text import tag_key
+from syndicate.tidy import tag_key
 
 # Bounded caches: ingest memory must not grow with the input's length.
 _CACHE_LIMIT = 20_000

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
-from urllib.parse import quote_plus, urlencode
+from urllib.parse import quote_plus
 
 from syndicate.subscribers.tokens import Purpose, Tokens
 
@@ -39,10 +39,6 @@ class SubscriptionLinks:
         """Links under `public_url` (Syndicate's public base URL) signed by `tokens`."""
         self.tokens = tokens
         self.base = public_url.rstrip("/") + MOUNT_PATH
-
-    def subscribe_page(self, language: str) -> str:
-        """The subscribe form in `language`."""
-        return f"{self.base}/?{urlencode({'lang': language})}"
 
     def link(self, purpose: Purpose, pk: int, email: str, language: str) -> str:
         """The page for `purpose` of subscriber `pk` at `email`; error pages use `language`."""

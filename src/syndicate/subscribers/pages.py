@@ -5,33 +5,21 @@ from __future__ import annotations
 import hmac
 import secrets
 from collections.abc import Mapping, Sequence
-from functools import cache
 from typing import Any
 
-from babel import Locale
 from itsdangerous import BadSignature, Signer
 from markupsafe import Markup, escape
 from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
-from syndicate.digests.model import KIND_NAMES
-from syndicate.i18n import direction, gettext
+from syndicate.i18n import direction, gettext, language_name
+from syndicate.periods import DIGEST_KINDS
 from syndicate.settings import SiteSettings
 from syndicate.templating import environment
 
 CSRF_COOKIE = "syndicate_csrf"
 CSRF_FIELD = "csrf"
-
-
-@cache
-def language_name(code: str) -> str:
-    """A language's own name for itself: English, العربية, فارسی."""
-    try:
-        name = Locale.parse(code).get_display_name(code)
-    except (ValueError, LookupError):
-        return code
-    return name or code
 
 
 def page_language(request: Request, languages: Sequence[str], preferred: str | None) -> str:
@@ -144,7 +132,7 @@ class Pages:
                 csrf_field=CSRF_FIELD,
                 csrf=token,
                 languages=[(code, language_name(code)) for code in self.languages],
-                kind_labels=KIND_NAMES,
+                kind_labels={name: kind.title for name, kind in DIGEST_KINDS.items()},
                 fill=fill,
                 **context,
             )

@@ -17,11 +17,11 @@ from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
 from syndicate.digests.editions import load_edition
-from syndicate.digests.model import KIND_NAMES
 from syndicate.digests.render import render_web_copy
+from syndicate.i18n import language_name
+from syndicate.periods import DIGEST_KINDS
 from syndicate.store.database import reading
 from syndicate.store.schema import edition
-from syndicate.subscribers.pages import language_name
 from syndicate.web.pages import render_not_found, render_page
 
 LISTED = 90  # editions an archive page lists, newest first
@@ -38,7 +38,7 @@ class ListedEdition:
     @property
     def kind_name(self) -> str:
         """The kind as readers see it ("Daily digest"), to be translated."""
-        return KIND_NAMES[self.kind]
+        return DIGEST_KINDS[self.kind].title
 
 
 def archive_routes(

@@ -20,16 +20,15 @@ from datetime import UTC, datetime, tzinfo
 from typing import Any
 from urllib.parse import urlsplit
 
-from babel.dates import format_date
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from syndicate.feeds.files import feed_file
 from syndicate.feeds.index import KIND_HEADINGS
 from syndicate.feeds.layout import FORMATS, Kind, all_key, public_url
-from syndicate.feeds.publish import feed_file
 from syndicate.feeds.render import MEDIA_TYPES
-from syndicate.i18n import direction, gettext
+from syndicate.i18n import direction, gettext, local_date
 from syndicate.templating import environment, templates_dir
 from syndicate.web.static_feeds import CachedFile, FeedFiles, not_modified
 
@@ -160,15 +159,6 @@ def _web_url(value: object) -> str | None:
     return None
 
 
-def local_date(moment: datetime, language: str, zone: tzinfo) -> str:
-    """A date as readers of `language` write it, in the site's time zone."""
-    day = moment.astimezone(zone).date()
-    try:
-        return format_date(day, "long", locale=language)
-    except (ValueError, LookupError):
-        return day.isoformat()
-
-
 def render_page(template: str, language: str, **context: Any) -> bytes:
     """A page template rendered in `language`: its strings, `lang` and text direction."""
     html = (
@@ -193,7 +183,7 @@ def render_feed_page(page: FeedPage, *, zone: tzinfo, root: str, index_url: str)
         index_url=index_url,
         heading=KIND_HEADINGS[page.kind],
         page=page,
-        date=lambda moment: local_date(moment, page.language, zone),
+        date=lambda moment: local_date(moment.astimezone(zone).date(), page.language),
     )
 
 

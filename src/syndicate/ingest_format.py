@@ -21,7 +21,7 @@ from syndicate.limits import Limit, LimitError, Limits, check_bytes, check_chars
 from syndicate.model import Article, Image, Pick, Record, Status, Topic, Views
 from syndicate.sanitize import strip_markup
 from syndicate.settings import IngestSettings
-from syndicate.text import one_line, tag_key, tag_name, xml_safe
+from syndicate.tidy import one_line, tag_key, tag_name, xml_safe
 
 SLUG = r"^[a-z0-9]+(?:-[a-z0-9]+)*$"
 _RFC3339 = re.compile(
