@@ -176,7 +176,8 @@ def build(context: Context, full: bool) -> None:
 
 
 def _build(context: Context, *, full: bool = False) -> Any:
-    from syndicate.feeds.build import FeedConfig, build_feeds
+    from syndicate.feeds.build import build_feeds
+    from syndicate.feeds.config import FeedConfig
     from syndicate.progress import ProgressBar
 
     with ProgressBar() as bar:

@@ -29,7 +29,8 @@ import httpx
 from syndicate import __version__, metrics
 
 if TYPE_CHECKING:
-    from syndicate.feeds.build import BuildReport, FeedConfig
+    from syndicate.feeds.builder import BuildReport
+    from syndicate.feeds.config import FeedConfig
 
 log = logging.getLogger(__name__)
 

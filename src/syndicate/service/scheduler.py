@@ -199,7 +199,8 @@ class Scheduler:
         self._run("poll", datetime.now(UTC), self._poll)
 
     def _poll(self) -> tuple[str, str]:
-        from syndicate.feeds.build import FeedConfig, build_feeds
+        from syndicate.feeds.build import build_feeds
+        from syndicate.feeds.config import FeedConfig
         from syndicate.feeds.websub import announce_build
         from syndicate.sources import poll_sources
 
