@@ -25,6 +25,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import replace
+from multiprocessing.context import SpawnProcess
 
 from sqlalchemy import Engine
 
@@ -126,18 +127,15 @@ def _send_shared(
         )
         for share in range(1, processes)
     ]
-    for child in children:
-        child.start()
-        assert child.pid is not None
-        try:
-            join(engine, lease_name(edition.id), holder, child.pid, LEASE_TTL)
-        except LeaseHeld as lost:  # only after stalling past the lease: stop everyone
-            everyone_stop.set()
-            for running in children:
-                if running.pid is not None:
-                    running.join()
-            relay.set()
-            raise SendInProgress(str(lost)) from None
+    try:
+        _start(engine, children, lease_name(edition.id), holder)
+    except LeaseHeld as lost:  # only after stalling past the lease: stop everyone
+        everyone_stop.set()
+        for running in children:
+            if running.pid is not None:
+                running.join()
+        relay.set()
+        raise SendInProgress(str(lost)) from None
     progress = _LedgerProgress(reading(engine), edition.id, on_progress)
     started = time.perf_counter()
     outcomes: list[SendReport | str] = []
@@ -148,19 +146,46 @@ def _send_shared(
     except Exception as error:  # the others go on; the ledger keeps what everyone sent
         log.exception("sending share 0 failed")
         outcomes.append(f"{type(error).__name__}: {error}")
-    while len(outcomes) < processes:
+    outcomes += _gather(results, children, processes - len(outcomes), progress)
+    for child in children:
+        child.join()
+    relay.set()  # ends the relay thread
+    progress.tick(0, force=True)
+    return _combined(edition.id, outcomes, processes, time.perf_counter() - started)
+
+
+def _start(engine: Engine, children: list[SpawnProcess], lease: str, holder: str) -> None:
+    """Start each child, and have it join the send's lease; LeaseHeld if the lease was lost."""
+    for child in children:
+        child.start()
+        assert child.pid is not None
+        join(engine, lease, holder, child.pid, LEASE_TTL)
+
+
+def _gather(
+    results: Results[SendReport | str],
+    children: list[SpawnProcess],
+    expected: int,
+    progress: _LedgerProgress,
+) -> list[SendReport | str]:
+    """The children's outcomes as they come, progress shown meanwhile; fewer if some died."""
+    outcomes: list[SendReport | str] = []
+    while len(outcomes) < expected:
         try:
             outcomes.append(results.get(timeout=PROGRESS_EVERY))
         except queue.Empty:
             if not any(child.is_alive() for child in children) and results.empty():
                 break
         progress.tick(0)
-    for child in children:
-        child.join()
-    relay.set()  # ends the relay thread
-    progress.tick(0, force=True)
-    report = SendReport(edition.id)
-    report.seconds = time.perf_counter() - started
+    return outcomes
+
+
+def _combined(
+    edition_id: str, outcomes: list[SendReport | str], processes: int, seconds: float
+) -> SendReport:
+    """One report for all the shares; SendAborted when a share failed or never reported."""
+    report = SendReport(edition_id)
+    report.seconds = seconds
     for outcome in outcomes:
         if isinstance(outcome, SendReport):
             report.sent += outcome.sent
