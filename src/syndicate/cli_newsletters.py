@@ -84,8 +84,8 @@ def _day(value: datetime | None) -> date | None:
 def send_digest(edition_id: str) -> None:
     """Send an edition to its subscribers; resumable, and never twice to anyone."""
     from syndicate.delivery.dkim import DkimKeyError
-    from syndicate.delivery.ledger import SendInProgress
     from syndicate.delivery.message import MessageError
+    from syndicate.delivery.send_lease import SendInProgress
     from syndicate.digests.editions import load_edition
     from syndicate.progress import ProgressBar
     from syndicate.sending import SendAborted, send

@@ -31,16 +31,13 @@ from sqlalchemy import Engine
 
 from syndicate.delivery.dkim import DkimSigner
 from syndicate.delivery.ledger import (
-    LEASE_TTL,
-    SendInProgress,
     SendReport,
     Stop,
-    acquire_send_lease,
     delivered_count,
-    lease_name,
     pending_count,
     send_edition,
 )
+from syndicate.delivery.send_lease import LEASE_TTL, SendInProgress, acquire_send_lease, lease_name
 from syndicate.delivery.transports import transport_from_settings
 from syndicate.digests.model import Edition
 from syndicate.dispatch import plan_send

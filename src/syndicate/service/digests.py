@@ -15,7 +15,8 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Engine
 
 from syndicate import metrics
-from syndicate.delivery.ledger import SendInProgress, SendReport, Stop
+from syndicate.delivery.ledger import SendReport, Stop
+from syndicate.delivery.send_lease import SendInProgress
 from syndicate.digests.editions import DigestConfig, build_edition, load_edition
 from syndicate.digests.model import Kind
 from syndicate.sending import SendAborted, send
