@@ -39,7 +39,7 @@ from syndicate.i18n import direction, gettext
 from syndicate.settings import MailSettings, Settings
 from syndicate.store.database import reading
 from syndicate.store.schema import subscriber
-from syndicate.subscribers import registry
+from syndicate.subscribers import audience, registry
 from syndicate.subscribers.links import ConfirmationRequest, SubscriptionLinks
 from syndicate.subscribers.tokens import Tokens, secret_key
 from syndicate.templating import environment
@@ -76,7 +76,7 @@ def plan_send(
     # Feedback-ID that cannot be sent would fail everyone alike, so it stops the send first.
     composer.check_shared()
     with reading(engine).connect() as connection:
-        suppressed = registry.count_suppressed(connection, edition.kind, edition.language)
+        suppressed = audience.count_suppressed(connection, edition.kind, edition.language)
     mail = settings.mail
     return SendPlan(
         edition_id=edition.id,
@@ -152,7 +152,7 @@ class EditionComposer:
             )
         )
 
-    def compose(self, recipient: registry.Recipient) -> Outgoing:
+    def compose(self, recipient: audience.Recipient) -> Outgoing:
         """The signed message for one recipient, ready for the transport."""
         compiled, text, html = self._variant(recipient.topics)
         links = self.links
@@ -201,14 +201,14 @@ class EditionComposer:
 
 def _recipients_page(
     edition: Edition, connection: Connection, after: int, limit: int
-) -> list[registry.Recipient]:
+) -> list[audience.Recipient]:
     """The next page of the edition's recipients, after subscriber id `after`."""
-    return registry.recipients(connection, edition.kind, edition.language, after, limit)
+    return audience.recipients(connection, edition.kind, edition.language, after, limit)
 
 
 def _count_recipients(edition: Edition, connection: Connection) -> tuple[int, int]:
     """(still to send, already done) among the edition's recipients."""
-    receiving = registry.receiving(connection, edition.kind, edition.language)
+    receiving = audience.receiving(connection, edition.kind, edition.language)
     everyone = select(func.count()).select_from(subscriber).where(receiving)
     total = connection.scalar(everyone) or 0
     done = connection.scalar(everyone.where(delivered(edition.id, subscriber.c.pk))) or 0

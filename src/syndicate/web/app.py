@@ -20,8 +20,8 @@ from starlette.types import ASGIApp
 
 from syndicate import metrics
 from syndicate.store.database import is_busy
+from syndicate.subscribers.notices import BUSY_BODY, BUSY_RETRY_AFTER, BUSY_TITLE
 from syndicate.subscribers.pages import fill
-from syndicate.subscribers.web import BUSY_BODY, BUSY_RETRY_AFTER, BUSY_TITLE
 from syndicate.web.pages import HTML, FeedPages, render_page
 from syndicate.web.security import PublicRedirects, SecurityHeaders
 from syndicate.web.static_feeds import FeedFiles, Receive, Scope, Send
