@@ -24,7 +24,8 @@ from babel.numbers import format_decimal
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
 from syndicate.digests.compiler import compile_mjml
-from syndicate.digests.editions import edition_to_json, local_date, local_digits
+from syndicate.digests.editions import local_date, local_digits
+from syndicate.digests.frozen import edition_to_json
 from syndicate.digests.model import KIND_NAMES, DigestItem, Edition, TopicDigest
 from syndicate.feeds.catalog import section_name
 from syndicate.i18n import N_, direction, translations
