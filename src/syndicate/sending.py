@@ -39,10 +39,12 @@ from syndicate.delivery.ledger import (
 )
 from syndicate.delivery.send_lease import LEASE_TTL, SendInProgress, acquire_send_lease, lease_name
 from syndicate.delivery.transports import transport_from_settings
+from syndicate.digests.editions import load_edition
 from syndicate.digests.model import Edition
 from syndicate.dispatch import plan_send
+from syndicate.logs import setup_logging
 from syndicate.settings import Settings
-from syndicate.store.database import reading
+from syndicate.store.database import open_database, reading
 from syndicate.store.leases import LeaseHeld, holder_name, join, release
 
 log = logging.getLogger(__name__)
@@ -279,10 +281,6 @@ def _send_share(
     # SIGTERM asks every sharer to stop cleanly; Ctrl-C reaches the parent, which relays it.
     signal.signal(signal.SIGTERM, lambda _signal, _frame: stop.set())
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    from syndicate.digests.editions import load_edition
-    from syndicate.logs import setup_logging
-    from syndicate.store import open_database
-
     setup_logging("info")
     engine = open_database(settings.database.url, migrate=False, create=False)
     try:

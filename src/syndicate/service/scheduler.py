@@ -34,12 +34,17 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from syndicate import metrics
 from syndicate.digests.model import Kind
+from syndicate.feeds.build import build_feeds
+from syndicate.feeds.config import FeedConfig
+from syndicate.feeds.websub import announce_build
 from syndicate.service.digests import run_digest
 from syndicate.service.jobstate import JobRun, first_run, last_runs, record_run
 from syndicate.service.requests import DigestRequest, take_requests
 from syndicate.service.times import digest_trigger, previous_fire
 from syndicate.settings import Settings
+from syndicate.sources import poll_sources
 from syndicate.store import leases
+from syndicate.subscribers.registry import forget_unconfirmed
 
 log = logging.getLogger(__name__)
 
@@ -199,11 +204,6 @@ class Scheduler:
         self._run("poll", datetime.now(UTC), self._poll)
 
     def _poll(self) -> tuple[str, str]:
-        from syndicate.feeds.build import build_feeds
-        from syndicate.feeds.config import FeedConfig
-        from syndicate.feeds.websub import announce_build
-        from syndicate.sources import poll_sources
-
         sources = poll_sources(self.engine, self.settings)
         config = FeedConfig.from_settings(self.settings)
         build = build_feeds(self.engine, config)
@@ -220,8 +220,6 @@ class Scheduler:
         self._run("tidy", datetime.now(UTC), self._tidy)
 
     def _tidy(self) -> tuple[str, str]:
-        from syndicate.subscribers.registry import forget_unconfirmed
-
         hours = self.settings.subscribers.confirm_hours + UNCONFIRMED_GRACE_HOURS
         forgotten = forget_unconfirmed(self.engine, datetime.now(UTC) - timedelta(hours=hours))
         if forgotten:
