@@ -11,7 +11,6 @@ and how it is read, `sections` and `mail` the sections, `fields` what the sectio
 from syndicate.settings.fields import SERVED_LANGUAGES
 from syndicate.settings.loading import Settings, SettingsError, config_file, load_settings, masked
 from syndicate.settings.mail import (
-    DigestKind,
     DigestSettings,
     DkimSettings,
     MailSettings,
@@ -33,7 +32,6 @@ from syndicate.settings.sections import (
 __all__ = [
     "SERVED_LANGUAGES",
     "DatabaseSettings",
-    "DigestKind",
     "DigestSettings",
     "DkimSettings",
     "FeedSettings",
