@@ -19,15 +19,16 @@ run: $(INSTALLED)  ## Start Syndicate on the embedded defaults with the demo cor
 test: $(INSTALLED)  ## Run the test suite (PostgreSQL tests need SYNDICATE_TEST_POSTGRES_URL)
 	$(BIN)/pytest
 
-lint: $(INSTALLED)  ## Style, types, and the import rules (import-linter contracts in pyproject.toml)
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+lint: $(INSTALLED)  ## Style, types, the import rules (import-linter contracts in pyproject.toml), room sizes
+	$(BIN)/ruff check src tests bench tools
+	$(BIN)/ruff format --check src tests bench tools
 	$(BIN)/mypy
 	$(BIN)/lint-imports
+	$(BIN)/python tools/check_sizes.py
 
 format: $(INSTALLED)
-	$(BIN)/ruff format src tests bench
-	$(BIN)/ruff check --fix src tests bench
+	$(BIN)/ruff format src tests bench tools
+	$(BIN)/ruff check --fix src tests bench tools
 
 bench: $(INSTALLED)  ## Measure feed building and serving, newsletter sending and ingest; see bench/RESULTS.md
 	bench/run

@@ -333,7 +333,8 @@ def profile(sink: Sink, facts: dict[str, Any], count: int, dkim: Path | None) ->
     clear_ledger(database, edition_id)
     os.environ.update(environment(database, sink.port, dkim))
     from syndicate.delivery.dkim import DkimSigner
-    from syndicate.delivery.ledger import lease_name, send_edition
+    from syndicate.delivery.ledger import send_edition
+    from syndicate.delivery.send_lease import lease_name
     from syndicate.delivery.transports import transport_from_settings
     from syndicate.digests.editions import load_edition
     from syndicate.dispatch import plan_send

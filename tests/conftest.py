@@ -15,7 +15,7 @@ from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ProgrammingError
 
-from syndicate.feeds.build import FeedConfig
+from syndicate.feeds.config import FeedConfig
 from syndicate.ingest import IngestReport, ingest_lines
 from syndicate.store import open_database
 from tests.browser import browser  # noqa: F401  # headless Chromium, for the browser tests

@@ -11,7 +11,8 @@ from sqlalchemy import Engine
 
 from syndicate.demo import generate_corpus
 from syndicate.demo.corpus import SPAN
-from syndicate.feeds.build import FeedConfig, build_feeds
+from syndicate.feeds.build import build_feeds
+from syndicate.feeds.config import FeedConfig
 from syndicate.tidy import tag_key
 from tests.conftest import ingest_text
 from tests.test_cli import syndicate

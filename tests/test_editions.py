@@ -16,11 +16,10 @@ from sqlalchemy import Engine, func, select
 from syndicate.digests.editions import (
     DigestConfig,
     build_edition,
-    edition_from_json,
-    edition_to_json,
     edition_window,
     load_edition,
 )
+from syndicate.digests.frozen import edition_from_json, edition_to_json
 from syndicate.digests.model import Edition
 from syndicate.periods import Kind
 from syndicate.settings import Settings

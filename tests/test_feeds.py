@@ -14,7 +14,9 @@ import pytest
 from lxml import etree
 from sqlalchemy import Engine
 
-from syndicate.feeds.build import BuildReport, FeedConfig, build_feeds
+from syndicate.feeds.build import build_feeds
+from syndicate.feeds.builder import BuildReport
+from syndicate.feeds.config import FeedConfig
 from syndicate.feeds.render import ATOM_NS, RSS_NSMAP, FeedItem, FeedRenderer
 from tests.conftest import NOW, ingest_text
 from tests.jsonfeed import validate_json_feed
@@ -487,13 +489,13 @@ def test_worker_pool_build_matches_in_process_build(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """A large build spread over worker processes writes exactly what one process writes."""
-    from syndicate.feeds import build
+    from syndicate.feeds import builder
 
     ingest_text(sqlite_engine, corpus_text)
     _build(sqlite_engine, feed_config)
-    monkeypatch.setattr(build, "PARALLEL_THRESHOLD", 1)
-    monkeypatch.setattr(build, "CHUNK", 2)
-    monkeypatch.setattr(build, "FEED_CHUNK", 3)
+    monkeypatch.setattr(builder, "PARALLEL_THRESHOLD", 1)
+    monkeypatch.setattr(builder, "CHUNK", 2)
+    monkeypatch.setattr(builder, "FEED_CHUNK", 3)
     pooled = replace(feed_config, feeds_dir=str(tmp_path / "pooled"), workers=2)
     report = _build(sqlite_engine, pooled, full=True)
     assert report.feeds > 20

@@ -12,7 +12,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import Engine
 
 from syndicate import metrics
-from syndicate.feeds.build import FeedConfig, build_feeds
+from syndicate.feeds.build import build_feeds
+from syndicate.feeds.config import FeedConfig
 from syndicate.web.app import create_app
 from tests.conftest import NOW, ingest_text
 from tests.smtpserver import free_port

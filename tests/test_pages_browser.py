@@ -32,7 +32,8 @@ from playwright.sync_api import Route as BrowserRoute
 from starlette.applications import Starlette
 from starlette.routing import Mount, Route
 
-from syndicate.feeds.build import FeedConfig, build_feeds
+from syndicate.feeds.build import build_feeds
+from syndicate.feeds.config import FeedConfig
 from syndicate.i18n import direction, language_name
 from syndicate.settings import (
     DatabaseSettings,

@@ -15,7 +15,8 @@ from hypothesis import strategies as st
 from lxml import etree
 from sqlalchemy import Engine, select
 
-from syndicate.feeds.build import FeedConfig, build_feeds
+from syndicate.feeds.build import build_feeds
+from syndicate.feeds.config import FeedConfig
 from syndicate.sanitize import _strip_once, strip_markup
 from syndicate.store import open_database
 from syndicate.store.schema import article, tag, topic_text

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, select
 
-from syndicate.feeds.build import FeedConfig, build_feeds
+from syndicate.feeds.build import build_feeds
+from syndicate.feeds.config import FeedConfig
 from syndicate.feeds.files import FeedFolder, UnsafePath
 from syndicate.slugs import MAX_SLUG_CHARS, readable_slug
 from syndicate.store.schema import tag

@@ -22,7 +22,7 @@ from sqlalchemy import Engine
 from syndicate.delivery.message import build_message
 from syndicate.store import open_database
 from syndicate.store.schema import subscriber
-from syndicate.subscribers import registry
+from syndicate.subscribers import audience, registry
 from syndicate.subscribers.csvfile import (
     CsvHeaderError,
     ImportReport,
@@ -146,7 +146,7 @@ def test_confirmed_flag_makes_an_existing_list_receive_digests(engine: Engine) -
     _import(engine, "email,digests\npending@example.com,daily\n")
     _import(engine, "email,digests\nconfirmed@example.com,daily\n", confirmed=True)
     with engine.connect() as connection:
-        receivers = registry.recipients(connection, "daily", "en", 0, 10)
+        receivers = audience.recipients(connection, "daily", "en", 0, 10)
     assert [r.email for r in receivers] == ["confirmed@example.com"]
     pending = registry.find_by_email(engine, "pending@example.com")
     assert pending is not None
@@ -212,7 +212,7 @@ def test_export_round_trips_through_import(engine: Engine, tmp_path: Path) -> No
         assert b is not None
         assert b.name == '=HYPERLINK("http://evil.example")', "the apostrophe guard comes off"
         with fresh.connect() as connection:
-            receivers = registry.recipients(connection, "daily", "fa", 0, 10)
+            receivers = audience.recipients(connection, "daily", "fa", 0, 10)
         assert receivers == [], "a bounced address stays suppressed in the new store"
     finally:
         fresh.dispose()

@@ -17,7 +17,7 @@ from itsdangerous import TimestampSigner, URLSafeTimedSerializer
 from sqlalchemy import Engine, select
 
 from syndicate.store.schema import state, subscriber, suppression
-from syndicate.subscribers import registry
+from syndicate.subscribers import audience, registry
 from syndicate.subscribers.addresses import clean_name, needs_smtputf8, normalise_address
 from syndicate.subscribers.registry import Choices, PreferenceError, Preferences
 from syndicate.subscribers.tokens import Purpose, TokenError, Tokens, secret_key
@@ -349,7 +349,7 @@ def _status(engine: Engine, email: str) -> str | None:
 
 def _everyone(engine: Engine, kind: str = "daily", language: str = "en") -> list[str]:
     with engine.connect() as connection:
-        return [r.email for r in registry.recipients(connection, kind, language, 0, 1000)]
+        return [r.email for r in audience.recipients(connection, kind, language, 0, 1000)]
 
 
 def _confirmed(engine: Engine, email: str, preferences: Preferences = DAILY) -> int:
@@ -502,7 +502,7 @@ def test_recipients_filter_by_kind_language_and_status(engine: Engine) -> None:
     _confirmed(engine, "both-ar@example.com", Preferences("ar", ("daily", "weekly")))
     registry.subscribe(engine, "pending-en@example.com", DAILY, CHOICES)
     with engine.connect() as connection:
-        daily_en = registry.recipients(connection, "daily", "en", 0, 10)
+        daily_en = audience.recipients(connection, "daily", "en", 0, 10)
     assert [(r.email, r.topics) for r in daily_en] == [("daily-en@example.com", ("kurds",))]
     assert _everyone(engine, "weekly", "en") == ["weekly-en@example.com"]
     assert _everyone(engine, "weekly", "ar") == ["both-ar@example.com"]
@@ -518,7 +518,7 @@ def test_recipients_page_by_pk_and_never_cross_the_suppression_list(engine: Engi
     pages: list[list[int]] = []
     after = 0
     with engine.connect() as connection:
-        while batch := registry.recipients(connection, "daily", "en", after, 2):
+        while batch := audience.recipients(connection, "daily", "en", after, 2):
             pages.append([r.pk for r in batch])
             after = batch[-1].pk
     expected = [pk for n, pk in enumerate(pks) if n not in (2, 5, 7)]

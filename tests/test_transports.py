@@ -27,8 +27,9 @@ from pydantic import SecretStr
 
 from syndicate.delivery.message import Letter, build_message
 from syndicate.delivery.outbox import OutboxTransport
+from syndicate.delivery.ratelimit import RateLimiter
 from syndicate.delivery.recording import RecordingTransport
-from syndicate.delivery.smtp import RateLimiter, SmtpTransport
+from syndicate.delivery.smtp import SmtpTransport
 from syndicate.delivery.transports import (
     PermanentFailure,
     SessionFailure,

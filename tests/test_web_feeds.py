@@ -17,7 +17,8 @@ import httpx
 import pytest
 from sqlalchemy import Engine
 
-from syndicate.feeds.build import FeedConfig, build_feeds
+from syndicate.feeds.build import build_feeds
+from syndicate.feeds.config import FeedConfig
 from syndicate.web.app import create_app
 from tests.conftest import NOW, ingest_text
 from tests.smtpserver import free_port

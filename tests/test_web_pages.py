@@ -22,7 +22,8 @@ from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
 from syndicate.digests.editions import subject_line
-from syndicate.feeds.build import FeedConfig, build_feeds
+from syndicate.feeds.build import build_feeds
+from syndicate.feeds.config import FeedConfig
 from syndicate.store import open_database
 from syndicate.web.app import create_app
 from syndicate.web.security import WEB_COPY_POLICY

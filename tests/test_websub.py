@@ -18,7 +18,8 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from syndicate import metrics
-from syndicate.feeds.build import FeedConfig, build_feeds
+from syndicate.feeds.build import build_feeds
+from syndicate.feeds.config import FeedConfig
 from syndicate.feeds.websub import GIVE_UP_AFTER, announce_build, notify_hub
 from tests.conftest import NOW, ingest_text
 from tests.smtpserver import free_port

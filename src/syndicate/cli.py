@@ -3,6 +3,10 @@
 Results (an edition id, a summary) go to standard output; logs and progress to standard error.
 Exit status: 0 success, 1 the work ran but some of it failed (rejected records, say),
 2 the work could not start or go on (bad settings, unreadable input, a failing store).
+
+A command imports the heavy stacks it needs (the store's SQLAlchemy, the feed renderer, the
+web server, the scheduler) when it runs, not when the program starts: `syndicate config` or
+`--help` should not pay for them. Those imports sit in the commands, each marked "Deferred".
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ import shutil
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
@@ -20,6 +24,9 @@ import click
 
 from syndicate import __version__
 from syndicate.cli_context import Context, Group, fail, pass_context
+from syndicate.cli_newsletters import digest, subscribers
+from syndicate.demo import generate_corpus
+from syndicate.progress import ProgressBar
 from syndicate.settings import Settings, masked
 
 if TYPE_CHECKING:
@@ -83,10 +90,10 @@ def _toml_value(value: Any) -> str:
 @pass_context
 def ingest(context: Context, source: str) -> None:
     """Read JSON Lines records (articles, topics, picks, views) into the store."""
+    # Deferred: the store and ingest (SQLAlchemy, the sanitiser) load for this command only.
     from sqlalchemy.exc import SQLAlchemyError
 
     from syndicate.ingest import StoreFailure, ingest_lines
-    from syndicate.progress import ProgressBar
 
     settings = context.settings
 
@@ -154,8 +161,6 @@ def _open_input(source: str) -> Iterator[tuple[IO[bytes], int | None]]:
 )
 def demo_data(articles: int, tags: int, seed: int, at: datetime | None) -> None:
     """Write a demo corpus (topics, articles, picks, views) as JSON Lines to standard output."""
-    from syndicate.demo import generate_corpus
-
     now = (at or datetime.now(UTC)).astimezone(UTC).replace(minute=0, second=0, microsecond=0)
     out = sys.stdout
     for record in generate_corpus(articles=articles, tags=tags, seed=seed, now=now):
@@ -176,8 +181,10 @@ def build(context: Context, full: bool) -> None:
 
 
 def _build(context: Context, *, full: bool = False) -> Any:
-    from syndicate.feeds.build import FeedConfig, build_feeds
-    from syndicate.progress import ProgressBar
+    """Build the feeds with a progress bar; the build's report."""
+    # Deferred: the feed stack (feedgen, lxml, the renderer) loads only for commands that build.
+    from syndicate.feeds.build import build_feeds
+    from syndicate.feeds.config import FeedConfig
 
     with ProgressBar() as bar:
         return build_feeds(
@@ -189,6 +196,7 @@ def _build(context: Context, *, full: bool = False) -> Any:
 @pass_context
 def serve(context: Context) -> None:
     """Serve the feeds and pages over HTTP, without the scheduler."""
+    # Deferred: the web stack (Starlette, uvicorn) loads only for commands that serve.
     from syndicate.web.server import serve as run_server
     from syndicate.web.site import create_site
 
@@ -205,6 +213,7 @@ def serve(context: Context) -> None:
 @pass_context
 def run(context: Context, seed_demo: bool) -> None:
     """Run the service: serve HTTP, poll the sources, rebuild feeds, send digests on schedule."""
+    # Deferred: the whole service (web, scheduler, sending) loads only for `run`.
     from syndicate.service.runner import run_service
 
     settings = context.settings
@@ -223,6 +232,7 @@ def run(context: Context, seed_demo: bool) -> None:
 
 def _listen(context: Context) -> socket.socket:
     """The bound socket the server will listen on; a taken address stops with exit 2."""
+    # Deferred: the web stack loads only for commands that serve.
     from syndicate.web.server import ListenError, listen
 
     try:
@@ -274,6 +284,7 @@ def _path_hint() -> list[str]:
 @pass_context
 def status(context: Context) -> None:
     """Show the scheduler: who runs it, each job's last and next run, the last sends."""
+    # Deferred: the schedule (apscheduler) and the store load only for `status`.
     from syndicate.service.status import format_status, read_status
 
     settings = context.settings
@@ -281,9 +292,10 @@ def status(context: Context) -> None:
 
 
 def _seed_demo(context: Context) -> None:
+    """Load the demo corpus and yesterday's daily editions into a store with no articles."""
+    # Deferred, like `ingest`: the store and ingest load only when `run --seed-demo` seeds.
     from sqlalchemy import func, select
 
-    from syndicate.demo import generate_corpus
     from syndicate.ingest import ingest_lines
     from syndicate.store.database import reading
     from syndicate.store.schema import article
@@ -310,8 +322,7 @@ def _seed_demo(context: Context) -> None:
 
 def _demo_editions(engine: Engine, settings: Settings, now: datetime) -> None:
     """Yesterday's daily editions, so the archive has something to show from the start."""
-    from datetime import timedelta
-
+    # Deferred: the digest stack (babel, the store) loads only when `run --seed-demo` seeds.
     from syndicate.digests.editions import DigestConfig, build_edition
 
     config = DigestConfig.from_settings(settings)
@@ -322,11 +333,5 @@ def _demo_editions(engine: Engine, settings: Settings, now: datetime) -> None:
         build_edition(engine, config, "daily", language, yesterday, now)
 
 
-def _register_newsletter_commands() -> None:
-    from syndicate.cli_newsletters import digest, subscribers
-
-    main.add_command(digest)
-    main.add_command(subscribers)
-
-
-_register_newsletter_commands()
+main.add_command(digest)
+main.add_command(subscribers)

@@ -56,6 +56,7 @@ class Context:
         than meant (a command run from another folder, say), which is said, exit 2.
         """
         if self._engine is None:
+            # Deferred: SQLAlchemy and Alembic load only for commands that open the store.
             from syndicate.store.database import MissingDatabase, open_database
 
             database = self.settings.database

@@ -2,6 +2,7 @@
 
 Like cli.py, this is composition only: settings in, parts wired, results on standard output,
 logs and progress on standard error, and an exit status that tells the truth.
+As there, each command imports the heavy stacks it needs when it runs ("Deferred" below).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import click
 
 from syndicate.cli_context import Context, Group
 from syndicate.periods import KINDS, Kind
+from syndicate.progress import ProgressBar
 from syndicate.settings import Settings
 
 
@@ -55,6 +57,7 @@ def digest() -> None:
 @click.option("--lang", "language", help="Language (default: every language of the site).")
 def build_digest(kind: str, day: datetime | None, language: str | None) -> None:
     """Build and store an edition; print its id (nothing when skipped as empty)."""
+    # Deferred: the digest stack (babel, the store) loads only for digest commands.
     from syndicate.digests.editions import DigestConfig, build_edition
 
     settings, engine = _context_settings()
@@ -83,11 +86,11 @@ def _day(value: datetime | None) -> date | None:
 @click.argument("edition_id")
 def send_digest(edition_id: str) -> None:
     """Send an edition to its subscribers; resumable, and never twice to anyone."""
+    # Deferred: sending (messages, DKIM, transports, the store) loads only for `digest send`.
     from syndicate.delivery.dkim import DkimKeyError
-    from syndicate.delivery.ledger import SendInProgress
     from syndicate.delivery.message import MessageError
+    from syndicate.delivery.send_lease import SendInProgress
     from syndicate.digests.editions import load_edition
-    from syndicate.progress import ProgressBar
     from syndicate.sending import SendAborted, send
 
     settings, engine = _context_settings()
@@ -154,6 +157,7 @@ def preview_digest(
     folder: Path,
 ) -> None:
     """Write an edition as HTML and text files to look at (a stored one, or a draft of KIND)."""
+    # Deferred: the digest stack and its renderer (MJML, Jinja) load only for previews.
     from syndicate.digests.editions import DigestConfig, draft_edition, load_edition
     from syndicate.digests.render import write_preview
 
@@ -203,6 +207,7 @@ def preview_digest(
 )
 def run_digest_now(kind: str, due: str | None) -> None:
     """Ask the running service to run the KIND digest job now, as if its time had come."""
+    # Deferred: the schedule (apscheduler, sending) loads only for `digest run-now`.
     from syndicate.service.digests import edition_day
     from syndicate.service.requests import DigestRequest, request_digest
     from syndicate.service.scheduler import LEASE_NAME, digest_triggers
@@ -272,6 +277,7 @@ def subscribers() -> None:
 @click.option("--confirmed", is_flag=True, help="The list is already confirmed (an existing list).")
 def import_subscribers(source: Path, confirmed: bool) -> None:
     """Import subscribers from CSV (email, name, language, digests, topics)."""
+    # Deferred: the registry and the store load only for subscriber commands.
     from syndicate.subscribers.csvfile import CsvHeaderError, import_csv, open_csv
 
     settings, engine = _context_settings(create=True)
@@ -307,6 +313,7 @@ def import_subscribers(source: Path, confirmed: bool) -> None:
 @click.argument("target", default="-", metavar="[FILE|-]")
 def export_subscribers(target: str) -> None:
     """Export every subscriber as CSV (standard output by default)."""
+    # Deferred: the registry and the store load only for subscriber commands.
     from syndicate.subscribers.csvfile import export_csv
 
     _, engine = _context_settings()

@@ -11,11 +11,13 @@ import asyncio
 import logging
 from collections.abc import Callable
 from email.utils import parseaddr
+from functools import partial
 
 from sqlalchemy import Connection, Engine, func, select
 
 from syndicate.delivery.dkim import DkimSigner
-from syndicate.delivery.ledger import DeliveryStatus, Outgoing, SendPlan, delivered
+from syndicate.delivery.ledger import Outgoing, SendPlan, delivered
+from syndicate.delivery.recorder import DeliveryStatus
 from syndicate.delivery.message import (
     BodyTemplate,
     Letter,
@@ -39,7 +41,7 @@ from syndicate.periods import DIGEST_KINDS
 from syndicate.settings import MailSettings, Settings
 from syndicate.store.database import reading
 from syndicate.store.schema import subscriber
-from syndicate.subscribers import registry
+from syndicate.subscribers import audience, registry
 from syndicate.subscribers.links import ConfirmationRequest, SubscriptionLinks
 from syndicate.subscribers.tokens import Tokens, secret_key
 from syndicate.templating import environment
@@ -71,106 +73,18 @@ def plan_send(
     signer: DkimSigner | None,
 ) -> SendPlan:
     """Everything the ledger needs to send `edition`: recipients, composing, sending."""
-    links = subscription_links(engine, settings)
-    site_title = settings.site.title_in(edition.language)
-    renderer = EditionRenderer(
-        edition,
-        site_title=site_title,
-        web_url=str(settings.web.public_url),
-        max_html_bytes=settings.digests.max_html_bytes,
-    )
-    mail = settings.mail
-    domain = sender_domain(mail.from_address)
-    envelope_from = parseaddr(mail.from_address)[1]
-    list_id = f"{edition.kind}.{edition.language}.{domain}"
-    list_name = f"{site_title}: {gettext(edition.language, DIGEST_KINDS[edition.kind].title)}"
-    feedback = feedback_id(mail, edition.kind, edition.language)
+    composer = EditionComposer(edition, settings, subscription_links(engine, settings), signer)
     # What every letter shares is checked once, on a letter to nobody: a From address or a
     # Feedback-ID that cannot be sent would fail everyone alike, so it stops the send first.
-    build_message(
-        Letter(
-            from_address=mail.from_address,
-            to_email=f"nobody@{domain}",
-            subject=edition.id,
-            text="",
-            html="",
-            list_id=list_id,
-            list_name=list_name,
-            unsubscribe_url=links.unsubscribe(0, f"nobody@{domain}", edition.language),
-            unsubscribe_mailto=mail.unsubscribe_mailto,
-            feedback_id=feedback,
-        )
-    )
-
-    # Each variant's text and HTML are encoded once, on its first recipient, and kept for the
-    # send; a message then costs the encoding of its greeting and links (see BodyTemplate).
-    encoded: dict[CompiledEdition, tuple[BodyTemplate, BodyTemplate]] = {}
-    by_topics: dict[tuple[str, ...], tuple[CompiledEdition, BodyTemplate, BodyTemplate]] = {}
-
-    def variant(topics: tuple[str, ...]) -> tuple[CompiledEdition, BodyTemplate, BodyTemplate]:
-        found = by_topics.get(topics)
-        if found is None:
-            compiled = renderer.for_topics(topics)  # several sets of topics share a variant
-            if compiled not in encoded:
-                slots = compiled.placeholders
-                encoded[compiled] = (
-                    BodyTemplate(compiled.text, slots),
-                    BodyTemplate(compiled.html, slots),
-                )
-            found = by_topics[topics] = (compiled, *encoded[compiled])
-        return found
-
-    def compose(recipient: registry.Recipient) -> Outgoing:
-        compiled, text, html = variant(recipient.topics)
-        unsubscribe = links.unsubscribe(recipient.pk, recipient.email, recipient.language)
-        in_html, in_text = compiled.fillings(
-            recipient.name,
-            unsubscribe,
-            links.preferences(recipient.pk, recipient.email, recipient.language),
-        )
-        message_id = make_message_id(domain)
-        data: bytes = build_message(
-            Letter(
-                from_address=mail.from_address,
-                to_email=recipient.email,
-                to_name=recipient.name,
-                subject=compiled.subject,
-                text="",  # both parts come encoded, as `bodies`
-                html="",
-                list_id=list_id,
-                list_name=list_name,
-                unsubscribe_url=unsubscribe,
-                unsubscribe_mailto=mail.unsubscribe_mailto,
-                message_id=message_id,
-                feedback_id=feedback,
-            ),
-            bodies=(text.fill(in_text), html.fill(in_html)),
-        )
-        if signer is not None:
-            data = signer.sign(data)
-        return Outgoing(envelope_from, recipient.email, message_id, data)
-
-    def page(connection: Connection, after: int, limit: int) -> list[registry.Recipient]:
-        return registry.recipients(connection, edition.kind, edition.language, after, limit)
-
-    def count(connection: Connection) -> tuple[int, int]:
-        receiving = registry.receiving(connection, edition.kind, edition.language)
-        everyone = select(func.count()).select_from(subscriber).where(receiving)
-        total = connection.scalar(everyone) or 0
-        done = connection.scalar(everyone.where(delivered(edition.id, subscriber.c.pk))) or 0
-        return total - done, done
-
-    def bounce(connection: Connection, email: str, detail: str) -> None:
-        # As stored: an address from before today's checks must not stop the ledger's writer.
-        registry.suppress(connection, email, "bounced", detail, as_stored=True)
-
+    composer.check_shared()
     with reading(engine).connect() as connection:
-        suppressed = registry.count_suppressed(connection, edition.kind, edition.language)
+        suppressed = audience.count_suppressed(connection, edition.kind, edition.language)
+    mail = settings.mail
     return SendPlan(
         edition_id=edition.id,
-        page=page,
-        count=count,
-        compose=compose,  # type: ignore[arg-type]  # the ledger hands back what page gave
+        page=partial(_recipients_page, edition),
+        count=partial(_count_recipients, edition),
+        compose=composer.compose,  # type: ignore[arg-type]  # the ledger hands back what page gave
         send=lambda outgoing, before_delivery: transport.send(
             outgoing.envelope_from,
             outgoing.recipient,
@@ -178,11 +92,135 @@ def plan_send(
             before_delivery=before_delivery,
         ),
         classify=classify_failure,
-        on_bounce=bounce,
+        on_bounce=_suppress_bounced,
         concurrency=mail.smtp.pool_size if mail.transport == "smtp" else 1,
         suppressed=suppressed,
         finish=transport.close,
     )
+
+
+Variant = tuple[CompiledEdition, BodyTemplate, BodyTemplate]
+
+
+class EditionComposer:
+    """Composes one edition's message for each recipient, signed when a signer is given.
+
+    Each variant's text and HTML are encoded once, on its first recipient, and kept for the
+    send; a message then costs the encoding of its greeting and links (see BodyTemplate).
+    """
+
+    def __init__(
+        self,
+        edition: Edition,
+        settings: Settings,
+        links: SubscriptionLinks,
+        signer: DkimSigner | None,
+    ) -> None:
+        """Prepare what every message of `edition` shares: its renderer and list headers."""
+        site_title = settings.site.title_in(edition.language)
+        self.renderer = EditionRenderer(
+            edition,
+            site_title=site_title,
+            web_url=str(settings.web.public_url),
+            max_html_bytes=settings.digests.max_html_bytes,
+        )
+        self.edition = edition
+        self.mail = settings.mail
+        self.links = links
+        self.signer = signer
+        self.domain = sender_domain(self.mail.from_address)
+        self.envelope_from = parseaddr(self.mail.from_address)[1]
+        self.list_id = f"{edition.kind}.{edition.language}.{self.domain}"
+        self.list_name = f"{site_title}: {gettext(edition.language, DIGEST_KINDS[edition.kind].title)}"
+        self.feedback = feedback_id(self.mail, edition.kind, edition.language)
+        self._encoded: dict[CompiledEdition, tuple[BodyTemplate, BodyTemplate]] = {}
+        self._by_topics: dict[tuple[str, ...], Variant] = {}
+
+    def check_shared(self) -> None:
+        """Build a letter to nobody, so what every letter shares fails here if it must."""
+        nobody = f"nobody@{self.domain}"
+        build_message(
+            Letter(
+                from_address=self.mail.from_address,
+                to_email=nobody,
+                subject=self.edition.id,
+                text="",
+                html="",
+                list_id=self.list_id,
+                list_name=self.list_name,
+                unsubscribe_url=self.links.unsubscribe(0, nobody, self.edition.language),
+                unsubscribe_mailto=self.mail.unsubscribe_mailto,
+                feedback_id=self.feedback,
+            )
+        )
+
+    def compose(self, recipient: audience.Recipient) -> Outgoing:
+        """The signed message for one recipient, ready for the transport."""
+        compiled, text, html = self._variant(recipient.topics)
+        links = self.links
+        unsubscribe = links.unsubscribe(recipient.pk, recipient.email, recipient.language)
+        in_html, in_text = compiled.fillings(
+            recipient.name,
+            unsubscribe,
+            links.preferences(recipient.pk, recipient.email, recipient.language),
+        )
+        message_id = make_message_id(self.domain)
+        data: bytes = build_message(
+            Letter(
+                from_address=self.mail.from_address,
+                to_email=recipient.email,
+                to_name=recipient.name,
+                subject=compiled.subject,
+                text="",  # both parts come encoded, as `bodies`
+                html="",
+                list_id=self.list_id,
+                list_name=self.list_name,
+                unsubscribe_url=unsubscribe,
+                unsubscribe_mailto=self.mail.unsubscribe_mailto,
+                message_id=message_id,
+                feedback_id=self.feedback,
+            ),
+            bodies=(text.fill(in_text), html.fill(in_html)),
+        )
+        if self.signer is not None:
+            data = self.signer.sign(data)
+        return Outgoing(self.envelope_from, recipient.email, message_id, data)
+
+    def _variant(self, topics: tuple[str, ...]) -> Variant:
+        """The edition compiled for a reader of `topics`, with its bodies encoded."""
+        found = self._by_topics.get(topics)
+        if found is None:
+            compiled = self.renderer.for_topics(topics)  # several sets of topics share a variant
+            if compiled not in self._encoded:
+                slots = compiled.placeholders
+                self._encoded[compiled] = (
+                    BodyTemplate(compiled.text, slots),
+                    BodyTemplate(compiled.html, slots),
+                )
+            found = self._by_topics[topics] = (compiled, *self._encoded[compiled])
+        return found
+
+
+def _recipients_page(
+    edition: Edition, connection: Connection, after: int, limit: int
+) -> list[audience.Recipient]:
+    """The next page of the edition's recipients, after subscriber id `after`."""
+    return audience.recipients(connection, edition.kind, edition.language, after, limit)
+
+
+def _count_recipients(edition: Edition, connection: Connection) -> tuple[int, int]:
+    """(still to send, already done) among the edition's recipients."""
+    receiving = audience.receiving(connection, edition.kind, edition.language)
+    everyone = select(func.count()).select_from(subscriber).where(receiving)
+    total = connection.scalar(everyone) or 0
+    done = connection.scalar(everyone.where(delivered(edition.id, subscriber.c.pk))) or 0
+    return total - done, done
+
+
+def _suppress_bounced(connection: Connection, email: str, detail: str) -> None:
+    """Suppress an address whose mail bounced, in the ledger's transaction."""
+    # As stored: an address from before today's checks must not stop the ledger's writer.
+    registry.suppress(connection, email, "bounced", detail, as_stored=True)
 
 
 def classify_failure(error: Exception) -> DeliveryStatus | None:

@@ -17,7 +17,7 @@ from rich.progress import (
 
 
 class ProgressBar:
-    """A rich progress display that follows the build's phases (see feeds.build.Progress)."""
+    """A rich progress display that follows the build's phases (see feeds.builder.Progress)."""
 
     def __init__(self) -> None:
         """A display on standard error; silent when that is not a terminal."""

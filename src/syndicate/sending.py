@@ -25,26 +25,26 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import replace
+from multiprocessing.context import SpawnProcess
 
 from sqlalchemy import Engine
 
 from syndicate.delivery.dkim import DkimSigner
 from syndicate.delivery.ledger import (
-    LEASE_TTL,
-    SendInProgress,
     SendReport,
     Stop,
-    acquire_send_lease,
     delivered_count,
-    lease_name,
     pending_count,
     send_edition,
 )
+from syndicate.delivery.send_lease import LEASE_TTL, SendInProgress, acquire_send_lease, lease_name
 from syndicate.delivery.transports import transport_from_settings
+from syndicate.digests.editions import load_edition
 from syndicate.digests.model import Edition
 from syndicate.dispatch import plan_send
+from syndicate.logs import setup_logging
 from syndicate.settings import Settings
-from syndicate.store.database import reading
+from syndicate.store.database import open_database, reading
 from syndicate.store.leases import LeaseHeld, holder_name, join, release
 
 log = logging.getLogger(__name__)
@@ -126,18 +126,15 @@ def _send_in_processes(
         )
         for part in range(1, processes)
     ]
-    for child in children:
-        child.start()
-        assert child.pid is not None
-        try:
-            join(engine, lease_name(edition.id), holder, child.pid, LEASE_TTL)
-        except LeaseHeld as lost:  # only after stalling past the lease: stop everyone
-            everyone_stop.set()
-            for running in children:
-                if running.pid is not None:
-                    running.join()
-            relay.set()
-            raise SendInProgress(str(lost)) from None
+    try:
+        _start(engine, children, lease_name(edition.id), holder)
+    except LeaseHeld as lost:  # only after stalling past the lease: stop everyone
+        everyone_stop.set()
+        for running in children:
+            if running.pid is not None:
+                running.join()
+        relay.set()
+        raise SendInProgress(str(lost)) from None
     progress = _LedgerProgress(reading(engine), edition.id, on_progress)
     started = time.perf_counter()
     outcomes: list[SendReport | str] = []
@@ -148,19 +145,46 @@ def _send_in_processes(
     except Exception as error:  # the others go on; the ledger keeps what everyone sent
         log.exception("sending part 0 failed")
         outcomes.append(f"{type(error).__name__}: {error}")
-    while len(outcomes) < processes:
+    outcomes += _gather(results, children, processes - len(outcomes), progress)
+    for child in children:
+        child.join()
+    relay.set()  # ends the relay thread
+    progress.tick(0, force=True)
+    return _combined(edition.id, outcomes, processes, time.perf_counter() - started)
+
+
+def _start(engine: Engine, children: list[SpawnProcess], lease: str, holder: str) -> None:
+    """Start each child, and have it join the send's lease; LeaseHeld if the lease was lost."""
+    for child in children:
+        child.start()
+        assert child.pid is not None
+        join(engine, lease, holder, child.pid, LEASE_TTL)
+
+
+def _gather(
+    results: Results[SendReport | str],
+    children: list[SpawnProcess],
+    expected: int,
+    progress: _LedgerProgress,
+) -> list[SendReport | str]:
+    """The children's outcomes as they come, progress shown meanwhile; fewer if some died."""
+    outcomes: list[SendReport | str] = []
+    while len(outcomes) < expected:
         try:
             outcomes.append(results.get(timeout=PROGRESS_EVERY))
         except queue.Empty:
             if not any(child.is_alive() for child in children) and results.empty():
                 break
         progress.tick(0)
-    for child in children:
-        child.join()
-    relay.set()  # ends the relay thread
-    progress.tick(0, force=True)
-    report = SendReport(edition.id)
-    report.seconds = time.perf_counter() - started
+    return outcomes
+
+
+def _combined(
+    edition_id: str, outcomes: list[SendReport | str], processes: int, seconds: float
+) -> SendReport:
+    """One report for all the shares; SendAborted when a share failed or never reported."""
+    report = SendReport(edition_id)
+    report.seconds = seconds
     for outcome in outcomes:
         if isinstance(outcome, SendReport):
             report.sent += outcome.sent
@@ -257,10 +281,6 @@ def _child_sends_part(
     # SIGTERM asks every sending process to stop cleanly; Ctrl-C reaches the parent, which relays it.
     signal.signal(signal.SIGTERM, lambda _signal, _frame: stop.set())
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    from syndicate.digests.editions import load_edition
-    from syndicate.logs import setup_logging
-    from syndicate.store import open_database
-
     setup_logging("info")
     engine = open_database(settings.database.url, migrate=False, create=False)
     try:

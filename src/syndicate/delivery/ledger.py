@@ -6,8 +6,8 @@ A worker records a message's fate and waits for that record to be committed befo
 the next recipient, so a crash at any moment leaves at most one unrecorded message per worker:
 those few are sent again on the next run (the README states the bound), and nobody is skipped.
 
-Commits are grouped: a single writer thread commits whatever outcomes are waiting at once, so
-the database sees hundreds of commits a second, not thousands.
+Commits are grouped: a single writer thread (delivery.recorder) commits whatever outcomes are
+waiting at once, so the database sees hundreds of commits a second, not thousands.
 """
 
 from __future__ import annotations
@@ -15,44 +15,24 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import queue
-import threading
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from enum import StrEnum
-from functools import cache
 from typing import Protocol
 
 from sqlalchemy import ColumnElement, Connection, Engine, exists, func, select
 
+from syndicate.delivery.recorder import DeliveryStatus, Gate, Outcome, Recorder
+from syndicate.delivery.send_lease import acquire_send_lease, lease_name
 from syndicate.logs import logfmt
-from syndicate.store import leases
 from syndicate.store.database import reading
 from syndicate.store.schema import delivery
 
 log = logging.getLogger(__name__)
 
-LEASE_TTL = timedelta(seconds=60)
-RENEW_EVERY = 15.0  # seconds
-
-
-class DeliveryStatus(StrEnum):
-    """What became of one recipient's message, as the ledger stores it."""
-
-    SENT = "sent"
-    BOUNCED = "bounced"  # refused for good: the address is suppressed
-    DEFERRED = "deferred"  # refused for now: tried again by the next send
-    FAILED = "failed"  # not sendable (cannot be composed or carried): tried again too
-
-
 # Outcomes a later run must not repeat; "deferred" and "failed" are tried again, since what
 # failed them (a busy server, a server without SMTPUTF8, a broken key) may be mended by then.
 DONE = (DeliveryStatus.SENT, DeliveryStatus.BOUNCED)
-
-
-Gate = asyncio.Future[None]  # done once something (a ledger record) is safely committed
 
 
 class Stop(Protocol):
@@ -60,10 +40,6 @@ class Stop(Protocol):
 
     def is_set(self) -> bool:
         """Whether the send should stop."""
-
-
-class SendInProgress(Exception):
-    """Another process is sending this edition."""
 
 
 class Recipient(Protocol):
@@ -86,17 +62,6 @@ class Outgoing:
     recipient: str
     message_id: str
     data: bytes
-
-
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    """What became of one recipient's message."""
-
-    subscriber_pk: int
-    email: str
-    status: DeliveryStatus
-    message_id: str
-    detail: str
 
 
 @dataclass
@@ -183,7 +148,7 @@ def send_edition(
     acquire_send_lease(engine, plan.edition_id, holder)
     report = SendReport(plan.edition_id, suppressed=plan.suppressed)
     started = time.perf_counter()
-    recorder = _Recorder(
+    recorder = Recorder(
         engine, plan.edition_id, lease_name(plan.edition_id), holder, plan.on_bounce
     )
     try:
@@ -197,19 +162,6 @@ def send_edition(
         report.seconds,
     )  # fmt: skip
     return report
-
-
-def lease_name(edition_id: str) -> str:
-    """The lease that whoever sends `edition_id` holds."""
-    return f"send:{edition_id}"
-
-
-def acquire_send_lease(engine: Engine, edition_id: str, holder: str) -> None:
-    """Take the edition's send lease for `holder`, or raise SendInProgress naming who has it."""
-    try:
-        leases.acquire(engine, lease_name(edition_id), holder, LEASE_TTL)
-    except leases.LeaseHeld as held:
-        raise SendInProgress(str(held)) from None
 
 
 def delivered_count(engine: Engine, edition_id: str) -> int:
@@ -244,7 +196,7 @@ async def _send_all(
     engine: Engine,
     plan: SendPlan,
     report: SendReport,
-    recorder: _Recorder,
+    recorder: Recorder,
     on_progress: Callable[[int], None] | None,
     stop: Stop | None,
 ) -> None:
@@ -378,125 +330,3 @@ def _finished(connection: Connection, edition_id: str, pks: list[int]) -> set[in
         )
     )
     return set(rows.scalars())
-
-
-class _Recorder:
-    """One thread that commits outcomes as they come, in groups, and keeps the lease alive."""
-
-    def __init__(
-        self,
-        engine: Engine,
-        edition_id: str,
-        lease_name: str,
-        holder: str,
-        on_bounce: Callable[[Connection, str, str], None],
-    ) -> None:
-        self.engine = engine
-        self.on_bounce = on_bounce
-        self.edition_id = edition_id
-        self.lease_name = lease_name
-        self.holder = holder
-        self.inbox: queue.Queue[tuple[Outcome, asyncio.Future[None]] | None] = queue.Queue()
-        self.lost = False
-        self.thread = threading.Thread(target=self._run, name="ledger", daemon=True)
-        self.thread.start()
-
-    def submit(self, outcome: Outcome) -> Gate:
-        """Queue `outcome` for the ledger; the future is done once it is committed."""
-        if self.lost:
-            raise SendInProgress(f"lost {self.lease_name} to another process; stopping")
-        done: Gate = asyncio.get_running_loop().create_future()
-        self.inbox.put((outcome, done))
-        return done
-
-    def close(self) -> None:
-        """Commit what is waiting, then stop."""
-        self.inbox.put(None)
-        self.thread.join()
-
-    def _run(self) -> None:
-        renewed = time.monotonic()
-        while True:
-            try:
-                first = self.inbox.get(timeout=RENEW_EVERY)
-            except queue.Empty:
-                continue  # nothing to commit; the lease is renewed below all the same
-            finally:
-                if time.monotonic() - renewed > RENEW_EVERY:
-                    if not leases.renew(self.engine, self.lease_name, self.holder, LEASE_TTL):
-                        # Stalled past the lease and someone else took over: stop sending.
-                        self.lost = True
-                    renewed = time.monotonic()
-            if first is None:
-                return
-            group = [first]
-            while True:
-                try:
-                    item = self.inbox.get_nowait()
-                except queue.Empty:
-                    break
-                if item is None:
-                    self.inbox.put(None)  # stop after this group
-                    break
-                group.append(item)
-            self._commit(group)
-
-    def _commit(self, group: list[tuple[Outcome, asyncio.Future[None]]]) -> None:
-        try:
-            with self.engine.begin() as connection:
-                _write_outcomes(connection, self.edition_id, [outcome for outcome, _ in group])
-                for outcome, _ in group:
-                    if outcome.status == DeliveryStatus.BOUNCED:
-                        self.on_bounce(connection, outcome.email, outcome.detail)
-        except BaseException as error:  # the send must stop: it cannot record what it sends
-            _settle([done for _, done in group], error)
-            return
-        _settle([done for _, done in group], None)
-
-
-def _write_outcomes(connection: Connection, edition_id: str, outcomes: list[Outcome]) -> None:
-    """Upsert the outcomes' ledger rows through the driver's executemany.
-
-    This runs hundreds of times a second in the send's own process, where every microsecond
-    is taken from composing and sending: SQLAlchemy's per-row parameter handling cost more
-    than the database's work. The statement is the one `upsert` makes, written out once; the
-    shared timestamp goes through the column's own type once a group.
-    """
-    dialect = connection.dialect
-    processor = delivery.c.at.type.bind_processor(dialect)
-    now = datetime.now(UTC)
-    at = processor(now) if processor is not None else now
-    rows = [
-        (edition_id, outcome.subscriber_pk, outcome.status, outcome.message_id, outcome.detail, at)
-        for outcome in outcomes
-    ]
-    connection.exec_driver_sql(_upsert_sql(dialect.paramstyle), rows)
-
-
-@cache
-def _upsert_sql(paramstyle: str) -> str:
-    columns = ("edition_id", "subscriber_pk", "status", "message_id", "detail", "at")
-    marks = ", ".join(["?" if paramstyle == "qmark" else "%s"] * len(columns))
-    updates = ", ".join(f"{name} = excluded.{name}" for name in columns[2:])
-    # Made of the constant names above only; every value is a parameter.
-    insert = f"INSERT INTO delivery ({', '.join(columns)}) VALUES ({marks}) "  # noqa: S608
-    return insert + f"ON CONFLICT (edition_id, subscriber_pk) DO UPDATE SET {updates}"
-
-
-def _settle(futures: list[asyncio.Future[None]], error: BaseException | None) -> None:
-    """Resolve a committed group's futures, waking each event loop once, not once a message."""
-    by_loop: dict[asyncio.AbstractEventLoop, list[asyncio.Future[None]]] = {}
-    for done in futures:
-        by_loop.setdefault(done.get_loop(), []).append(done)
-    for loop, waiting in by_loop.items():
-        loop.call_soon_threadsafe(_resolve_all, waiting, error)
-
-
-def _resolve_all(futures: list[asyncio.Future[None]], error: BaseException | None) -> None:
-    for done in futures:
-        if done.done():
-            continue
-        if error is None:
-            done.set_result(None)
-        else:
-            done.set_exception(error)

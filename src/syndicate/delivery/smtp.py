@@ -1,21 +1,13 @@
 """The SMTP transport: a pool of reused aiosmtplib connections, rate-limited, with retries.
 
-Every SMTP detail lives in this module. Each of the `pool_size` slots holds one connection,
-opened on first use and kept for the next message, and carries at most one message at a time;
-a send waits for a free slot. One rate limiter is shared by all slots. A 4xx reply, a timeout or
-a lost connection is tried again, `retries` times, after an exponential, jittered, capped delay
-during which the message holds no slot (a lost connection is reopened by the next try); a 5xx
-reply to RCPT or DATA is a PermanentFailure at once; a 5xx to the session itself (greeting,
-STARTTLS, login, MAIL FROM) is a SessionFailure. A transport belongs to one event loop.
-
-aiosmtplib opens the connection, negotiates TLS and logs in; MAIL, RCPT and DATA go through
-its `execute_command` (see `_transaction`). Its DATA command is not used for the message: it
-rewrites line endings and dot-stuffs the message with regular expressions (three passes over
-each message with SIZE), which measured three fifths of a send's CPU time (757 against 2,465
-messages of 115 KB a second to Postfix's smtp-sink over four connections). Messages built by
-`build_message` (MessageBytes) already end every line with CRLF and start none with ".", so
-they are written on aiosmtplib's protocol as they are; any other message has its line ends
-mended and its dots stuffed here, with one replace.
+Every SMTP detail lives in this module and delivery.smtp_transaction. Each of the `pool_size`
+slots holds one connection, opened on first use and kept for the next message, and carries at
+most one message at a time; a send waits for a free slot. One rate limiter is shared by all
+slots. A 4xx reply, a timeout or a lost connection is tried again, `retries` times, after an
+exponential, jittered, capped delay during which the message holds no slot (a lost connection
+is reopened by the next try); a 5xx reply to RCPT or DATA is a PermanentFailure at once; a 5xx
+to the session itself (greeting, STARTTLS, login, MAIL FROM) is a SessionFailure. A transport
+belongs to one event loop.
 
 An internationalised recipient (a UTF-8 local part, RFC 6531) goes out with SMTPUTF8 on MAIL
 FROM when the server offers it (Postfix does), and is `Unsendable` when it does not: no
@@ -25,9 +17,8 @@ A-labels. A message with an 8bit part (a confirmation's text, written to be read
 declared BODY=8BITMIME; a server that does not offer 8BITMIME gets that part re-encoded,
 quoted-printable or base64 (RFC 6152).
 
-Commands are not pipelined (RFC 2920), though Postfix offers it: aiosmtplib's protocol reads
-one reply per command awaited and drops what arrives while a reply waits to be taken, so
-replies to commands written together would be lost.
+The transport opens and pools connections; one message's transaction on an open connection
+(MAIL, RCPT, DATA) is in delivery.smtp_transaction, the rate limit in delivery.ratelimit.
 """
 
 from __future__ import annotations
@@ -35,10 +26,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-import re
 import ssl
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import aiosmtplib
@@ -46,6 +34,8 @@ import aiosmtplib
 from syndicate.delivery.encodings import seven_bit
 from syndicate.delivery.headers import MessageError, checked_address, mail_address, needs_smtputf8
 from syndicate.delivery.message import MessageBytes
+from syndicate.delivery.ratelimit import RateLimiter
+from syndicate.delivery.smtp_transaction import CONNECTION_LOST, data_payload, send_transaction
 from syndicate.delivery.transports import (
     PermanentFailure,
     SessionFailure,
@@ -56,9 +46,6 @@ from syndicate.settings import SmtpSettings
 
 log = logging.getLogger(__name__)
 
-_LINE_ENDS = re.compile(rb"\r\n|\r|\n")
-_LOST = (aiosmtplib.SMTPServerDisconnected, aiosmtplib.SMTPTimeoutError, OSError, TimeoutError)
-
 
 @dataclass
 class SmtpStats:
@@ -68,35 +55,6 @@ class SmtpStats:
     sent: int = 0
     retries: int = 0
     refused: int = 0  # permanent failures
-
-
-class RateLimiter:
-    """At most `rate` events a second, shared by every caller (0 for no limit).
-
-    The generic cell rate algorithm with a burst of one: each event is given a start time at
-    least 1/rate after the previous one, so any span of T seconds holds at most rate * T + 1.
-    """
-
-    def __init__(self, rate: float, clock: Callable[[], float] = time.monotonic) -> None:
-        """A limiter of `rate` events a second measured on `clock`."""
-        self.rate = rate
-        self._clock = clock
-        self._next = float("-inf")
-
-    def reserve(self) -> float:
-        """Claim the next free start time; the seconds from now until it (0 when free now)."""
-        if self.rate <= 0:
-            return 0.0
-        now = self._clock()
-        start = max(now, self._next)
-        self._next = start + 1.0 / self.rate
-        return start - now
-
-    async def wait(self) -> None:
-        """Wait for this caller's turn."""
-        delay = self.reserve()
-        if delay > 0:
-            await asyncio.sleep(delay)
 
 
 class _Slot:
@@ -148,31 +106,15 @@ class SmtpTransport:
         The envelope and the message go out at once; the final dot, which makes the server
         take the message, waits for `before_delivery`.
         """
-        try:
-            checked_address(envelope_from)
-        except MessageError as error:
-            raise SessionFailure(str(error)) from None
-        try:
-            recipient = mail_address(recipient)
-        except MessageError as error:
-            raise Unsendable(str(error)) from None
+        recipient = _envelope(envelope_from, recipient)
         utf8 = needs_smtputf8(recipient) or not _header_block(message).isascii()
         eight_bit = not message.isascii()  # a UTF-8 header, or a part sent 8bit
-        payload = message if isinstance(message, MessageBytes) else _data_payload(message)
+        payload = message if isinstance(message, MessageBytes) else data_payload(message)
         idle = self._pool()
         failure: TransientFailure | None = None
         for attempt in range(self.settings.retries + 1):
             if failure is not None:
-                delay = self._delay(attempt)
-                log.info(
-                    "smtp_retry attempt=%d wait=%.3f code=%s reason=%r",
-                    attempt,
-                    delay,
-                    failure.code,
-                    failure.reply,
-                )
-                self.stats.retries += 1
-                await asyncio.sleep(delay)  # holding no connection: others may use it
+                await self._pause(attempt, failure)  # holding no connection: others may use it
             slot = await idle.get()
             try:
                 await self._attempt(
@@ -243,12 +185,25 @@ class SmtpTransport:
             except MessageError as error:
                 raise Unsendable(f"{error}; the server ({where}) lacks 8BITMIME") from None
             size = len(payload)
-            payload = payload if isinstance(message, MessageBytes) else _data_payload(payload)
+            payload = payload if isinstance(message, MessageBytes) else data_payload(payload)
         await self._limiter.wait()
-        await _transaction(
+        await send_transaction(
             client, sender, recipient, payload, size, self.settings.timeout, before_delivery,
             utf8=utf8, eight_bit=eight_bit,
         )  # fmt: skip
+
+    async def _pause(self, attempt: int, failure: TransientFailure) -> None:
+        """Wait before try number `attempt`, after `failure`."""
+        delay = self._delay(attempt)
+        log.info(
+            "smtp_retry attempt=%d wait=%.3f code=%s reason=%r",
+            attempt,
+            delay,
+            failure.code,
+            failure.reply,
+        )
+        self.stats.retries += 1
+        await asyncio.sleep(delay)
 
     def _delay(self, attempt: int) -> float:
         """Exponential backoff, capped, with jitter so that slots retry apart."""
@@ -285,7 +240,7 @@ class SmtpTransport:
         except aiosmtplib.SMTPNotSupported as error:  # e.g. no STARTTLS on offer
             await _discard(client)
             raise SessionFailure(f"{where}: {error}") from None
-        except (*_LOST, aiosmtplib.SMTPException) as error:
+        except (*CONNECTION_LOST, aiosmtplib.SMTPException) as error:
             await _discard(client)
             raise TransientFailure(f"cannot connect to {where}: {error}") from None
         slot.client = client
@@ -298,7 +253,7 @@ async def _greet(client: aiosmtplib.SMTP) -> None:
     """EHLO (HELO where EHLO is refused) on a session aiosmtplib has not greeted yet.
 
     It greets on connecting only when it starts TLS or logs in, and otherwise in `mail`, which
-    `_transaction` does not use; greeted now, the first message knows the server's extensions.
+    `send_transaction` does not use; greeted now, the first message knows the server's extensions.
     """
     if not client.is_ehlo_or_helo_needed:
         return
@@ -325,116 +280,20 @@ async def _discard(client: aiosmtplib.SMTP) -> None:
         await asyncio.sleep(0.001)
 
 
-async def _transaction(
-    client: aiosmtplib.SMTP,
-    sender: str,
-    recipient: str,
-    payload: bytes,
-    size: int,
-    timeout: float,
-    before_delivery: asyncio.Future[None] | None = None,
-    *,
-    utf8: bool = False,
-    eight_bit: bool = False,
-) -> None:
-    """MAIL, RCPT, DATA and the message on an open connection, failures classified.
+def _envelope(envelope_from: str, recipient: str) -> str:
+    """The recipient as written on RCPT TO, once both addresses are known to be sendable.
 
-    The final dot waits for `before_delivery`; if that fails, the connection is dropped
-    before the dot, so the server discards the message, and the error propagates.
-
-    The commands go through aiosmtplib's `execute_command` rather than its `mail` and `rcpt`,
-    which parse each address again with the email package (a sixth of a send's CPU time);
-    `send` has checked both addresses have the shape `local@domain` and nothing else. With
-    `utf8` (the server offers SMTPUTF8), MAIL FROM asks for it and RCPT TO is UTF-8; an
-    `eight_bit` message is declared BODY=8BITMIME (RFC 6152) where the server offers it. One
-    deadline, moved on for each reply, bounds every wait to `timeout`, instead of a
-    `wait_for` for each reply.
+    A From address that cannot be sent fails every message alike (SessionFailure); a recipient
+    that cannot be, only its own (Unsendable).
     """
-    loop = asyncio.get_running_loop()
-    mail = [b"MAIL", b"FROM:<" + sender.encode("ascii") + b">"]
-    if client.supports_extension("size"):
-        mail.append(b"SIZE=%d" % size)
-    if utf8:
-        mail.append(b"SMTPUTF8")
-    if eight_bit and client.supports_extension("8bitmime"):  # a UTF-8 header is 8-bit too
-        mail.append(b"BODY=8BITMIME")
     try:
-        async with asyncio.timeout(None) as deadline:
-            deadline.reschedule(loop.time() + timeout)
-            response = await client.execute_command(*mail, timeout=None)
-            if response.code != 250:
-                if response.code >= 500:
-                    raise SessionFailure(
-                        f"sender {sender} refused: {response.message}", response.code
-                    )
-                raise aiosmtplib.SMTPSenderRefused(response.code, response.message, sender)
-            deadline.reschedule(loop.time() + timeout)
-            to = b"TO:<" + recipient.encode("utf-8" if utf8 else "ascii") + b">"
-            response = await client.execute_command(b"RCPT", to, timeout=None)
-            if response.code not in (250, 251):
-                raise aiosmtplib.SMTPRecipientRefused(response.code, response.message, recipient)
-            deadline.reschedule(loop.time() + timeout)
-            response = await client.execute_command(b"DATA", timeout=None)
-            if response.code != 354:
-                raise aiosmtplib.SMTPDataError(response.code, response.message)
-            protocol = client.protocol
-            if protocol is None:
-                raise aiosmtplib.SMTPServerDisconnected("connection lost before the message")
-            if before_delivery is None or before_delivery.done():
-                # One write: a second for the final dot costs a system call and the sink a read.
-                _check(before_delivery, client)
-                protocol.write(payload + b".\r\n")
-            else:
-                protocol.write(payload)
-                deadline.reschedule(None)  # our own wait: the server allows minutes here
-                await asyncio.wait([before_delivery])
-                _check(before_delivery, client)
-                protocol.write(b".\r\n")
-            deadline.reschedule(loop.time() + timeout)
-            response = await protocol.read_response(timeout=None)
-            if response.code != 250:
-                raise aiosmtplib.SMTPDataError(response.code, response.message)
-    except aiosmtplib.SMTPResponseException as error:
-        if 500 <= error.code < 600:
-            await _reset(client)
-            raise PermanentFailure(error.code, error.message) from None
-        if 400 <= error.code < 500:
-            await _reset(client)
-        else:  # not a reply at all: the conversation is out of step, start afresh
-            client.close()
-        raise TransientFailure(error.message, error.code) from None
-    except _LOST as error:
-        client.close()
-        raise TransientFailure(f"connection lost: {error or type(error).__name__}") from None
-
-
-def _check(before_delivery: asyncio.Future[None] | None, client: aiosmtplib.SMTP) -> None:
-    """Raise the gate's error, if it failed, after dropping the connection before the dot."""
-    if before_delivery is not None and before_delivery.exception() is not None:
-        client.close()
-        before_delivery.result()
-
-
-async def _reset(client: aiosmtplib.SMTP) -> None:
-    """RSET after a refusal, so the connection can carry the next message."""
-    if not client.is_connected:
-        return
+        checked_address(envelope_from)
+    except MessageError as error:
+        raise SessionFailure(str(error)) from None
     try:
-        await client.rset()
-    except (aiosmtplib.SMTPException, OSError):
-        client.close()
-
-
-def _data_payload(message: bytes) -> bytes:
-    """What goes after DATA but the final ".": CRLF line ends, a "." starting a line doubled."""
-    if message.count(b"\n") != message.count(b"\r\n") or message.count(b"\r") != message.count(
-        b"\n"
-    ):
-        message = _LINE_ENDS.sub(b"\r\n", message)  # not built here: mend its line ends
-    if not message.endswith(b"\r\n"):
-        message += b"\r\n"
-    stuffed = message.replace(b"\r\n.", b"\r\n..")
-    return b"." + stuffed if stuffed.startswith(b".") else stuffed
+        return mail_address(recipient)
+    except MessageError as error:
+        raise Unsendable(str(error)) from None
 
 
 def _header_block(message: bytes) -> bytes:

@@ -11,32 +11,27 @@ is stored as JSON at the first build and never changes: building it again return
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Connection, Engine, RowMapping, func, insert, or_, select
+from sqlalchemy import Connection, Engine, insert, select
 from sqlalchemy.exc import IntegrityError
 
-from syndicate.digests.model import DigestItem, Edition, TopicDigest
+from syndicate.digests.frozen import edition_from_json, edition_row
+from syndicate.digests.gathering import gather
+from syndicate.digests.model import Edition
 from syndicate.digests.model import edition_id as name_edition
-from syndicate.feeds.contents import visible
 from syndicate.i18n import gettext, local_date
 from syndicate.logs import logfmt
-from syndicate.model import Status
 from syndicate.periods import DIGEST_KINDS, KINDS, Kind
-from syndicate.sanitize import plain_lead
 from syndicate.settings import Settings
 from syndicate.store.database import reading
-from syndicate.store.schema import article, article_topic, edition, pick, topic, topic_text
-from syndicate.store.schema import view_count as views
+from syndicate.store.schema import edition
 
 log = logging.getLogger(__name__)
 
-SUMMARY_LIMIT = 300  # characters of an item's lead an email shows
-CONTENT_VERSION = 1  # of the JSON an edition is frozen as
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,7 +114,7 @@ def draft_edition(
         )
     day = day or now.astimezone(config.zone).date()
     start, end = edition_window(kind, day, config.zone, now)
-    gathered = _gather(connection, config, language, start, end)
+    gathered = gather(connection, config, language, start, end)
     subject = subject_line(kind, language, config.site_title(language), day)
     key = name_edition(kind, language, day)
     return Edition(key, kind, language, day, start, end, now.astimezone(UTC), subject, *gathered)
@@ -148,7 +143,7 @@ def build_edition(
         return EditionBuild(None, created=False, skipped=reason)
     try:
         with engine.begin() as connection:
-            connection.execute(insert(edition).values(_row(built)))
+            connection.execute(insert(edition).values(edition_row(built)))
     except IntegrityError:  # another process built it first; theirs is the frozen one
         log.info("edition_exists id=%s", key)
         return EditionBuild(key, created=False)
@@ -169,156 +164,6 @@ def load_edition(engine: Engine, edition_id: str) -> Edition | None:
     with reading(engine).connect() as connection:
         content = connection.scalar(select(edition.c.content).where(edition.c.id == edition_id))
     return None if content is None else edition_from_json(content)
-
-
-# -- gathering ---------------------------------------------------------------------------
-
-
-def _gather(
-    connection: Connection, config: DigestConfig, language: str, start: datetime, end: datetime
-) -> tuple[tuple[DigestItem, ...], tuple[DigestItem, ...], tuple[TopicDigest, ...]]:
-    """The picks, Most Viewed and topic sections of a window, as digest items."""
-    shown = visible(end) & (article.c.language == language)
-    pick_pks = _dedupe(
-        connection.scalars(
-            select(article.c.pk)
-            .join(pick, pick.c.article_pk == article.c.pk)
-            .where(
-                shown,
-                pick.c.picked_at < end,
-                or_(pick.c.unpicked_at.is_(None), pick.c.unpicked_at > start),
-            )
-            .order_by(pick.c.position, pick.c.picked_at.desc(), article.c.pk)
-        ),
-        config.picks,
-    )
-    total = func.sum(views.c.count).label("total")
-    ranked = connection.execute(
-        select(article.c.pk, total)
-        .join(views, views.c.article_pk == article.c.pk)
-        .where(shown, views.c.hour >= start, views.c.hour < end, article.c.pk.not_in(pick_pks))
-        .group_by(article.c.pk, article.c.published_at)
-        .order_by(total.desc(), article.c.published_at.desc(), article.c.pk.desc())
-        .limit(config.most_viewed)
-    ).all()
-    shown_pks = {*pick_pks, *(row.pk for row in ranked)}
-    topic_rows = _topic_articles(connection, config.topic_items, language, (start, end), shown_pks)
-    items = _items(connection, shown_pks | {pk for _, pk in topic_rows})
-    picks = tuple(items[pk] for pk in pick_pks)
-    most_viewed = tuple(replace(items[row.pk], views=int(row.total)) for row in ranked)
-    return picks, most_viewed, _topics(connection, topic_rows, items, language)
-
-
-def _dedupe(pks: Iterable[int], limit: int) -> list[int]:
-    """The first `limit` distinct keys, in order (an article picked twice counts once)."""
-    unique: list[int] = []
-    for pk in pks:
-        if len(unique) >= limit:
-            break
-        if pk not in unique:
-            unique.append(pk)
-    return unique
-
-
-def _topic_articles(
-    connection: Connection,
-    limit: int,
-    language: str,
-    window: tuple[datetime, datetime],
-    shown: set[int],
-) -> list[tuple[int, int]]:
-    """(topic, article) pairs: each topic's newest `limit` articles of the window not yet shown."""
-    if limit == 0:
-        return []
-    start, end = window
-    rank = (
-        func.row_number()
-        .over(
-            partition_by=article_topic.c.topic_pk,
-            order_by=[article_topic.c.published_at.desc(), article_topic.c.article_pk.desc()],
-        )
-        .label("rank")
-    )
-    ranked = (
-        select(article_topic.c.topic_pk, article_topic.c.article_pk, rank)
-        .join(article, article.c.pk == article_topic.c.article_pk)
-        .where(
-            visible(end),
-            article_topic.c.language == language,
-            article_topic.c.status == Status.PUBLISHED.value,
-            article_topic.c.published_at >= start,
-            article_topic.c.published_at < end,
-            article_topic.c.article_pk.not_in(shown),
-        )
-        .subquery()
-    )
-    rows = connection.execute(
-        select(ranked.c.topic_pk, ranked.c.article_pk)
-        .where(ranked.c.rank <= limit)
-        .order_by(ranked.c.topic_pk, ranked.c.rank)
-    )
-    return [(row.topic_pk, row.article_pk) for row in rows]
-
-
-def _topics(
-    connection: Connection,
-    pairs: Sequence[tuple[int, int]],
-    items: Mapping[int, DigestItem],
-    language: str,
-) -> tuple[TopicDigest, ...]:
-    """Topic sections named in `language` (else English, else any), ordered by slug."""
-    if not pairs:
-        return ()
-    topic_pks = {topic_pk for topic_pk, _ in pairs}
-    names: dict[int, dict[str, str]] = {}
-    slugs: dict[int, str] = {}
-    for row in connection.execute(
-        select(topic.c.pk, topic.c.slug, topic_text.c.language, topic_text.c.name)
-        .join(topic_text, topic_text.c.topic_pk == topic.c.pk)
-        .where(topic.c.pk.in_(topic_pks))
-    ):
-        slugs[row.pk] = row.slug
-        names.setdefault(row.pk, {})[row.language] = row.name
-    sections = []
-    for topic_pk in sorted(topic_pks, key=slugs.__getitem__):
-        article_pks = [pk for owner, pk in pairs if owner == topic_pk]
-        name = _name_in(names[topic_pk], language)
-        sections.append(TopicDigest(slugs[topic_pk], name, tuple(items[pk] for pk in article_pks)))
-    return tuple(sections)
-
-
-def _name_in(by_language: Mapping[str, str], language: str) -> str:
-    """A topic's name in `language`, else in English, else in any language (as feeds name it)."""
-    for candidate in (language, "en", *sorted(by_language)):
-        if candidate in by_language:
-            return by_language[candidate]
-    raise LookupError("a topic without any name")
-
-
-def _items(connection: Connection, pks: Iterable[int]) -> dict[int, DigestItem]:
-    """Digest items of the given articles, by primary key."""
-    wanted = sorted(set(pks))
-    if not wanted:
-        return {}
-    rows = connection.execute(select(article).where(article.c.pk.in_(wanted))).mappings()
-    return {row["pk"]: _item(row) for row in rows}
-
-
-def _item(row: RowMapping) -> DigestItem:
-    """One article row as a digest shows it."""
-    image: dict[str, Any] = row["image"] or {}
-    caption = plain_lead(str(image.get("caption") or ""), SUMMARY_LIMIT)
-    return DigestItem(
-        cms_id=row["cms_id"],
-        url=row["url"],
-        title=row["title"],
-        summary=plain_lead(row["summary"], SUMMARY_LIMIT)
-        or plain_lead(row["body_html"], SUMMARY_LIMIT),
-        published_at=row["published_at"],
-        section=row["section"],
-        image_url=image.get("url"),
-        image_alt=(caption or row["title"]) if image else "",
-    )
 
 
 # -- skipping ----------------------------------------------------------------------------
@@ -345,105 +190,3 @@ def _nothing_new(connection: Connection, built: Edition) -> str | None:
     if all(item.cms_id in seen for item in (*built.picks, *built.most_viewed)):
         return f"every item was already in the previous edition {before.id}"
     return None
-
-
-# -- freezing ----------------------------------------------------------------------------
-
-
-def _row(built: Edition) -> dict[str, Any]:
-    """The `edition` table row of an edition."""
-    return {
-        "id": built.id,
-        "kind": built.kind,
-        "language": built.language,
-        "date": built.date.isoformat(),
-        "window_start": built.window_start,
-        "window_end": built.window_end,
-        "built_at": built.built_at,
-        "subject": built.subject,
-        "content": edition_to_json(built),
-    }
-
-
-def edition_item_to_json(item: DigestItem) -> dict[str, Any]:
-    """A digest item as plain JSON data."""
-    return {
-        "cms_id": item.cms_id,
-        "url": item.url,
-        "title": item.title,
-        "summary": item.summary,
-        "published_at": item.published_at.astimezone(UTC).isoformat(),
-        "section": item.section,
-        "image_url": item.image_url,
-        "image_alt": item.image_alt,
-        "views": item.views,
-    }
-
-
-def edition_item_from_json(data: Mapping[str, Any]) -> DigestItem:
-    """A digest item from its JSON data."""
-    return DigestItem(
-        cms_id=data["cms_id"],
-        url=data["url"],
-        title=data["title"],
-        summary=data["summary"],
-        published_at=datetime.fromisoformat(data["published_at"]),
-        section=data["section"],
-        image_url=data["image_url"],
-        image_alt=data["image_alt"],
-        views=data["views"],
-    )
-
-
-def edition_to_json(built: Edition) -> dict[str, Any]:
-    """An edition as plain JSON data: everything rendering needs, nothing from the store."""
-    return {
-        "version": CONTENT_VERSION,
-        "id": built.id,
-        "kind": built.kind,
-        "language": built.language,
-        "date": built.date.isoformat(),
-        "window_start": built.window_start.astimezone(UTC).isoformat(),
-        "window_end": built.window_end.astimezone(UTC).isoformat(),
-        "built_at": built.built_at.astimezone(UTC).isoformat(),
-        "subject": built.subject,
-        "picks": [edition_item_to_json(item) for item in built.picks],
-        "most_viewed": [edition_item_to_json(item) for item in built.most_viewed],
-        "topics": [
-            {
-                "slug": section.slug,
-                "name": section.name,
-                "items": [edition_item_to_json(item) for item in section.items],
-            }
-            for section in built.topics
-        ],
-    }
-
-
-def edition_from_json(data: Mapping[str, Any]) -> Edition:
-    """An edition from the JSON data `edition_to_json` made."""
-    if data.get("version") != CONTENT_VERSION:
-        raise ValueError(f"edition content version {data.get('version')!r} is not understood")
-    kind = data["kind"]
-    if kind not in KINDS:
-        raise ValueError(f"unknown digest kind {kind!r}")
-    return Edition(
-        id=data["id"],
-        kind=kind,
-        language=data["language"],
-        date=date.fromisoformat(data["date"]),
-        window_start=datetime.fromisoformat(data["window_start"]),
-        window_end=datetime.fromisoformat(data["window_end"]),
-        built_at=datetime.fromisoformat(data["built_at"]),
-        subject=data["subject"],
-        picks=tuple(edition_item_from_json(item) for item in data["picks"]),
-        most_viewed=tuple(edition_item_from_json(item) for item in data["most_viewed"]),
-        topics=tuple(
-            TopicDigest(
-                section["slug"],
-                section["name"],
-                tuple(edition_item_from_json(item) for item in section["items"]),
-            )
-            for section in data["topics"]
-        ),
-    )

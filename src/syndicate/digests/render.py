@@ -22,7 +22,7 @@ from typing import Any, Literal
 from babel.numbers import format_decimal
 
 from syndicate.digests.compiler import compile_mjml
-from syndicate.digests.editions import edition_to_json
+from syndicate.digests.frozen import edition_to_json
 from syndicate.digests.model import DigestItem, Edition, TopicDigest
 from syndicate.feeds.catalog import section_name
 from syndicate.i18n import N_, direction, local_date, local_digits, translations

@@ -8,371 +8,27 @@ change is left alone.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
-import os
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
-from typing import Protocol
 
-from sqlalchemy import Connection, Engine, and_, delete, or_, select
+from sqlalchemy import Connection, Engine, delete, select
 
 from syndicate import metrics
-from syndicate.feeds import layout
-from syndicate.feeds.contents import ContentReader, FeedContent, visible
-from syndicate.feeds.files import FeedFolder, feed_file
-from syndicate.feeds.index import ListedFeed, group_feeds, render_html, render_opml
-from syndicate.feeds.layout import FORMATS, Kind
-from syndicate.feeds.pool import BuildPool, WorkerSetup
-from syndicate.feeds.render import FeedRenderer
-from syndicate.feeds.spool import FragmentSpool
-from syndicate.feeds.stages import Published, Publisher, render_articles
-from syndicate.periods import PERIODS
-from syndicate.settings import Settings
+from syndicate.feeds.builder import BuildReport, FeedBuilder, NoProgress, Progress
+from syndicate.feeds.config import FeedConfig
+from syndicate.feeds.index import ListedFeed
+from syndicate.feeds.layout import Kind
+from syndicate.feeds.files import FeedFolder
 from syndicate.store.database import for_reading, for_writing
-from syndicate.store.schema import (
-    article,
-    article_tag,
-    article_topic,
-    dirty_feed,
-    pick,
-    published_feed,
-    state,
-    tag,
-    topic,
-)
+from syndicate.store.schema import dirty_feed, published_feed, state
 from syndicate.store.sql import upsert
 
 log = logging.getLogger(__name__)
 
-# Bump when rendering changes in a way that must reach every file: a build with a different
-# fingerprint from the last one is a full build.
-RENDERING_VERSION = "1"
-# Feeds that exist for every language even with no items, so their URLs never 404.
-STANDING_KINDS = {Kind.ALL, Kind.EDITORS_CHOICE, Kind.MOST_VIEWED}
-CHUNK = 500  # articles a worker renders at a time
-FEED_CHUNK = 200  # feeds a worker writes at a time
-# Below this many articles to render, starting worker processes costs more than it saves.
-PARALLEL_THRESHOLD = 5_000
-
-
-class Progress(Protocol):
-    """Where a build reports how far it has got (a progress bar on the command line)."""
-
-    def phase(self, description: str, total: int | None) -> None:
-        """A new stage of `total` steps begins."""
-
-    def advance(self, steps: int = 1) -> None:
-        """`steps` more steps are done."""
-
-
-class NoProgress:
-    """Progress that goes nowhere, for the service and tests."""
-
-    def phase(self, description: str, total: int | None) -> None:
-        """Ignore the new stage."""
-
-    def advance(self, steps: int = 1) -> None:
-        """Ignore the steps."""
-
-
-@dataclass(frozen=True)
-class FeedConfig:
-    """What building feeds needs from the settings, and nothing more."""
-
-    site_url: str
-    site_titles: dict[str, str]
-    languages: tuple[str, ...]
-    feeds_dir: str
-    feeds_url: str
-    items: int
-    hub: str | None = None
-    workers: int = 1
-    embed_frames: bool = False
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> FeedConfig:
-        """Pick the feed settings out of the whole."""
-        site = settings.site
-        return cls(
-            site_url=str(site.base_url),
-            site_titles={language: site.title_in(language) for language in site.languages},
-            languages=site.languages,
-            feeds_dir=str(settings.feeds.dir),
-            feeds_url=settings.web.feeds_url,
-            items=settings.feeds.items,
-            hub=str(settings.feeds.websub_hub) if settings.feeds.websub_hub else None,
-            workers=settings.feeds.build_workers,
-            embed_frames=settings.feeds.embed_frames,
-        )
-
-    def fingerprint(self) -> str:
-        """A digest of everything that shapes every feed; when it changes, all feeds must."""
-        settings = asdict(self) | {"rendering": RENDERING_VERSION}
-        settings.pop("feeds_dir")
-        settings.pop("workers")
-        return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()
-
-    def home_url(self, language: str) -> str:
-        """The site's front page in `language`."""
-        return f"{self.site_url.rstrip('/')}/{language}/"
-
-
-@dataclass
-class BuildReport:
-    """What a build did."""
-
-    mode: str
-    feeds: int = 0
-    written: int = 0
-    unchanged: int = 0
-    removed: int = 0
-    articles: int = 0
-    failed: list[str] = field(default_factory=list)
-    seconds: float = 0.0
-    changed_keys: list[str] = field(default_factory=list)
-    # Relative paths (`en/tags/iraq.rss`) of the feed files this build wrote, never the index
-    # files and never removed feeds: what to announce to a WebSub hub.
-    changed: list[str] = field(default_factory=list)
-
-    def changed_urls(self, feeds_url: str) -> list[str]:
-        """The public URLs of the changed feed files, spelled as the feeds' own self links."""
-        return [layout.public_url(feeds_url, path) for path in self.changed]
-
-    def summary(self) -> str:
-        """One line for people."""
-        failed = f", {len(self.failed)} articles failed to render" if self.failed else ""
-        return (
-            f"{self.mode} build: {self.feeds} feeds, {self.written} files written, "
-            f"{self.unchanged} unchanged, {self.removed} removed, "
-            f"{self.articles} articles rendered{failed} in {self.seconds:.2f}s"
-        )
-
-
-class FeedBuilder:
-    """One build: a clock, a store connection, the renderer, the feeds folder, maybe a pool."""
-
-    def __init__(
-        self,
-        connection: Connection,
-        config: FeedConfig,
-        now: datetime,
-        progress: Progress,
-        database_url: str,
-    ) -> None:
-        """Prepare a build as of `now`."""
-        self.connection = connection
-        self.config = config
-        self.now = now
-        self.progress = progress
-        self.database_url = database_url
-        self.folder = FeedFolder(Path(config.feeds_dir))
-        self.renderer = FeedRenderer(
-            site_url=config.site_url,
-            feeds_url=config.feeds_url,
-            hub=config.hub,
-            embed_frames=config.embed_frames,
-        )
-        self.publisher = Publisher(
-            self.renderer,
-            self.folder,
-            config.site_titles,
-            {language: config.home_url(language) for language in config.languages},
-        )
-        self.reader = ContentReader(
-            connection,
-            now=now,
-            limit=config.items,
-            site_titles=config.site_titles,
-            languages=config.languages,
-        )
-        self.spool = FragmentSpool()
-        self.pool: BuildPool | None = None
-        self._clock = time.perf_counter()
-
-    def lap(self, phase: str) -> None:
-        """Log how long the phase that just ended took."""
-        now = time.perf_counter()
-        log.info("build phase=%s seconds=%.3f", phase, now - self._clock)
-        self._clock = now
-
-    def close(self) -> None:
-        """Remove the spool and stop any workers."""
-        self.spool.close()
-        if self.pool is not None:
-            self.pool.close()
-
-    def _pool_for(self, amount: int) -> BuildPool | None:
-        """Workers, when the work is large enough to repay starting them."""
-        workers = self.config.workers or os.cpu_count() or 1
-        if workers < 2 or amount < PARALLEL_THRESHOLD:
-            return None
-        if self.pool is None:
-            self.pool = BuildPool(
-                workers,
-                WorkerSetup(
-                    database_url=self.database_url,
-                    now=self.now,
-                    limit=self.config.items,
-                    site_url=self.config.site_url,
-                    feeds_url=self.config.feeds_url,
-                    hub=self.config.hub,
-                    embed_frames=self.config.embed_frames,
-                    feeds_dir=Path(self.config.feeds_dir),
-                    site_titles=self.config.site_titles,
-                    home_urls=self.publisher.home_urls,
-                    languages=self.config.languages,
-                ),
-            )
-        return self.pool
-
-    # -- the two stages ----------------------------------------------------------------
-
-    def render(self, pks: Iterable[int], report: BuildReport) -> None:
-        """Render every article not yet in the spool."""
-        wanted = sorted(pk for pk in set(pks) if pk not in self.spool)
-        self.progress.phase("Rendering articles", len(wanted))
-        shares = [wanted[start : start + CHUNK] for start in range(0, len(wanted), CHUNK)]
-        pool = self._pool_for(len(wanted))
-        results = (
-            pool.render(shares)
-            if pool
-            else (render_articles(self.reader, self.renderer, share) for share in shares)
-        )
-        for rendered in results:
-            for fragment in rendered.fragments:
-                self.spool.add(*fragment)
-            report.failed.extend(rendered.failed)
-            done = len(rendered.fragments) + len(rendered.failed)
-            report.articles += done
-            self.progress.advance(done)
-        self.spool.flush()
-
-    def publish(self, contents: Sequence[FeedContent], report: BuildReport) -> list[ListedFeed]:
-        """Write every format of the given feeds."""
-        self.progress.phase("Writing feeds", len(contents))
-        pool = self._pool_for(len(contents) * 10)
-        if pool is None:
-            results: Iterable[Published] = (
-                self.publisher.publish(contents[start : start + FEED_CHUNK], self.spool.reader())
-                for start in range(0, len(contents), FEED_CHUNK)
-            )
-        else:
-            shares = []
-            for start in range(0, len(contents), FEED_CHUNK):
-                share = contents[start : start + FEED_CHUNK]
-                needed = {pk for content in share for pk in content.article_pks}
-                slots = {pk: self.spool.slots[pk] for pk in needed if pk in self.spool.slots}
-                shares.append((share, slots))
-            self.spool.flush()
-            results = pool.publish(self.spool.path, shares)
-        listed: list[ListedFeed] = []
-        for published in results:
-            listed.extend(published.listed)
-            report.written += published.written
-            report.unchanged += published.unchanged
-            report.changed_keys.extend(published.changed_keys)
-            # Publishing reports feeds, not files. A feed's formats carry the same items and
-            # nearly always change together; when one did not, announcing it costs the hub
-            # one fetch that finds nothing new.
-            report.changed.extend(
-                feed_file(key, fmt) for key in published.changed_keys for fmt in FORMATS
-            )
-            report.feeds += len(published.listed)
-            self.progress.advance(len(published.listed))
-        listed.sort(key=lambda feed: feed.key)
-        return listed
-
-    def remove(self, key: str, report: BuildReport) -> None:
-        """Delete every format of a feed that no longer has anything in it."""
-        removed = [self.folder.remove(feed_file(key, fmt)) for fmt in FORMATS]
-        if any(removed):
-            report.removed += 1
-            report.changed_keys.append(key)
-
-    def write_index(self, feeds: Sequence[ListedFeed]) -> None:
-        """Write index.opml and index.html for the given feeds."""
-        groups = group_feeds(feeds, self.config.languages)
-        title = self.config.site_titles[self.config.languages[0]]
-        url = self.config.feeds_url
-        self.folder.write("index.opml", render_opml(groups, site_title=title, feeds_url=url))
-        self.folder.write("index.html", render_html(groups, site_title=title, feeds_url=url))
-
-    # -- the two kinds of build ---------------------------------------------------------
-
-    def full(self, report: BuildReport) -> list[ListedFeed]:
-        """Render every feed; remove any feed file that no feed accounts for."""
-        self.progress.phase("Reading feeds", None)
-        contents = [
-            content
-            for content in self.reader.everything()
-            if content.article_pks or content.kind in STANDING_KINDS
-        ]
-        self.lap("plan")
-        self.render((pk for content in contents for pk in content.article_pks), report)
-        self.lap("render")
-        listed = self.publish(contents, report)
-        self.lap("publish")
-        keep = {feed_file(content.key, fmt) for content in contents for fmt in FORMATS}
-        for stray in sorted(set(self.folder.feed_files()) - keep):
-            self.folder.remove(stray)
-            report.removed += 1
-        return listed
-
-    def incremental(
-        self, keys: Iterable[str], registry: dict[str, ListedFeed], report: BuildReport
-    ) -> tuple[list[ListedFeed], list[str]]:
-        """Render just `keys`; return the feeds now listed and the keys no longer listed."""
-        contents: list[FeedContent] = []
-        gone: list[str] = []
-        for key in sorted(set(keys)):
-            content = self.reader.one(key)
-            if content is None or not (content.article_pks or content.kind in STANDING_KINDS):
-                gone.append(key)
-            else:
-                contents.append(content)
-        self.render((pk for content in contents for pk in content.article_pks), report)
-        listed = self.publish(contents, report)
-        for key in gone:
-            self.remove(key, report)
-        return listed, [key for key in gone if key in registry]
-
-    def time_driven_keys(self, since: datetime) -> set[str]:
-        """Feeds that changed because time passed since the last build, not because of ingest."""
-        keys: set[str] = set()
-        arrived = self.connection.execute(
-            select(article.c.pk, article.c.language, article.c.section).where(
-                visible(self.now), article.c.published_at > since
-            )
-        ).all()
-        for pk, language, section in arrived:
-            tag_slugs = self.connection.scalars(
-                select(tag.c.slug).join(article_tag).where(article_tag.c.article_pk == pk)
-            )
-            topic_slugs = self.connection.scalars(
-                select(topic.c.slug).join(article_topic).where(article_topic.c.article_pk == pk)
-            )
-            keys |= layout.article_keys(language, section, tag_slugs, topic_slugs)
-        changed_picks = self.connection.scalars(
-            select(article.c.language)
-            .join(pick, pick.c.article_pk == article.c.pk)
-            .where(
-                or_(
-                    and_(pick.c.picked_at > since, pick.c.picked_at <= self.now),
-                    and_(pick.c.unpicked_at > since, pick.c.unpicked_at <= self.now),
-                )
-            )
-            .distinct()
-        )
-        keys.update(layout.editors_choice_key(language) for language in changed_picks)
-        if _hour(since) != _hour(self.now):
-            for language in self.config.languages:
-                keys.update(layout.most_viewed_key(language, p) for p in PERIODS)
-        return keys
+KEYS_PER_QUERY = 500  # feed keys in one IN (...) list when reading the registry
 
 
 def build_feeds(
@@ -401,48 +57,89 @@ def build_feeds(
                 key: token
                 for key, token in connection.execute(select(dirty_feed.c.key, dirty_feed.c.token))
             }
-            mode = (
-                "full"
-                if full or _needs_full_build(saved, config, builder.folder)
-                else "incremental"
-            )
-            report = BuildReport(mode)
+            full = full or _needs_full_build(saved, config, builder.folder)
+            report = BuildReport("full" if full else "incremental")
             try:
-                if mode == "full":
-                    registry = _registry(connection)
-                    listed = builder.full(report)
-                    gone = sorted(set(registry) - {feed.key for feed in listed})
-                else:
-                    since = datetime.fromisoformat(saved["built_at"])
-                    keys = set(dirty) | builder.time_driven_keys(since)
-                    registry = _registry(connection, keys)
-                    listed, gone = builder.incremental(keys, registry, report)
+                # An incremental build renders what ingest marked and what time changed since.
+                since = None if full else datetime.fromisoformat(saved["built_at"])
+                rendered = _render(connection, builder, report, set(dirty), since)
             finally:
                 builder.close()
         for_writing(connection)  # the record reads the registry, then writes it
         with connection.begin():
-            index_changed = _record(connection, listed, gone, registry, full=mode == "full")
-            if index_changed:
-                builder.write_index(list(_registry(connection).values()))
-            for key, token in dirty.items():
-                connection.execute(
-                    delete(dirty_feed).where(dirty_feed.c.key == key, dirty_feed.c.token == token)
-                )
-            upsert(
-                connection,
-                state,
-                [
-                    {"name": "built_at", "value": now.isoformat()},
-                    {"name": "fingerprint", "value": config.fingerprint()},
-                ],
-                ["name"],
-            )
+            _record_build(connection, builder, rendered, dirty, full=full)
     report.seconds = time.perf_counter() - started
     report.changed.sort()
+    _count_and_log(report)
+    return report
+
+
+@dataclass(frozen=True)
+class _Rendered:
+    """What a build's rendering leaves for its record: feeds now listed, and those gone."""
+
+    listed: list[ListedFeed]
+    gone: list[str]
+    registry: dict[str, ListedFeed]  # the published feeds on record before the build
+
+
+def _render(
+    connection: Connection,
+    builder: FeedBuilder,
+    report: BuildReport,
+    dirty: set[str],
+    since: datetime | None,
+) -> _Rendered:
+    """Render every feed (`since` None, a full build) or those changed since the last build."""
+    if since is None:
+        registry = _registry(connection)
+        listed = builder.full(report)
+        return _Rendered(listed, sorted(set(registry) - {feed.key for feed in listed}), registry)
+    keys = dirty | builder.time_driven_keys(since)
+    registry = _registry(connection, keys)
+    listed, gone = builder.incremental(keys, registry, report)
+    return _Rendered(listed, gone, registry)
+
+
+def _record_build(
+    connection: Connection,
+    builder: FeedBuilder,
+    rendered: _Rendered,
+    dirty: dict[str, str],
+    *,
+    full: bool,
+) -> None:
+    """Record the feeds published, rewrite the index if it changed, and note the build done.
+
+    A dirty mark goes only if its token is the one read before rendering: a feed that ingest
+    marked again meanwhile stays dirty for the next build.
+    """
+    index_changed = _record(
+        connection, rendered.listed, rendered.gone, rendered.registry, full=full
+    )
+    if index_changed:
+        builder.write_index(list(_registry(connection).values()))
+    for key, token in dirty.items():
+        connection.execute(
+            delete(dirty_feed).where(dirty_feed.c.key == key, dirty_feed.c.token == token)
+        )
+    upsert(
+        connection,
+        state,
+        [
+            {"name": "built_at", "value": builder.now.isoformat()},
+            {"name": "fingerprint", "value": builder.config.fingerprint()},
+        ],
+        ["name"],
+    )
+
+
+def _count_and_log(report: BuildReport) -> None:
+    """Count the build in the metrics and log it (at debug level when it changed nothing)."""
     metrics.feed_builds.labels(report.mode).inc()
     metrics.feeds_written.inc(report.written)
     # The service builds every poll; a build that changed nothing is not news.
-    quiet = mode == "incremental" and not (report.written or report.removed or report.failed)
+    quiet = report.mode == "incremental" and not (report.written or report.removed or report.failed)
     log.log(
         logging.DEBUG if quiet else logging.INFO,
         "feeds built mode=%s feeds=%d written=%d unchanged=%d removed=%d articles=%d "
@@ -456,7 +153,6 @@ def build_feeds(
         len(report.failed),
         report.seconds,
     )
-    return report
 
 
 def _needs_full_build(saved: dict[str, str], config: FeedConfig, folder: FeedFolder) -> bool:
@@ -474,9 +170,9 @@ def _registry(connection: Connection, keys: Iterable[str] | None = None) -> dict
         wanted = sorted(keys)
         rows = [
             row
-            for start in range(0, len(wanted), CHUNK)
+            for start in range(0, len(wanted), KEYS_PER_QUERY)
             for row in connection.execute(
-                query.where(published_feed.c.key.in_(wanted[start : start + CHUNK]))
+                query.where(published_feed.c.key.in_(wanted[start : start + KEYS_PER_QUERY]))
             )
         ]
     else:
@@ -517,10 +213,6 @@ def _record(
                 "updated_at": feed.updated_at,
             }
         )
-    for start in range(0, len(rows), CHUNK):
-        upsert(connection, published_feed, rows[start : start + CHUNK], ["key"])
+    for start in range(0, len(rows), KEYS_PER_QUERY):
+        upsert(connection, published_feed, rows[start : start + KEYS_PER_QUERY], ["key"])
     return index_changed
-
-
-def _hour(moment: datetime) -> datetime:
-    return moment.replace(minute=0, second=0, microsecond=0)

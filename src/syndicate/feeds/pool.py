@@ -7,6 +7,7 @@ inherits a lock some other thread held. Each worker opens its own database conne
 from __future__ import annotations
 
 import multiprocessing
+import os
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -22,7 +23,8 @@ from syndicate.feeds.files import FeedFolder
 from syndicate.feeds.render import FeedRenderer
 from syndicate.feeds.spool import Slot, SpoolReader
 from syndicate.feeds.stages import Published, Publisher, Rendered, render_articles
-from syndicate.store.database import reading
+from syndicate.logs import setup_logging
+from syndicate.store.database import open_database, reading
 
 T = TypeVar("T")
 
@@ -64,9 +66,6 @@ class _Worker:
 
 
 def _initialise(setup: WorkerSetup) -> None:
-    from syndicate.logs import setup_logging
-    from syndicate.store import open_database
-
     setup_logging("warning")
     _Worker.setup = setup
     _Worker.engine = open_database(setup.database_url, migrate=False, create=False)
@@ -87,8 +86,6 @@ def _render(pks: Sequence[int]) -> Rendered:
 
 
 def _publish(spool_path: str, contents: Sequence[FeedContent], slots: dict[int, Slot]) -> Published:
-    import os
-
     if _Worker.spool_file is None:
         _Worker.spool_file = os.open(spool_path, os.O_RDONLY)
     return _Worker.publisher.publish(contents, SpoolReader(_Worker.spool_file, slots))

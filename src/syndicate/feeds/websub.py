@@ -30,7 +30,8 @@ from syndicate import __version__, metrics
 from syndicate.logs import logfmt
 
 if TYPE_CHECKING:
-    from syndicate.feeds.build import BuildReport, FeedConfig
+    from syndicate.feeds.builder import BuildReport
+    from syndicate.feeds.config import FeedConfig
 
 log = logging.getLogger(__name__)
 

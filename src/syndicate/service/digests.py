@@ -15,7 +15,9 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Engine
 
 from syndicate import metrics
-from syndicate.delivery.ledger import DeliveryStatus, SendInProgress, SendReport, Stop
+from syndicate.delivery.ledger import SendReport, Stop
+from syndicate.delivery.recorder import DeliveryStatus
+from syndicate.delivery.send_lease import SendInProgress
 from syndicate.digests.editions import DigestConfig, build_edition, load_edition
 from syndicate.periods import Kind
 from syndicate.sending import SendAborted, send

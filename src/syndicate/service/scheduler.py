@@ -33,6 +33,9 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from syndicate import metrics
+from syndicate.feeds.build import build_feeds
+from syndicate.feeds.config import FeedConfig
+from syndicate.feeds.websub import announce_build
 from syndicate.logs import logfmt
 from syndicate.periods import Kind
 from syndicate.service.digests import run_digest
@@ -40,7 +43,9 @@ from syndicate.service.jobstate import JobResult, JobRun, first_run, last_runs, 
 from syndicate.service.requests import DigestRequest, take_requests
 from syndicate.service.send_times import digest_trigger, previous_fire
 from syndicate.settings import Settings
+from syndicate.sources import poll_sources
 from syndicate.store import leases
+from syndicate.subscribers.registry import forget_unconfirmed
 
 log = logging.getLogger(__name__)
 
@@ -200,10 +205,6 @@ class Scheduler:
         self._run("poll", datetime.now(UTC), self._poll)
 
     def _poll(self) -> tuple[JobResult, str]:
-        from syndicate.feeds.build import FeedConfig, build_feeds
-        from syndicate.feeds.websub import announce_build
-        from syndicate.sources import poll_sources
-
         sources = poll_sources(self.engine, self.settings)
         config = FeedConfig.from_settings(self.settings)
         build = build_feeds(self.engine, config)
@@ -220,8 +221,6 @@ class Scheduler:
         self._run("tidy", datetime.now(UTC), self._tidy)
 
     def _tidy(self) -> tuple[JobResult, str]:
-        from syndicate.subscribers.registry import forget_unconfirmed
-
         hours = self.settings.subscribers.confirm_hours + UNCONFIRMED_GRACE_HOURS
         forgotten = forget_unconfirmed(self.engine, datetime.now(UTC) - timedelta(hours=hours))
         if forgotten:

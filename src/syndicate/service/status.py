@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import ColumnElement, Engine, case, func, select
 
-from syndicate.delivery.ledger import DeliveryStatus
+from syndicate.delivery.recorder import DeliveryStatus
 from syndicate.service.jobstate import JobRun, last_runs
 from syndicate.service.requests import DigestRequest, pending_requests
 from syndicate.service.scheduler import LEASE_NAME, TIDY_HOURS, digest_triggers

@@ -119,6 +119,7 @@ def _ingest_file(
     report: SourceReport,
     limits: IngestSettings | None,
 ) -> None:
+    """Read one listed file into the store, then move it aside with its rejections."""
     path = candidate.path
     try:
         stream = path.open("rb")
@@ -126,33 +127,19 @@ def _ingest_file(
         _leave(report, path, error)
         return
     with stream:
-        if not _try_lock(stream):
-            report.waiting += 1
-            log.debug("inbox file locked by another process file=%s", logfmt(path))
-            return
-        held = os.fstat(stream.fileno())
-        if not _same_file(path, held) or not _unchanged(held, candidate.stat):
-            # Renamed over, moved away by another poller, or written since it was listed.
-            report.waiting += 1
+        held = _hold(stream, candidate, report)
+        if held is None:
             return
         with tempfile.TemporaryFile("w+", encoding="utf-8") as rejections:
             log_rejection = _RejectionLog(path, rejections)
-            failure: str | None = None
             try:
-                result = ingest_lines(
-                    engine, stream, languages, on_reject=log_rejection, settings=limits
+                result, failure = _ingest_stream(
+                    engine, stream, path, languages, limits, log_rejection, report
                 )
             except OSError as error:
                 # What was read is stored (each record whole); the rest comes with the next read.
                 _leave(report, path, error)
                 return
-            except StoreFailure as error:
-                report.add(error.report)
-                raise SourceError(INBOX, f"{path.name}: {error}") from None
-            except Exception as error:  # a fault of ours: the file goes aside, the poll goes on
-                log.error("inbox file could not be processed file=%s", logfmt(path), exc_info=True)
-                failure = f"{type(error).__name__}: {error}"
-                result = IngestReport(rejected=log_rejection.count)
             if failure is None and not _unchanged(os.fstat(stream.fileno()), held):
                 report.waiting += 1
                 report.add(result)
@@ -178,6 +165,48 @@ def _ingest_file(
         result.unchanged,
         result.rejected,
     )
+
+
+def _hold(stream: IO[bytes], candidate: _Candidate, report: SourceReport) -> os.stat_result | None:
+    """Lock the open file; its status, or None when it must wait (locked, moved or written)."""
+    if not _try_lock(stream):
+        report.waiting += 1
+        log.debug("inbox file locked by another process file=%s", logfmt(candidate.path))
+        return None
+    held = os.fstat(stream.fileno())
+    if not _same_file(candidate.path, held) or not _unchanged(held, candidate.stat):
+        # Renamed over, moved away by another poller, or written since it was listed.
+        report.waiting += 1
+        return None
+    return held
+
+
+def _ingest_stream(
+    engine: Engine,
+    stream: IO[bytes],
+    path: Path,
+    languages: Sequence[str],
+    limits: IngestSettings | None,
+    log_rejection: _RejectionLog,
+    report: SourceReport,
+) -> tuple[IngestReport, str | None]:
+    """Store the file's records; what was stored, and why the file failed (None if it did not).
+
+    A read error (OSError) propagates; a store that fails stops the poll (SourceError).
+    """
+    try:
+        return (
+            ingest_lines(engine, stream, languages, on_reject=log_rejection, settings=limits),
+            None,
+        )
+    except OSError:
+        raise  # the caller leaves the file for the next poll
+    except StoreFailure as error:
+        report.add(error.report)
+        raise SourceError(INBOX, f"{path.name}: {error}") from None
+    except Exception as error:  # a fault of ours: the file goes aside, the poll goes on
+        log.error("inbox file could not be processed file=%s", logfmt(path), exc_info=True)
+        return IngestReport(rejected=log_rejection.count), f"{type(error).__name__}: {error}"
 
 
 class _RejectionLog:

@@ -15,6 +15,8 @@ PostgreSQL locks rows, not the database.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +36,9 @@ SQLITE_BUSY, SQLITE_LOCKED = 5, 6  # primary result codes (the low byte of an ex
 POSTGRES_LOCK_NOT_AVAILABLE = "55P03"
 _QUERY_ONLY = "syndicate_query_only"  # connection info: the PRAGMA's current value
 _BUSY_MS = "syndicate_busy_ms"  # connection info: the busy timeout it has now
+
+# What an operation may run on: the caller's Connection (its transaction), or an Engine.
+Bind = Connection | Engine
 
 
 class MissingDatabase(Exception):
@@ -167,3 +172,13 @@ def upgrade(engine: Engine) -> None:
         current = MigrationContext.configure(connection).get_current_revision()
     if current != head:
         command.upgrade(config, "head")
+
+
+@contextmanager
+def transaction(bind: Bind) -> Iterator[Connection]:
+    """The caller's connection as it is, or a new transaction on an engine, committed at the end."""
+    if isinstance(bind, Engine):
+        with bind.begin() as connection:
+            yield connection
+    else:
+        yield bind

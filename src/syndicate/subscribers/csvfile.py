@@ -33,6 +33,7 @@ from syndicate.subscribers.registry import (
     Subscriber,
     split_choices,
 )
+from syndicate.subscribers.topics import topic_slugs
 
 COLUMNS = ("email", "name", "language", "digests", "topics")
 EXPORT_COLUMNS = (*COLUMNS, "status")
@@ -201,7 +202,7 @@ class _Importer:
         self.connection = connection
         self.choices = choices
         self.confirmed = confirmed
-        self.topics = registry.topic_slugs(connection)
+        self.topics = topic_slugs(connection)
         self.seen: set[int] = set()
         self.now = datetime.now(UTC)
 

@@ -8,18 +8,17 @@ row however they typed their address.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal, get_args
 
-from sqlalchemy import Connection, Engine, Row, and_, delete, exists, func, insert, select, update
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy import Connection, Row, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.sql.elements import ColumnElement
 
-from syndicate.store.schema import subscriber, suppression, topic, topic_text
+from syndicate.store.database import Bind, transaction
+from syndicate.store.schema import subscriber, suppression
 from syndicate.subscribers.addresses import clean_name, normalise_address
+from syndicate.subscribers.topics import topic_slugs
 
 Status = Literal["pending", "confirmed", "unsubscribed"]
 SuppressionReason = Literal["unsubscribed", "bounced", "complained"]
@@ -28,8 +27,6 @@ SUPPRESSION_REASONS: tuple[SuppressionReason, ...] = get_args(SuppressionReason)
 # confirming a new subscription from their own mailbox.
 STRENGTH = {reason: rank for rank, reason in enumerate(SUPPRESSION_REASONS)}
 Field = Literal["email", "name", "language", "digests", "topics"]
-
-Bind = Connection | Engine
 
 
 class PreferenceError(ValueError):
@@ -83,63 +80,8 @@ class Pending:
     language: str
 
 
-@dataclass(frozen=True, slots=True)
-class Recipient:
-    """A confirmed, unsuppressed subscriber as delivery needs them."""
-
-    pk: int
-    email: str
-    name: str
-    language: str
-    topics: tuple[str, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class TopicChoice:
-    """A topic a subscriber may follow, named in one language."""
-
-    slug: str
-    name: str
-
-
-@contextmanager
-def transaction(bind: Bind) -> Iterator[Connection]:
-    """The caller's connection as it is, or a new transaction on an engine, committed at the end."""
-    if isinstance(bind, Engine):
-        with bind.begin() as connection:
-            yield connection
-    else:
-        yield bind
-
-
 def _now(now: datetime | None) -> datetime:
     return now if now is not None else datetime.now(UTC)
-
-
-def topic_slugs(bind: Bind) -> frozenset[str]:
-    """The slugs of every stored topic."""
-    with transaction(bind) as connection:
-        return frozenset(connection.execute(select(topic.c.slug)).scalars())
-
-
-def topic_choices(bind: Bind, language: str) -> list[TopicChoice]:
-    """Every topic, named in `language` where it has a name there (else English, else its slug)."""
-    with transaction(bind) as connection:
-        rows = connection.execute(
-            select(topic.c.slug, topic_text.c.language, topic_text.c.name)
-            .select_from(topic.outerjoin(topic_text))
-            .order_by(topic.c.slug)
-        ).all()
-    names: dict[str, dict[str, str]] = {}
-    for slug, text_language, name in rows:
-        names.setdefault(slug, {})
-        if text_language is not None:
-            names[slug][text_language] = name
-    choices = [
-        TopicChoice(slug, named.get(language) or named.get("en") or slug)
-        for slug, named in names.items()
-    ]
-    return sorted(choices, key=lambda choice: choice.name.casefold())
 
 
 def validate(
@@ -400,66 +342,6 @@ def _suppress(
             assert current is not None
     if STRENGTH[reason] > STRENGTH[current]:
         connection.execute(update(suppression).where(suppression.c.email == address).values(**row))
-
-
-def _receives(connection: Connection, kind: str) -> ColumnElement[bool]:
-    """A condition: the subscriber's `digests` JSON array holds `kind`."""
-    if connection.dialect.name == "postgresql":
-        return subscriber.c.digests.cast(JSONB).contains([kind])
-    each = func.json_each(subscriber.c.digests).table_valued("value")
-    return exists().select_from(each).where(each.c.value == kind)
-
-
-def receiving(connection: Connection, kind: str, language: str) -> ColumnElement[bool]:
-    """A condition on `subscriber`: confirmed, unsuppressed, receiving `kind` in `language`."""
-    suppressed = exists().where(suppression.c.email == subscriber.c.email)
-    return and_(
-        subscriber.c.status == "confirmed",
-        subscriber.c.language == language,
-        ~suppressed,
-        _receives(connection, kind),
-    )
-
-
-def recipients(
-    connection: Connection, kind: str, language: str, after_pk: int, limit: int
-) -> list[Recipient]:
-    """The next `limit` confirmed, unsuppressed receivers of `kind` in `language` after `after_pk`.
-
-    Ordered by pk and paged by the last pk seen (no OFFSET), so batches stay stable while
-    people subscribe and leave during a send: call again with the last recipient's pk.
-    """
-    rows = connection.execute(
-        select(
-            subscriber.c.pk,
-            subscriber.c.email,
-            subscriber.c.name,
-            subscriber.c.language,
-            subscriber.c.topics,
-        )
-        .where(receiving(connection, kind, language), subscriber.c.pk > after_pk)
-        .order_by(subscriber.c.pk)
-        .limit(limit)
-    )
-    return [Recipient(row.pk, row.email, row.name, row.language, tuple(row.topics)) for row in rows]
-
-
-def count_suppressed(connection: Connection, kind: str, language: str) -> int:
-    """Confirmed receivers of `kind` in `language` whom the suppression list keeps out."""
-    suppressed = exists().where(suppression.c.email == subscriber.c.email)
-    return int(
-        connection.scalar(
-            select(func.count())
-            .select_from(subscriber)
-            .where(
-                subscriber.c.status == "confirmed",
-                subscriber.c.language == language,
-                suppressed,
-                _receives(connection, kind),
-            )
-        )
-        or 0
-    )
 
 
 def all_subscribers(bind: Bind, *, batch: int = 1000) -> Iterator[tuple[Subscriber, str | None]]:

@@ -24,15 +24,16 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from syndicate.i18n import N_
 from syndicate.settings import DigestSettings, SiteSettings, SubscriberSettings, WebSettings
 from syndicate.store.database import is_busy, reading
-from syndicate.subscribers import registry, throttle
+from syndicate.subscribers import notices, registry, throttle
 from syndicate.subscribers.addresses import normalise_address
 from syndicate.subscribers.links import ConfirmationRequest, SubscriptionLinks
+from syndicate.subscribers.notices import FIELD_ERRORS, HOUR
 from syndicate.subscribers.pages import Csrf, Pages, page_language
 from syndicate.subscribers.registry import Choices, PreferenceError, Preferences, Subscriber
 from syndicate.subscribers.tokens import Purpose, TokenError, Tokens
+from syndicate.subscribers.topics import topic_choices
 from syndicate.templating import templates_dir
 from syndicate.web.security import FORM_POLICY, PagePolicy, SecurityHeaders
 
@@ -43,27 +44,11 @@ SendConfirmation = Callable[[ConfirmationRequest], None]
 # One address gets at most this many confirmation mails an hour, whoever asks and from where.
 CONFIRMATIONS_PER_ADDRESS = 3
 MAX_BODY_BYTES = 64 * 1024
-HOUR = 3600
 DAY = 24 * HOUR
-# The answer when the store stayed locked past [web] lock_timeout: wait this many seconds.
-BUSY_RETRY_AFTER = 10
-BUSY_TITLE = N_("Please try again in a moment")
-BUSY_BODY = N_(
-    "The site is busy and could not save your request, so nothing was changed. "
-    "Please try again in a moment."
-)
 
 # Every subscription page posts its forms back to itself; tokens travel in its URLs, so no
 # Referer ever names one; and no page of it may be kept by a cache.
 PAGE_SECURITY = (("", PagePolicy(FORM_POLICY, "no-referrer")),)
-
-FIELD_ERRORS = {
-    "email": N_("Enter a valid email address, such as name@example.com."),
-    "name": N_("The name is too long or contains characters that are not allowed."),
-    "language": N_("Choose a language from the list."),
-    "digests": N_("Choose at least one digest."),
-    "topics": N_("Choose topics from the list."),
-}
 
 
 def _text(form: FormData, name: str) -> str:
@@ -107,40 +92,9 @@ class SubscriptionPages:
     def _language(self, request: Request, preferred: str | None = None) -> str:
         return page_language(request, self.choices.languages, preferred)
 
-    def _subscribe_link(self, request: Request, language: str) -> tuple[str, str]:
-        return (f"{request.scope.get('root_path', '')}/?lang={language}", N_("Subscribe again"))
-
     def _refused(self, request: Request, language: str, reason: str) -> Response:
         log.info("subscription token refused reason=%s path=%s", reason, request.url.path)
-        expired = reason == "expired"
-        return self.pages.message(
-            request,
-            language,
-            status=410 if expired else 400,
-            title=N_("This link has expired") if expired else N_("This link is not valid"),
-            body=N_(
-                "For your security, links in our emails work for a limited time. Use the link "
-                "in our most recent email, or subscribe again to get a new one."
-            )
-            if expired
-            else N_(
-                "The link may be incomplete or altered. Copy the whole link from the email "
-                "into your browser, or subscribe again."
-            ),
-            link=self._subscribe_link(request, language),
-        )
-
-    def _forbidden(self, request: Request, language: str) -> Response:
-        return self.pages.message(
-            request,
-            language,
-            status=403,
-            title=N_("This form has expired"),
-            body=N_(
-                "For your security, the form could not be accepted. Go back, reload the page "
-                "and try again. Cookies must be enabled for this site."
-            ),
-        )
+        return notices.refused_link(self.pages, request, language, reason)
 
     async def _holder(self, request: Request, purpose: Purpose) -> Subscriber | Response:
         """The subscriber whose token for `purpose` the request carries, or the refusal page."""
@@ -197,23 +151,14 @@ class SubscriptionPages:
         form = await self._form(request)
         language = self._language(request, _text(form, "lang") or None)
         if not self.pages.csrf.accepts(request, form):
-            return self._forbidden(request, language)
+            return notices.expired_form(self.pages, request, language)
         client = request.client.host if request.client else None
         key = throttle.client_key("subscribe", client)
         allowed = await run_in_threadpool(
             throttle.allow, self.engine, key, self.settings.subscribe_per_hour
         )
         if not allowed:
-            return self.pages.message(
-                request,
-                language,
-                status=429,
-                title=N_("Too many attempts"),
-                body=N_(
-                    "Too many subscription requests came from your network. Try again in an hour."
-                ),
-                headers={"retry-after": str(HOUR)},
-            )
+            return notices.too_many_attempts(self.pages, request, language)
         email = _text(form, "email")
         preferences = Preferences(
             language=_text(form, "language"),
@@ -227,18 +172,7 @@ class SubscriptionPages:
         except ValueError:
             errors = {"email": FIELD_ERRORS["email"]}
         else:
-            response = self.pages.message(
-                request,
-                language,
-                status=200,
-                title=N_("Check your inbox"),
-                body=N_(
-                    "If {email} is not subscribed yet, we have sent it a message with a link "
-                    "to confirm. Your subscription starts when you click that link. If nothing "
-                    "arrives within a few minutes, look in your spam folder."
-                ),
-                params={"email": email.strip()},
-            )
+            response = notices.check_inbox(self.pages, request, language, email.strip())
             if confirmation is not None:
                 response.background = BackgroundTask(self._send, confirmation)
             return response
@@ -281,26 +215,9 @@ class SubscriptionPages:
             return holder
         confirmed = await run_in_threadpool(registry.confirm, self.engine, holder.pk)
         if confirmed is None:
-            return self.pages.message(
-                request,
-                holder.language,
-                status=410,
-                title=N_("This subscription cannot be confirmed"),
-                body=N_(
-                    "This address has unsubscribed since the link was sent, or cannot receive "
-                    "our mail. You can subscribe again."
-                ),
-                link=self._subscribe_link(request, holder.language),
-            )
+            return notices.not_confirmable(self.pages, request, holder.language)
         preferences = self.links.preferences(confirmed.pk, confirmed.email, confirmed.language)
-        return self.pages.message(
-            request,
-            confirmed.language,
-            status=200,
-            title=N_("Subscription confirmed"),
-            body=N_("Thank you. Your first digest arrives with the next edition."),
-            link=(preferences, N_("Manage your preferences")),
-        )
+        return notices.confirmed(self.pages, request, confirmed.language, preferences)
 
     # -- preferences ---------------------------------------------------------------------
 
@@ -316,7 +233,7 @@ class SubscriptionPages:
     ) -> Response:
         shown = values or Preferences(holder.language, holder.digests, holder.topics, holder.name)
         language = holder.language
-        topics = registry.topic_choices(self.reader, language)
+        topics = topic_choices(self.reader, language)
         unsubscribe = self.links.unsubscribe(holder.pk, holder.email, language)
         return self.pages.render(
             request,
@@ -334,24 +251,13 @@ class SubscriptionPages:
             unsubscribe_url=unsubscribe,
         )
 
-    def _unsubscribed_page(self, request: Request, holder: Subscriber) -> Response:
-        return self.pages.message(
-            request,
-            holder.language,
-            status=200,
-            title=N_("You are unsubscribed"),
-            body=N_("We will not send any more newsletters to {email}."),
-            params={"email": holder.email},
-            link=self._subscribe_link(request, holder.language),
-        )
-
     async def preferences_form(self, request: Request) -> Response:
         """GET /preferences?token=…: the subscriber's digests, language and topics."""
         holder = await self._holder(request, Purpose.PREFERENCES)
         if isinstance(holder, Response):
             return holder
         if holder.status == "unsubscribed":
-            return self._unsubscribed_page(request, holder)
+            return notices.unsubscribed(self.pages, request, holder)
         return await run_in_threadpool(self._preferences_page, request, holder)
 
     async def save_preferences(self, request: Request) -> Response:
@@ -361,9 +267,9 @@ class SubscriptionPages:
             return holder
         form = await self._form(request)
         if not self.pages.csrf.accepts(request, form):
-            return self._forbidden(request, holder.language)
+            return notices.expired_form(self.pages, request, holder.language)
         if holder.status == "unsubscribed":
-            return self._unsubscribed_page(request, holder)
+            return notices.unsubscribed(self.pages, request, holder)
         wanted = Preferences(
             language=_text(form, "language"),
             digests=_texts(form, "digests"),
@@ -394,7 +300,7 @@ class SubscriptionPages:
         if isinstance(holder, Response):
             return holder
         if holder.status == "unsubscribed":
-            return self._unsubscribed_page(request, holder)
+            return notices.unsubscribed(self.pages, request, holder)
         return self.pages.render(
             request,
             "unsubscribe.html",
@@ -414,12 +320,12 @@ class SubscriptionPages:
         # the URL is what authorises it, and a forged request cannot know that token.
         one_click = _text(form, "List-Unsubscribe") == "One-Click"
         if not one_click and not self.pages.csrf.accepts(request, form):
-            return self._forbidden(request, holder.language)
+            return notices.expired_form(self.pages, request, holder.language)
         detail = "one-click" if one_click else "web page"
         done = await run_in_threadpool(
             lambda: registry.unsubscribe(self.engine, holder.pk, detail=detail)
         )
-        return self._unsubscribed_page(request, done or holder)
+        return notices.unsubscribed(self.pages, request, done or holder)
 
     # -- the rest ------------------------------------------------------------------------
 
@@ -433,24 +339,8 @@ class SubscriptionPages:
 
     async def http_error(self, request: Request, exc: Exception) -> Response:
         """A human page for 404, 405, 413 and malformed forms."""
-        status = exc.status_code if isinstance(exc, HTTPException) else 500
         language = self._language(request, request.query_params.get("lang"))
-        missing = status == 404
-        headers = exc.headers if isinstance(exc, HTTPException) else None
-        return self.pages.message(
-            request,
-            language,
-            status=status,
-            title=N_("Page not found") if missing else N_("This request cannot be accepted"),
-            body=N_("There is no page at this address.")
-            if missing
-            else N_("Go back, reload the page and try again."),
-            link=(
-                f"{request.scope.get('root_path', '')}/?lang={language}",
-                N_("Go to the subscription page"),
-            ),
-            headers=headers,
-        )
+        return notices.http_error(self.pages, request, language, exc)
 
     async def busy(self, request: Request, exc: Exception) -> Response:
         """503 with Retry-After when the store stayed locked past [web] lock_timeout.
@@ -466,14 +356,7 @@ class SubscriptionPages:
         wanted = request.query_params.get("lang")
         if wanted is None and request.method == "POST":
             wanted = _text(await self._form(request), "lang") or None  # read already: cached
-        return self.pages.message(
-            request,
-            self._language(request, wanted),
-            status=503,
-            title=BUSY_TITLE,
-            body=BUSY_BODY,
-            headers={"retry-after": str(BUSY_RETRY_AFTER)},
-        )
+        return notices.busy(self.pages, request, self._language(request, wanted))
 
 
 def create_subscription_app(

@@ -7,7 +7,7 @@ middleware and the public redirects guard; the feed files keep their own lean pa
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -20,13 +20,16 @@ from starlette.types import ASGIApp
 
 from syndicate import metrics
 from syndicate.store.database import is_busy
+from syndicate.subscribers.notices import BUSY_BODY, BUSY_RETRY_AFTER, BUSY_TITLE
 from syndicate.subscribers.pages import fill
-from syndicate.subscribers.web import BUSY_BODY, BUSY_RETRY_AFTER, BUSY_TITLE
 from syndicate.web.pages import HTML, FeedPages, render_page
 from syndicate.web.security import PublicRedirects, SecurityHeaders
 from syndicate.web.static_feeds import FeedFiles, Receive, Scope, Send
 
 log = logging.getLogger(__name__)
+
+Endpoint = Callable[[Request], Awaitable[Response]]
+ErrorHandler = Callable[[Request, Exception], Awaitable[Response]]
 
 # The build writes this last, so its presence means at least one complete build is on disk.
 READY_MARKER = "index.opml"
@@ -81,6 +84,27 @@ def create_app(
         zone=ZoneInfo(timezone),
     )
 
+    site = Starlette(
+        routes=[
+            Route("/", to_feeds, methods=["GET", "HEAD"]),
+            Route("/feeds", to_feeds, methods=["GET", "HEAD"]),
+            Route("/healthz", _health_check(folder), methods=["GET", "HEAD"]),
+            Route("/metrics", metrics_text, methods=["GET", "HEAD"]),
+            # Given routes come before the pages' patterns, so theirs win where both match.
+            *routes,
+            *pages.routes(),
+        ],
+        exception_handlers={404: pages.not_found, OperationalError: _busy_page(pages)},
+    )
+    # Outside Starlette's own error handling, so that even a 500 page carries the headers;
+    # every redirect of the site (Starlette's own trailing-slash ones too) names public_url.
+    secured = SecurityHeaders(PublicRedirects(site, base), https=base.startswith("https:"))
+    return FeedsFirst(feeds, secured)
+
+
+def _health_check(folder: Path) -> Endpoint:
+    """The /healthz endpoint for the feeds in `folder`."""
+
     async def healthz(request: Request) -> Response:
         """200 when a build is on disk to serve, 503 (so no traffic is sent here) until then."""
         ready = (folder / READY_MARKER).is_file()
@@ -90,16 +114,24 @@ def create_app(
             headers={"cache-control": "no-store"},
         )
 
-    async def metrics_text(request: Request) -> Response:
-        """The service's counters in Prometheus text format."""
-        return Response(
-            metrics.exposition(),
-            headers={"content-type": metrics.CONTENT_TYPE, "cache-control": "no-store"},
-        )
+    return healthz
 
-    async def to_feeds(request: Request) -> Response:
-        """Send visitors of the bare site or /feeds to the feeds index."""
-        return RedirectResponse("/feeds/", status_code=308)
+
+async def metrics_text(request: Request) -> Response:
+    """The service's counters in Prometheus text format."""
+    return Response(
+        metrics.exposition(),
+        headers={"content-type": metrics.CONTENT_TYPE, "cache-control": "no-store"},
+    )
+
+
+async def to_feeds(request: Request) -> Response:
+    """Send visitors of the bare site or /feeds to the feeds index."""
+    return RedirectResponse("/feeds/", status_code=308)
+
+
+def _busy_page(pages: FeedPages) -> ErrorHandler:
+    """The handler of a database error: a busy page in the path's language, else re-raised."""
 
     async def busy(request: Request, exc: Exception) -> Response:
         """503 with Retry-After when a route's write waited out [web] lock_timeout."""
@@ -123,19 +155,4 @@ def create_app(
         headers = {"retry-after": str(BUSY_RETRY_AFTER), "cache-control": "no-store"}
         return Response(body, status_code=503, media_type=HTML, headers=headers)
 
-    site = Starlette(
-        routes=[
-            Route("/", to_feeds, methods=["GET", "HEAD"]),
-            Route("/feeds", to_feeds, methods=["GET", "HEAD"]),
-            Route("/healthz", healthz, methods=["GET", "HEAD"]),
-            Route("/metrics", metrics_text, methods=["GET", "HEAD"]),
-            # Given routes come before the pages' patterns, so theirs win where both match.
-            *routes,
-            *pages.routes(),
-        ],
-        exception_handlers={404: pages.not_found, OperationalError: busy},
-    )
-    # Outside Starlette's own error handling, so that even a 500 page carries the headers;
-    # every redirect of the site (Starlette's own trailing-slash ones too) names public_url.
-    secured = SecurityHeaders(PublicRedirects(site, base), https=base.startswith("https:"))
-    return FeedsFirst(feeds, secured)
+    return busy

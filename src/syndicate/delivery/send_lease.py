@@ -1,0 +1,29 @@
+"""The send lease: one edition is sent by one holder at a time (its processes share the lease)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import Engine
+
+from syndicate.store import leases
+
+LEASE_TTL = timedelta(seconds=60)
+RENEW_EVERY = 15.0  # seconds
+
+
+class SendInProgress(Exception):
+    """Another process is sending this edition."""
+
+
+def lease_name(edition_id: str) -> str:
+    """The lease that whoever sends `edition_id` holds."""
+    return f"send:{edition_id}"
+
+
+def acquire_send_lease(engine: Engine, edition_id: str, holder: str) -> None:
+    """Take the edition's send lease for `holder`, or raise SendInProgress naming who has it."""
+    try:
+        leases.acquire(engine, lease_name(edition_id), holder, LEASE_TTL)
+    except leases.LeaseHeld as held:
+        raise SendInProgress(str(held)) from None

@@ -1,0 +1,53 @@
+"""Settings: one typed object, loaded once from settings.toml and the environment.
+
+Precedence, highest first: environment (`SYNDICATE_<SECTION>__<KEY>`), then the TOML file
+(`--config FILE`, else `SYNDICATE_CONFIG`, else `./settings.toml`), then the defaults here.
+Every part of the program receives only the section it needs.
+
+This package's face: import from `syndicate.settings`. Behind it, `loading` holds the root
+and how it is read, `sections` and `mail` the sections, `fields` what the sections share.
+"""
+
+from syndicate.settings.fields import SERVED_LANGUAGES
+from syndicate.settings.loading import Settings, SettingsError, config_file, load_settings, masked
+from syndicate.settings.mail import (
+    DigestSettings,
+    DkimSettings,
+    MailSettings,
+    SmtpSettings,
+    SubscriberSettings,
+)
+from syndicate.settings.sections import (
+    DatabaseSettings,
+    FeedSettings,
+    IngestSettings,
+    ScheduleSettings,
+    SecuritySettings,
+    SiteSettings,
+    SourceSettings,
+    WebSettings,
+    WordPressSettings,
+)
+
+__all__ = [
+    "SERVED_LANGUAGES",
+    "DatabaseSettings",
+    "DigestSettings",
+    "DkimSettings",
+    "FeedSettings",
+    "IngestSettings",
+    "MailSettings",
+    "ScheduleSettings",
+    "SecuritySettings",
+    "Settings",
+    "SettingsError",
+    "SiteSettings",
+    "SmtpSettings",
+    "SourceSettings",
+    "SubscriberSettings",
+    "WebSettings",
+    "WordPressSettings",
+    "config_file",
+    "load_settings",
+    "masked",
+]

@@ -1,0 +1,224 @@
+"""The site, store, feeds, web, sources, ingest, schedule and security sections."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import AnyHttpUrl, Field, SecretStr, ValidationInfo, field_validator
+
+from syndicate.periods import DIGEST_KINDS, SendTime, parse_send_time
+from syndicate.settings.fields import (
+    SERVED_LANGUAGES,
+    OptionalWebAddress,
+    Section,
+    ServedLanguage,
+    WebAddress,
+)
+
+# SQLAlchemy URL schemes of the stores Syndicate runs on (and has the driver of).
+DATABASE_SCHEMES = ("sqlite", "sqlite+pysqlite", "postgresql+psycopg")
+# The demo site's name in the demo's other languages: the default [site] title reads
+# "Syndicate Demo News" in English only; any other title is the same in every language
+# unless [site] titles says otherwise.
+DEMO_TITLE = "Syndicate Demo News"
+DEMO_TITLES = {"ar": "أخبار سينديكيت التجريبية", "fa": "اخبار نمایشی سیندیکیت"}
+
+
+class SiteSettings(Section):
+    """The news site whose articles Syndicate publishes."""
+
+    base_url: WebAddress = Field(
+        AnyHttpUrl("https://site.example/"),
+        description="The site's public address; relative links in articles resolve against it.",
+    )
+    title: str = Field(DEMO_TITLE, min_length=1, description="The site's name.")
+    titles: dict[ServedLanguage, str] = Field(
+        default_factory=dict,
+        description="The site's name per language where it differs, e.g. {ar = '...'}.",
+    )
+    languages: tuple[ServedLanguage, ...] = Field(
+        SERVED_LANGUAGES,
+        min_length=1,
+        description="Languages articles may be written in: any of en, ar and fa.",
+    )
+
+    def title_in(self, language: str) -> str:
+        """The site's name as readers of `language` know it."""
+        if language in self.titles:
+            return self.titles[language]
+        if self.title == DEMO_TITLE:
+            return DEMO_TITLES.get(language, self.title)
+        return self.title
+
+
+class DatabaseSettings(Section):
+    """Where the article store, subscribers and ledgers live."""
+
+    url: str = Field(
+        "sqlite:///var/syndicate.db",
+        description="SQLAlchemy URL: sqlite:///path or postgresql+psycopg://user@host/db.",
+    )
+    lock_timeout: float = Field(
+        30.0,
+        ge=0,
+        le=3600,
+        description="Seconds a command or job waits for SQLite's write lock before it fails.",
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _usable_store(cls, value: str) -> str:
+        found = re.match(r"([A-Za-z][A-Za-z0-9+.-]*)://", value)
+        scheme = found[1] if found else ""
+        if scheme not in DATABASE_SCHEMES:
+            # Only the scheme is repeated: the rest may hold a password.
+            named = repr(scheme) if scheme else "a URL without a scheme"
+            hint = " (write postgresql+psycopg://)" if scheme in ("postgresql", "postgres") else ""
+            raise ValueError(
+                f"{named} is not a database Syndicate can use{hint}: "
+                "sqlite:///path/to/file.db or postgresql+psycopg://user@host/dbname"
+            )
+        return value
+
+
+class FeedSettings(Section):
+    """The feeds written to disk."""
+
+    dir: Path = Field(Path("feeds"), description="Folder the feeds are written to.")
+    items: int = Field(20, ge=1, le=1000, description="Items in each feed, newest first.")
+    build_workers: int = Field(
+        0, ge=0, le=32, description="Processes a large build uses; 0 for one per CPU core."
+    )
+    websub_hub: OptionalWebAddress = Field(
+        None, description="A WebSub hub every feed advertises and is announced to."
+    )
+    max_age: int = Field(300, ge=0, description="Seconds clients may cache a feed (Cache-Control).")
+    embed_frames: bool = Field(
+        False,
+        description="Keep allow-listed video players as iframes in feed content; off, each "
+        "becomes a link to the player (the W3C validator warns about every iframe).",
+    )
+
+
+class WebSettings(Section):
+    """Syndicate's own HTTP server."""
+
+    host: str = Field("127.0.0.1", description="Address to listen on.")
+    port: int = Field(8000, ge=0, le=65535, description="Port to listen on.")
+    public_url: WebAddress = Field(
+        AnyHttpUrl("http://127.0.0.1:8000/"),
+        description="Public base URL of Syndicate's pages; feeds live under {public_url}/feeds/.",
+    )
+    lock_timeout: float = Field(
+        5.0,
+        ge=0,
+        le=600,
+        description="Seconds a web request waits for SQLite's write lock before answering 503.",
+    )
+    access_log: bool = Field(
+        False,
+        description="Log every request (method, path without the query, status, bytes, "
+        "duration, client) as a `request` line.",
+    )
+
+    @property
+    def feeds_url(self) -> str:
+        """The public URL of the feeds folder, ending in a slash."""
+        return str(self.public_url).rstrip("/") + "/feeds/"
+
+
+class WordPressSettings(Section):
+    """A WordPress site whose posts are read through its REST API (off while `url` is empty)."""
+
+    url: OptionalWebAddress = Field(
+        None, description="The WordPress site's address (its REST API is {url}/wp-json/)."
+    )
+    language: ServedLanguage = Field("en", description="Language of posts that do not name one.")
+    per_page: int = Field(100, ge=1, le=100, description="Posts asked for in each page.")
+    timeout: float = Field(20, gt=0, description="Seconds to wait for each answer.")
+
+
+class SourceSettings(Section):
+    """Where articles come from."""
+
+    inbox_dir: Path = Field(Path("var/inbox"), description="Folder of JSON Lines files to ingest.")
+    settle_seconds: float = Field(
+        2,
+        ge=0,
+        description="A file in the inbox is read only once it has not changed for this long.",
+    )
+    wordpress: WordPressSettings = Field(default_factory=WordPressSettings)
+
+
+class IngestSettings(Section):
+    """What one ingest record may cost: a record over a limit is rejected, naming the limit."""
+
+    max_title_chars: int = Field(
+        1_000, ge=1, description="Characters of an article's title or a topic's name, at most."
+    )
+    max_summary_chars: int = Field(
+        10_000,
+        ge=1,
+        description="Characters of a summary, a topic's description or an image caption, at most.",
+    )
+    max_body_bytes: int = Field(
+        2_000_000, ge=1, description="Bytes (UTF-8) of an article's body_html, at most."
+    )
+    max_tags: int = Field(100, ge=0, description="Tags on one article, at most.")
+    max_topics: int = Field(20, ge=0, description="Topics of one article, at most.")
+    max_authors: int = Field(20, ge=0, description="Authors of one article, at most.")
+    max_line_bytes: int = Field(
+        10_000_000,
+        ge=1_000,
+        description="Bytes of one JSON Lines record, at most; a longer line is skipped unread.",
+    )
+
+
+class ScheduleSettings(Section):
+    """When things happen."""
+
+    timezone: str = Field("UTC", description="IANA zone that edition dates and send times use.")
+    poll_seconds: int = Field(30, ge=1, description="Seconds between polls of the sources.")
+    daily_at: str = Field(
+        DIGEST_KINDS["daily"].send_at, description=DIGEST_KINDS["daily"].send_at_help
+    )
+    weekly_at: str = Field(
+        DIGEST_KINDS["weekly"].send_at, description=DIGEST_KINDS["weekly"].send_at_help
+    )
+    monthly_at: str = Field(
+        DIGEST_KINDS["monthly"].send_at, description=DIGEST_KINDS["monthly"].send_at_help
+    )
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}") from None
+        return value
+
+    @field_validator("daily_at", "weekly_at", "monthly_at")
+    @classmethod
+    def _send_time(cls, value: str, info: ValidationInfo) -> str:
+        parse_send_time(str(info.field_name).removesuffix("_at"), value)
+        return value
+
+    def send_time(self, kind: str) -> SendTime:
+        """When digest `kind` (daily, weekly, monthly) goes out, in `zone`."""
+        return parse_send_time(kind, getattr(self, f"{kind}_at"))
+
+    @property
+    def zone(self) -> ZoneInfo:
+        """The configured zone."""
+        return ZoneInfo(self.timezone)
+
+
+class SecuritySettings(Section):
+    """Secrets."""
+
+    secret_key: SecretStr = Field(
+        SecretStr(""), description="Signs subscription tokens; set it in the environment."
+    )
