@@ -17,7 +17,6 @@ from sqlalchemy import Connection, Engine, func, select
 
 from syndicate.delivery.dkim import DkimSigner
 from syndicate.delivery.ledger import Outgoing, SendPlan, delivered
-from syndicate.delivery.recorder import DeliveryStatus
 from syndicate.delivery.message import (
     BodyTemplate,
     Letter,
@@ -27,6 +26,7 @@ from syndicate.delivery.message import (
     build_notice,
     make_message_id,
 )
+from syndicate.delivery.recorder import DeliveryStatus
 from syndicate.delivery.transports import (
     PermanentFailure,
     SessionFailure,
@@ -131,7 +131,9 @@ class EditionComposer:
         self.domain = sender_domain(self.mail.from_address)
         self.envelope_from = parseaddr(self.mail.from_address)[1]
         self.list_id = f"{edition.kind}.{edition.language}.{self.domain}"
-        self.list_name = f"{site_title}: {gettext(edition.language, DIGEST_KINDS[edition.kind].title)}"
+        self.list_name = (
+            f"{site_title}: {gettext(edition.language, DIGEST_KINDS[edition.kind].title)}"
+        )
         self.feedback = feedback_id(self.mail, edition.kind, edition.language)
         self._encoded: dict[CompiledEdition, tuple[BodyTemplate, BodyTemplate]] = {}
         self._by_topics: dict[tuple[str, ...], Variant] = {}

@@ -33,7 +33,6 @@ from syndicate.store.schema import edition
 log = logging.getLogger(__name__)
 
 
-
 @dataclass(frozen=True, slots=True)
 class DigestConfig:
     """What building editions needs from the settings, and nothing else."""

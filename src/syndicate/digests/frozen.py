@@ -6,7 +6,8 @@ from collections.abc import Mapping
 from datetime import UTC, date, datetime
 from typing import Any
 
-from syndicate.digests.model import KINDS, DigestItem, Edition, TopicDigest
+from syndicate.digests.model import DigestItem, Edition, TopicDigest
+from syndicate.periods import KINDS
 
 CONTENT_VERSION = 1  # of the JSON an edition is frozen as
 

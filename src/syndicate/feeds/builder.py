@@ -20,10 +20,10 @@ from sqlalchemy import Connection, and_, or_, select
 from syndicate.feeds import layout
 from syndicate.feeds.config import FeedConfig
 from syndicate.feeds.contents import ContentReader, FeedContent, visible
+from syndicate.feeds.files import FeedFolder, feed_file
 from syndicate.feeds.index import ListedFeed, group_feeds, render_html, render_opml
 from syndicate.feeds.layout import FORMATS, Kind
 from syndicate.feeds.pool import BuildPool, WorkerSetup
-from syndicate.feeds.files import FeedFolder, feed_file
 from syndicate.feeds.render import FeedRenderer
 from syndicate.feeds.spool import FragmentSpool
 from syndicate.feeds.stages import Published, Publisher, render_articles
