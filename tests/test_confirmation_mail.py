@@ -37,12 +37,13 @@ from syndicate.store import open_database
 from syndicate.subscribers import registry
 from syndicate.subscribers.links import ConfirmationRequest
 from syndicate.web.site import create_site
-from tests.mail import read_back
-from tests.servicerun import wait_for
-from tests.smtpserver import Recorder, free_port
-from tests.test_editions import SITE_TITLES
-from tests.test_spam_score import signer
-from tests.webserver import serve_in_thread
+from tests.support.digest_corpus import SITE_TITLES
+from tests.support.letters import dkim_signer
+from tests.support.mail_reader import read_back
+from tests.support.ports import free_port
+from tests.support.smtp_server import Recorder
+from tests.support.waiting import wait_for
+from tests.support.web_server import serve_in_thread
 
 SECRET = "a secret for the confirmation mail tests, long enough"
 CONFIRMED = {"en": "Subscription confirmed", "ar": "تم تأكيد الاشتراك", "fa": "اشتراک تأیید شد"}
@@ -256,7 +257,7 @@ def test_a_signed_8bit_message_is_unsendable_to_a_server_without_8bitmime(
     """Re-encoding would break its DKIM signature: Unsendable, saying why; nothing is sent."""
     server, settings = smtp_server
     server.eight_bit_mime = False
-    signed = signer().sign(confirmation("fa"))
+    signed = dkim_signer().sign(confirmation("fa"))
     with pytest.raises(Unsendable, match=r"DKIM-signed.*lacks 8BITMIME"):
         send(settings, signed)
     assert server.received == []

@@ -24,9 +24,9 @@ from syndicate.store.schema import subscriber, topic
 from syndicate.subscribers import registry, throttle
 from syndicate.subscribers.registry import Choices, Preferences
 from syndicate.subscribers.tokens import secret_key
-from tests.conftest import ingest_text
-from tests.sqlitelock import LockHolder
-from tests.test_editions import build, digest_corpus, ingest
+from tests.support.digest_corpus import build, digest_corpus, ingest
+from tests.support.fixture_corpus import ingest_text
+from tests.support.sqlite_lock import LockHolder
 
 WRITES = ("INSERT", "UPDATE", "DELETE", "REPLACE")
 CHOICES = Choices(("en", "ar", "fa"), ("daily", "weekly"))

@@ -13,8 +13,8 @@ from syndicate.demo import generate_corpus
 from syndicate.demo.corpus import SPAN
 from syndicate.feeds.build import FeedConfig, build_feeds
 from syndicate.text import tag_key
-from tests.conftest import ingest_text
-from tests.test_cli import syndicate
+from tests.support.cli import syndicate
+from tests.support.fixture_corpus import ingest_text
 
 NOW = datetime(2026, 11, 24, 12, tzinfo=UTC)
 

@@ -21,8 +21,8 @@ from syndicate.settings import IngestSettings
 from syndicate.store import open_database
 from syndicate.store.database import reading
 from syndicate.store.schema import article
-from tests.conftest import LANGUAGES
-from tests.hostile import (
+from tests.support.fixture_corpus import LANGUAGES
+from tests.support.ingest_strategies import (
     BAD_CHANGES,
     LIMITS,
     Bad,
@@ -31,7 +31,7 @@ from tests.hostile import (
     line,
     views,
 )
-from tests.hostile import (
+from tests.support.ingest_strategies import (
     article as article_record,
 )
 

@@ -47,14 +47,13 @@ from syndicate.settings import (
 from syndicate.store import open_database
 from syndicate.subscribers.pages import language_name
 from syndicate.web.site import create_site
-from tests.browser import ARTIFACTS
-from tests.conftest import FIXTURES, LANGUAGES, ingest_text
-from tests.servicerun import wait_for
-from tests.smtpserver import free_port
-from tests.sqlitelock import LockHolder
-from tests.test_digest_browser import PICTURE
-from tests.test_editions import NOW, SITE_TITLES, build, digest_corpus, ingest
-from tests.webserver import serve_in_thread
+from tests.support.chromium import ARTIFACTS, PICTURE
+from tests.support.digest_corpus import NOW, SITE_TITLES, build, digest_corpus, ingest
+from tests.support.fixture_corpus import FIXTURES, LANGUAGES, ingest_text
+from tests.support.ports import free_port
+from tests.support.sqlite_lock import LockHolder
+from tests.support.waiting import wait_for
+from tests.support.web_server import serve_in_thread
 
 SECRET = "a secret for the page tests, long enough to sign"
 SUBSCRIBES_PER_HOUR = 2  # the walk's third subscribe is the one refused as too many

@@ -21,7 +21,7 @@ from syndicate.subscribers import registry
 from syndicate.subscribers.addresses import clean_name, needs_smtputf8, normalise_address
 from syndicate.subscribers.registry import Choices, PreferenceError, Preferences
 from syndicate.subscribers.tokens import Purpose, TokenError, Tokens, secret_key
-from tests.conftest import LANGUAGES, ingest_text
+from tests.support.fixture_corpus import LANGUAGES, ingest_text
 
 SECRET = "test-secret-key-for-subscription-tokens"
 CHOICES = Choices(LANGUAGES, ("daily", "weekly", "monthly"))

@@ -35,13 +35,12 @@ from syndicate.subscribers.links import ConfirmationRequest, SubscriptionLinks
 from syndicate.subscribers.registry import Choices, Preferences, Subscriber
 from syndicate.subscribers.tokens import Purpose, Tokens
 from syndicate.subscribers.web import create_subscription_app
-from tests.conftest import LANGUAGES, ingest_text
-from tests.mail import read_back, shown_name
-from tests.smtpserver import free_port
-from tests.test_dispatch import CONFIRMATION_HEADERS
-from tests.test_messages import HEADERS as LETTER_HEADERS
-from tests.test_messages import LETTER
-from tests.webserver import serve_in_thread
+from tests.support.fixture_corpus import LANGUAGES, ingest_text
+from tests.support.letters import CONFIRMATION_HEADERS, LETTER
+from tests.support.letters import HEADERS as LETTER_HEADERS
+from tests.support.mail_reader import read_back, shown_name
+from tests.support.ports import free_port
+from tests.support.web_server import serve_in_thread
 
 SECRET = "test-secret-key-for-the-subscription-pages"
 SUBSCRIBE_PER_HOUR = 6

@@ -37,8 +37,9 @@ from syndicate.delivery.transports import (
     transport_from_settings,
 )
 from syndicate.settings import MailSettings, SmtpSettings
-from tests.mail import read_back
-from tests.smtpserver import Recorder, Serve, free_port
+from tests.support.mail_reader import read_back
+from tests.support.ports import free_port
+from tests.support.smtp_server import Recorder, Serve
 
 SENDER = "bounces@site.example"
 LETTER = Letter(

@@ -30,8 +30,8 @@ from syndicate.settings import (
 from syndicate.store import open_database
 from syndicate.web.security import public_location
 from syndicate.web.site import create_site
-from tests.smtpserver import free_port
-from tests.webserver import serve_in_thread
+from tests.support.ports import free_port
+from tests.support.web_server import serve_in_thread
 
 PUBLIC_URL = "https://news.example/"
 SAMPLE_PARAMETERS = {"lang": "en", "slug": "iraq", "edition_id": "daily-en-2026-11-20"}

@@ -20,9 +20,9 @@ from starlette.routing import Route
 from syndicate import metrics
 from syndicate.feeds.build import FeedConfig, build_feeds
 from syndicate.feeds.websub import GIVE_UP_AFTER, announce_build, notify_hub
-from tests.conftest import NOW, ingest_text
-from tests.smtpserver import free_port
-from tests.webserver import serve_in_thread
+from tests.support.fixture_corpus import NOW, ingest_text
+from tests.support.ports import free_port
+from tests.support.web_server import serve_in_thread
 
 FEEDS = [f"https://feeds.example/feeds/en/tags/t{number}.rss" for number in range(10)]
 
