@@ -20,6 +20,7 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from syndicate.cli import Context, main
+from syndicate.settings import Settings
 
 SETTINGS_PREFIX = "SYNDICATE_"
 
@@ -54,7 +55,7 @@ def syndicate(
     )
     with (
         contextlib.chdir(cwd),
-        _logging_put_back(),
+        _process_state_put_back(),
         CliRunner().isolation(input=stdin, env=settings) as (stdout, stderr, _),
     ):
         # Made here, as the command would make it, so that it logs to this standard error.
@@ -79,11 +80,12 @@ def _status(code: object) -> int:
 
 
 @contextlib.contextmanager
-def _logging_put_back() -> Iterator[None]:
-    """Undo what the command's logging set-up did to this process (handlers and levels)."""
+def _process_state_put_back() -> Iterator[None]:
+    """Undo what a command sets for its whole process: logging, and the settings file it read."""
     root = logging.getLogger()
     handlers, level = root.handlers[:], root.level
     quiet = {name: logging.getLogger(name).level for name in ("alembic", "apscheduler", "httpx")}
+    config_path = Settings.config_path
     try:
         yield
     finally:
@@ -91,6 +93,7 @@ def _logging_put_back() -> Iterator[None]:
         root.setLevel(level)
         for name, quiet_level in quiet.items():
             logging.getLogger(name).setLevel(quiet_level)
+        Settings.config_path = config_path
 
 
 def run_process(
