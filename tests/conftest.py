@@ -11,6 +11,7 @@ from hypothesis import HealthCheck, settings
 
 from syndicate.feeds.build import FeedConfig
 from tests.support.fixture_corpus import FIXTURES, LANGUAGES
+from tests.support.sites import SITE_TITLES
 
 pytest_plugins = [
     "tests.support.databases",  # database_url (SQLite, PostgreSQL), engine, sqlite_engine
@@ -55,7 +56,7 @@ def feed_config(tmp_path: Path) -> FeedConfig:
     """Feed settings writing to a temporary folder, five items a feed."""
     return FeedConfig(
         site_url="https://site.example/",
-        site_titles={"en": "Demo News", "ar": "أخبار تجريبية", "fa": "اخبار آزمایشی"},
+        site_titles=SITE_TITLES,
         languages=LANGUAGES,
         feeds_dir=str(tmp_path / "feeds"),
         feeds_url="https://feeds.example/feeds/",

@@ -28,16 +28,6 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
-from syndicate.settings import (
-    DatabaseSettings,
-    FeedSettings,
-    MailSettings,
-    SecuritySettings,
-    Settings,
-    SiteSettings,
-    SubscriberSettings,
-    WebSettings,
-)
 from syndicate.store import open_database
 from syndicate.store.database import with_lock_timeout
 from syndicate.store.schema import topic
@@ -50,12 +40,12 @@ from syndicate.web.site import create_site
 from tests.support.cli import start_process
 from tests.support.newsroom import Newsroom
 from tests.support.ports import free_port
+from tests.support.sites import SECRET, site_settings
 from tests.support.smtp_server import Serve
 from tests.support.sqlite_lock import LockHolder
 from tests.support.waiting import wait_for
 from tests.support.web_server import serve_in_thread
 
-SECRET = "a secret for the busy store tests, long enough"
 CHOICES = Choices(("en", "ar", "fa"), ("daily", "weekly", "monthly"))
 # What the busy page says, in each language.
 BUSY_TITLES = {
@@ -84,19 +74,6 @@ class BusySite:
 SiteFactory = Callable[..., BusySite]
 
 
-def settings_for(folder: Path, url: str, lock_timeout: float) -> Settings:
-    """Settings for a site on `url` with its store and files in `folder`."""
-    return Settings(
-        site=SiteSettings(title="Demo News"),
-        database=DatabaseSettings(url=f"sqlite:///{folder / 'store.db'}"),
-        feeds=FeedSettings(dir=folder / "feeds"),
-        mail=MailSettings(outbox_dir=folder / "outbox"),
-        web=WebSettings(public_url=f"{url}/", lock_timeout=lock_timeout),
-        subscribers=SubscriberSettings(subscribe_per_hour=100_000),
-        security=SecuritySettings(secret_key=SECRET),
-    )
-
-
 @pytest.fixture
 def busy_site(tmp_path: Path) -> Iterator[SiteFactory]:
     """Start the site with a given [web] lock_timeout (once per test)."""
@@ -105,7 +82,13 @@ def busy_site(tmp_path: Path) -> Iterator[SiteFactory]:
     def start_site(lock_timeout: float, folder: Path = tmp_path) -> BusySite:
         port = free_port()
         url = f"http://127.0.0.1:{port}"
-        settings = settings_for(folder, url, lock_timeout)
+        settings = site_settings(
+            folder,
+            f"{url}/",
+            site={"title": "Demo News"},
+            web={"lock_timeout": lock_timeout},
+            subscribers={"subscribe_per_hour": 100_000},
+        )
         engine = open_database(settings.database.url)
         begun = threading.Event()
 

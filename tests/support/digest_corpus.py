@@ -15,10 +15,10 @@ from sqlalchemy import Engine
 from syndicate.digests.editions import DigestConfig, build_edition, load_edition
 from syndicate.digests.model import Edition, Kind
 from tests.support.fixture_corpus import ingest_text
+from tests.support.sites import SITE_TITLES
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 TODAY = date(2026, 11, 23)
-SITE_TITLES = {"en": "Demo News", "ar": "أخبار تجريبية", "fa": "اخبار آزمایشی"}
 CONFIG = DigestConfig(site_titles=SITE_TITLES)
 EMPTY_IMAGE = {"type": "image/jpeg", "length": 1000}
 
