@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
@@ -58,8 +59,11 @@ def hub() -> Iterator[Hub]:
         await record(request)
         return Response("hub trouble", status_code=500)
 
+    released = threading.Event()  # set when the test is done, so that the server can stop
+
     async def slow(request: Request) -> Response:
-        await asyncio.sleep(0.5)
+        while not released.is_set():  # never answers while the test runs
+            await asyncio.sleep(0.01)
         return Response(status_code=204)
 
     app = Starlette(
@@ -72,6 +76,7 @@ def hub() -> Iterator[Hub]:
     for url in serve_in_thread(app, free_port()):
         recorded.url = url
         yield recorded
+        released.set()
 
 
 def _failed_count() -> float:
