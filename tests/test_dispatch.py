@@ -42,6 +42,7 @@ from tests.support.mail_reader import shown_name
 from tests.support.newsroom import DAY, Newsroom, subscribers_csv
 from tests.support.ports import free_port
 from tests.support.smtp_server import Serve
+from tests.support.subscribers import confirmed
 from tests.support.waiting import PATIENCE, wait_for
 
 CANCEL = "https://news.example/subscribe/unsubscribe?token=x&lang=en"  # a confirmation's one click
@@ -260,12 +261,9 @@ def test_the_pending_count_matches_what_a_send_pages_through(engine: Engine) -> 
         language, kinds = (
             ("ar", ("daily",)) if n == 0 else ("en", ("daily",) if n != 1 else ("weekly",))
         )
-        pending = registry.subscribe(
-            engine, f"r{n}@example.org", Preferences(language, kinds), choices
+        people.append(
+            confirmed(engine, f"r{n}@example.org", Preferences(language, kinds), choices).pk
         )
-        assert pending is not None
-        registry.confirm(engine, pending.pk)
-        people.append(pending.pk)
     registry.subscribe(engine, "waiting@example.org", Preferences("en", ("daily",)), choices)
     with engine.begin() as connection:
         registry.suppress(connection, "r2@example.org", "bounced", "550")
@@ -288,11 +286,7 @@ def test_a_send_records_every_outcome_in_the_ledger(engine: Engine) -> None:
     edition = build(engine)
     choices = Choices(("en",), ("daily",))
     for n in range(5):
-        pending = registry.subscribe(
-            engine, f"r{n}@example.org", Preferences("en", ("daily",)), choices
-        )
-        assert pending is not None
-        registry.confirm(engine, pending.pk)
+        confirmed(engine, f"r{n}@example.org", choices=choices)
     transport = RecordingTransport({"r3@example.org": PermanentFailure(550, "no such user")})
     plan = plan_send(engine, Settings(), edition, transport, None)
     started = datetime.now(UTC)

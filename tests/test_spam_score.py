@@ -24,11 +24,11 @@ from syndicate.digests.model import KINDS
 from syndicate.dispatch import confirmation_sender, plan_send
 from syndicate.settings import MailSettings, SecuritySettings, Settings, WebSettings
 from syndicate.store.leases import holder_name
-from syndicate.subscribers import registry
 from syndicate.subscribers.links import ConfirmationRequest
 from syndicate.subscribers.registry import Choices, Preferences
 from tests.support.digest_corpus import build, digest_corpus, ingest
 from tests.support.letters import dkim_signer
+from tests.support.subscribers import confirmed
 
 SPAMASSASSIN = shutil.which("spamassassin")
 LANGUAGES = ("en", "ar", "fa")
@@ -55,9 +55,7 @@ def digests(engine: Engine, settings: Settings) -> dict[str, bytes]:
     choices = Choices(LANGUAGES, KINDS)
     for language in LANGUAGES:
         wants = Preferences(language, KINDS, ("kurds", "resistance"), NAMES[language])
-        pending = registry.subscribe(engine, f"reader-{language}@example.org", wants, choices)
-        assert pending is not None
-        registry.confirm(engine, pending.pk)
+        confirmed(engine, f"reader-{language}@example.org", wants, choices)
     sent = {}
     dkim = dkim_signer()
     for kind in KINDS:

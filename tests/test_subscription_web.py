@@ -30,20 +30,20 @@ from syndicate.settings import (
 from syndicate.store.schema import attempt, subscriber
 from syndicate.subscribers import registry
 from syndicate.subscribers.links import ConfirmationRequest, SubscriptionLinks
-from syndicate.subscribers.registry import Choices, Preferences, Subscriber
+from syndicate.subscribers.registry import Preferences, Subscriber
 from syndicate.subscribers.tokens import Purpose, Tokens
 from syndicate.subscribers.web import create_subscription_app
-from tests.support.fixture_corpus import LANGUAGES, ingest_text
+from tests.support.fixture_corpus import ingest_text
 from tests.support.letters import CONFIRMATION_HEADERS, LETTER
 from tests.support.letters import HEADERS as LETTER_HEADERS
 from tests.support.mail_reader import read_back, shown_name
 from tests.support.ports import free_port
 from tests.support.sites import SECRET, site_settings
+from tests.support.subscribers import CHOICES, confirmed
 from tests.support.waiting import PATIENCE, wait_for
 from tests.support.web_server import RequestsInFlight, serve_in_thread
 
 SUBSCRIBE_PER_HOUR = 6
-CHOICES = Choices(LANGUAGES, ("daily", "weekly", "monthly"))
 TOPICS = "\n".join(
     [
         '{"type": "topic", "slug": "kurds", "name": "Kurds", "language": "en", "description": "."}',
@@ -178,11 +178,7 @@ def _subscribe(
 
 
 def _confirmed(site: Site, email: str) -> Subscriber:
-    pending = registry.subscribe(site.engine, email, Preferences("en", ("daily",)), CHOICES)
-    assert pending is not None
-    confirmed = registry.confirm(site.engine, pending.pk)
-    assert confirmed is not None
-    return confirmed
+    return confirmed(site.engine, email)
 
 
 def _stored(site: Site, email: str) -> Subscriber | None:
@@ -665,10 +661,8 @@ def test_a_name_from_the_preferences_form_is_mailed_as_written_or_refused(
 ) -> None:
     """A subscriber's new name: refused, or stored so that their digest shows it as typed."""
     address = form.address()
-    pending = registry.subscribe(form.engine, address, Preferences("en", ("daily",)), CHOICES)
-    assert pending is not None
-    registry.confirm(form.engine, pending.pk)
-    path = _path(form.links.preferences(pending.pk, address, "en"))
+    reader = confirmed(form.engine, address)
+    path = _path(form.links.preferences(reader.pk, address, "en"))
     page = form.client.get(path)
     answer = form.client.post(
         path, data={"csrf": _csrf(page.text), "name": name, "language": "en", "digests": ["daily"]}
