@@ -60,6 +60,7 @@ def syndicate(
     ):
         # Made here, as the command would make it, so that it logs to this standard error.
         context = Context()
+        code: object = 0
         try:
             main.main(args=list(args), prog_name="syndicate", obj=context)
         except SystemExit as exit:
