@@ -14,7 +14,7 @@ import pytest
 from playwright.sync_api import Browser, sync_playwright
 
 CHROMIUM = Path("/usr/bin/chromium")
-ARTIFACTS = Path(__file__).parents[1] / "test-artifacts"
+ARTIFACTS = Path(__file__).parents[2] / "test-artifacts"
 # Every picture is this gradient, so screenshots look like the real thing without a network.
 PICTURE = (
     '<svg xmlns="http://www.w3.org/2000/svg" width="1200" height="675">'
