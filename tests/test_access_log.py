@@ -15,8 +15,8 @@ import uvicorn
 from syndicate.settings import WebSettings
 from syndicate.web.app import create_app
 from syndicate.web.server import listen, server_config
-from tests.servicerun import wait_for
-from tests.smtpserver import free_port
+from tests.support.ports import free_port
+from tests.support.waiting import wait_for
 
 LINE = re.compile(
     r'request method=(?P<method>\S+) path=(?P<path>"(?:[^"\\]|\\.)*"|\S+) status=(?P<status>\d+) '

@@ -1,13 +1,16 @@
-"""The command line: what it prints where, and what its exit status says."""
+"""The command line: what it prints where, and what its exit status says.
+
+The commands run in this process (tests.support.cli), as quick as a function call; a taken port
+is tried from a process of its own, as an operator would meet it.
+"""
 
 from __future__ import annotations
 
-import os
 import socket
-import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from subprocess import CompletedProcess
 
 import click
 import pytest
@@ -16,23 +19,9 @@ from syndicate import cli_context
 from syndicate.cli import main
 from syndicate.settings import WebSettings
 from syndicate.web.server import ListenError, listen
-from tests.smtpserver import free_port
-
-FIXTURES = Path(__file__).parent / "fixtures"
-
-
-def syndicate(
-    *args: str, cwd: Path, stdin: str | None = None, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    """Run `syndicate` as a user would, in `cwd`, with none of the caller's SYNDICATE_ settings."""
-    environment = {
-        key: value for key, value in os.environ.items() if not key.startswith("SYNDICATE_")
-    }
-    environment.update(env or {})
-    return subprocess.run(
-        [sys.executable, "-m", "syndicate", *args],
-        cwd=cwd, env=environment, input=stdin, capture_output=True, text=True, timeout=120, check=False,
-    )  # fmt: skip
+from tests.support.cli import Ran, operator_env, run_process, syndicate
+from tests.support.fixture_corpus import FIXTURES
+from tests.support.ports import free_port
 
 
 def test_help_lists_the_commands(tmp_path: Path) -> None:
@@ -190,7 +179,12 @@ def test_a_missing_database_is_an_error_naming_its_path_and_setting(
 ) -> None:
     """Run from another folder, a command that reads the store says so, and creates nothing."""
     env = {"SYNDICATE_WEB__PORT": str(free_port())}
-    result = syndicate(*args, cwd=tmp_path, env=env)
+    if args == ["serve"]:  # it holds its port from the start: only its process's end frees it
+        result: Ran | CompletedProcess[str] = run_process(
+            *args, cwd=tmp_path, env=operator_env(env), timeout=120
+        )
+    else:
+        result = syndicate(*args, cwd=tmp_path, env=env)
     assert result.returncode == 2
     assert result.stdout == ""
     [line] = result.stderr.splitlines()
@@ -231,7 +225,9 @@ def test_a_taken_port_is_one_line_naming_it_and_its_setting(
     """No banner, no build: one line saying which address is taken and what changes it, exit 2."""
     if command == "serve":  # serve needs a store; run would make its own
         assert syndicate("ingest", str(FIXTURES / "corpus.jsonl"), cwd=tmp_path).returncode == 0
-    result = syndicate(command, cwd=tmp_path, env={"SYNDICATE_WEB__PORT": str(taken_port)})
+    # A process of its own: the port is held by another process, as it would be in production.
+    env = operator_env({"SYNDICATE_WEB__PORT": str(taken_port)})
+    result = run_process(command, cwd=tmp_path, env=env, timeout=120)
     assert result.returncode == 2
     assert result.stdout == ""
     [line] = result.stderr.splitlines()

@@ -23,28 +23,21 @@ from syndicate.delivery.smtp import SmtpTransport
 from syndicate.delivery.transports import Unsendable
 from syndicate.dispatch import confirmation_message
 from syndicate.settings import (
-    DatabaseSettings,
-    FeedSettings,
-    MailSettings,
-    SecuritySettings,
     Settings,
-    SiteSettings,
     SmtpSettings,
-    SubscriberSettings,
-    WebSettings,
 )
 from syndicate.store import open_database
 from syndicate.subscribers import registry
 from syndicate.subscribers.links import ConfirmationRequest
 from syndicate.web.site import create_site
-from tests.mail import read_back
-from tests.servicerun import wait_for
-from tests.smtpserver import Recorder, free_port
-from tests.test_editions import SITE_TITLES
-from tests.test_spam_score import signer
-from tests.webserver import serve_in_thread
+from tests.support.letters import dkim_signer
+from tests.support.mail_reader import read_back
+from tests.support.ports import free_port
+from tests.support.sites import SITE_TITLES, site_settings
+from tests.support.smtp_server import Recorder
+from tests.support.waiting import wait_for
+from tests.support.web_server import serve_in_thread
 
-SECRET = "a secret for the confirmation mail tests, long enough"
 CONFIRMED = {"en": "Subscription confirmed", "ar": "تم تأكيد الاشتراك", "fa": "اشتراک تأیید شد"}
 CANNOT_CONFIRM = {
     "en": "This subscription cannot be confirmed",
@@ -93,14 +86,11 @@ def site(tmp_path: Path) -> Iterator[Site]:
     """The whole site, mailing into a Maildir under `tmp_path`."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    settings = Settings(
-        site=SiteSettings(title=SITE_TITLES["en"], titles=SITE_TITLES),
-        database=DatabaseSettings(url=f"sqlite:///{tmp_path / 'store.db'}"),
-        mail=MailSettings(outbox_dir=tmp_path / "outbox"),
-        web=WebSettings(public_url=f"{url}/"),
-        subscribers=SubscriberSettings(subscribe_per_hour=100),
-        security=SecuritySettings(secret_key=SECRET),
-        feeds=FeedSettings(dir=tmp_path / "feeds"),
+    settings = site_settings(
+        tmp_path,
+        f"{url}/",
+        site={"title": SITE_TITLES["en"], "titles": SITE_TITLES},
+        subscribers={"subscribe_per_hour": 100},
     )
     engine = open_database(settings.database.url)
     for served in serve_in_thread(create_site(engine, settings), port):
@@ -256,7 +246,7 @@ def test_a_signed_8bit_message_is_unsendable_to_a_server_without_8bitmime(
     """Re-encoding would break its DKIM signature: Unsendable, saying why; nothing is sent."""
     server, settings = smtp_server
     server.eight_bit_mime = False
-    signed = signer().sign(confirmation("fa"))
+    signed = dkim_signer().sign(confirmation("fa"))
     with pytest.raises(Unsendable, match=r"DKIM-signed.*lacks 8BITMIME"):
         send(settings, signed)
     assert server.received == []

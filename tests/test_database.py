@@ -25,9 +25,10 @@ from syndicate.store.schema import subscriber, topic
 from syndicate.subscribers import registry, throttle
 from syndicate.subscribers.registry import Choices, Preferences
 from syndicate.subscribers.tokens import secret_key
-from tests.conftest import ingest_text
-from tests.sqlitelock import LockHolder
-from tests.test_editions import build, digest_corpus, ingest
+from tests.support.digest_corpus import build, digest_corpus, ingest
+from tests.support.fixture_corpus import ingest_text
+from tests.support.sqlite_lock import LockHolder
+from tests.support.subscribers import confirmed
 
 WRITES = ("INSERT", "UPDATE", "DELETE", "REPLACE")
 CHOICES = Choices(("en", "ar", "fa"), ("daily", "weekly"))
@@ -154,11 +155,7 @@ def test_every_write_transaction_takes_the_write_lock_when_it_begins(
         edition = build(engine)
         people = []
         for n in range(4):
-            pending = registry.subscribe(
-                engine, f"r{n}@example.org", Preferences("en", ("daily",)), CHOICES
-            )
-            assert pending is not None
-            people.append(registry.confirm(engine, pending.pk))
+            people.append(confirmed(engine, f"r{n}@example.org"))
         registry.update_preferences(
             engine, people[0].pk, Preferences("en", ("daily", "weekly")), CHOICES
         )

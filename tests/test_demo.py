@@ -14,8 +14,8 @@ from syndicate.demo.corpus import SPAN
 from syndicate.feeds.build import build_feeds
 from syndicate.feeds.config import FeedConfig
 from syndicate.tidy import tag_key
-from tests.conftest import ingest_text
-from tests.test_cli import syndicate
+from tests.support.cli import syndicate
+from tests.support.fixture_corpus import ingest_text
 
 NOW = datetime(2026, 11, 24, 12, tzinfo=UTC)
 

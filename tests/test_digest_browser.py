@@ -11,17 +11,9 @@ from playwright.sync_api import Browser, Route
 from sqlalchemy import Engine
 
 from syndicate.digests.render import compile_edition
-from tests.browser import ARTIFACTS
-from tests.test_editions import SITE_TITLES, build, digest_corpus, ingest
-from tests.test_mail_attributes import EXAMPLES, email_and_web_copy, ingested
-
-# Every picture is this gradient, so screenshots look like the real thing without a network.
-PICTURE = (
-    '<svg xmlns="http://www.w3.org/2000/svg" width="1200" height="675">'
-    '<defs><linearGradient id="g" x2="1" y2="1"><stop offset="0" stop-color="#8aa4b8"/>'
-    '<stop offset="1" stop-color="#3f5a6e"/></linearGradient></defs>'
-    '<rect width="1200" height="675" fill="url(#g)"/></svg>'
-)
+from tests.support.chromium import ARTIFACTS, PICTURE
+from tests.support.digest_corpus import SITE_TITLES, build, digest_corpus, ingest
+from tests.support.digest_texts import EXAMPLES, email_and_web_copy, ingested
 
 
 def _offline(route: Route) -> None:

@@ -22,10 +22,10 @@ from syndicate.service.jobstate import last_runs
 from syndicate.service.scheduler import Scheduler
 from syndicate.service.status import format_status, read_status
 from syndicate.settings import DigestSettings, MailSettings, Settings
-from syndicate.subscribers import registry
 from syndicate.subscribers.registry import Choices, Preferences
-from tests.conftest import LANGUAGES, ingest_text
-from tests.servicerun import article_record, pick_record
+from tests.support.articles import article_record, pick_record
+from tests.support.fixture_corpus import LANGUAGES, ingest_text
+from tests.support.subscribers import confirmed
 
 # A daily send time (07:00 UTC) some days back, so its editions cover a whole past day.
 DUE = (datetime.now(UTC) - timedelta(days=3)).replace(hour=7, minute=0, second=0, microsecond=0)
@@ -71,11 +71,7 @@ def newsroom(engine: Engine) -> Engine:
     for language, count in READERS.items():
         for number in range(count):
             address = f"{language}{number}@example.org"
-            pending = registry.subscribe(
-                engine, address, Preferences(language, ("daily",)), choices
-            )
-            assert pending is not None
-            registry.confirm(engine, pending.pk)
+            confirmed(engine, address, Preferences(language, ("daily",)), choices)
     return engine
 
 

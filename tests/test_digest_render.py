@@ -22,8 +22,8 @@ from syndicate.digests.render import (
     web_copy_url,
     write_preview,
 )
-from tests.conftest import GOLDEN
-from tests.test_editions import SITE_TITLES, build, digest_corpus, ingest
+from tests.support.digest_corpus import SITE_TITLES, build, digest_corpus, ingest
+from tests.support.fixture_corpus import GOLDEN
 
 WEB_URL = "https://syndicate.example/"
 UNSUBSCRIBE = "https://syndicate.example/subscription/unsubscribe?token=t0k3n&lang=en"

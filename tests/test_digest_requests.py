@@ -11,16 +11,15 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner, Result
 from sqlalchemy import Engine
 
-from syndicate.cli import main
 from syndicate.service.requests import DigestRequest, pending_requests, request_digest
 from syndicate.service.scheduler import Scheduler, digest_triggers
 from syndicate.service.send_times import previous_fire
 from syndicate.settings import ScheduleSettings, Settings
+from tests.support.cli import Ran, syndicate
 
-Cli = Callable[..., Result]
+Cli = Callable[..., Ran]
 TEHRAN = ScheduleSettings(timezone="Asia/Tehran", daily_at="02:00")
 
 
@@ -36,8 +35,8 @@ def cli(database_url: str, tmp_path: Path) -> Cli:
         "SYNDICATE_DIGESTS__KINDS": '["daily", "weekly"]',
     }
 
-    def run(*args: str) -> Result:
-        return CliRunner().invoke(main, ["--config", str(config), *args], env=environment)
+    def run(*args: str) -> Ran:
+        return syndicate("--config", str(config), *args, cwd=tmp_path, env=environment)
 
     return run
 
@@ -55,7 +54,7 @@ def leader(engine: Engine) -> Iterator[Scheduler]:
 def test_with_no_service_running_nothing_is_queued(engine: Engine, cli: Cli) -> None:
     """Asked while no process holds the scheduler lease, the command says so and exits 1."""
     result = cli("digest", "run", "daily")
-    assert result.exit_code == 1
+    assert result.returncode == 1
     assert "nothing queued: no service is running" in result.stderr
     assert result.stdout == ""
     assert pending_requests(engine) == []
@@ -69,7 +68,7 @@ def test_the_leader_runs_a_request_for_the_local_day_once(
     standby.keep_lease()
     assert not standby.leading
     result = cli("digest", "run", "daily", "--due", "2026-11-24T02:00")
-    assert result.exit_code == 0, result.stderr
+    assert result.returncode == 0, result.stderr
     assert result.stdout.startswith(
         "queued: digest-daily due 2026-11-24T02:00:00+03:30 (Asia/Tehran), "
         f"edition date 2026-11-24; {leader.holder} runs it within 30 s"
@@ -95,7 +94,7 @@ def test_without_due_it_is_the_latest_time_the_digest_was_due(
     before = previous_fire("weekly", trigger, datetime.now(UTC))
     result = cli("digest", "run", "weekly")
     after = previous_fire("weekly", trigger, datetime.now(UTC))
-    assert result.exit_code == 0, result.stderr
+    assert result.returncode == 0, result.stderr
     [request] = pending_requests(engine)
     assert request.kind == "weekly"
     assert request.due in (before, after)
@@ -123,7 +122,7 @@ def test_a_bad_due_moment_is_named(
 ) -> None:
     """A --due that cannot be read, or has not come yet, is refused naming the option."""
     result = cli("digest", "run", "daily", *args)
-    assert result.exit_code == 2
+    assert result.returncode == 2
     assert message in result.stderr
     assert pending_requests(engine) == []
 
@@ -131,7 +130,7 @@ def test_a_bad_due_moment_is_named(
 def test_a_digest_that_is_not_sent_cannot_be_asked_for(cli: Cli, leader: Scheduler) -> None:
     """Asking for a kind left out of [digests] kinds names the setting."""
     result = cli("digest", "run", "monthly")
-    assert result.exit_code == 2
+    assert result.returncode == 2
     assert "the monthly digest is not sent: it is not in [digests] kinds (daily, weekly)" in (
         result.stderr
     )

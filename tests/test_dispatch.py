@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import mailbox
-import socket
 import subprocess
 import sys
-import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import replace
@@ -38,10 +36,14 @@ from syndicate.store.schema import delivery, subscriber, suppression
 from syndicate.subscribers import registry
 from syndicate.subscribers.links import ConfirmationRequest
 from syndicate.subscribers.registry import Choices, Preferences
-from tests.mail import shown_name
-from tests.smtpserver import Serve
-from tests.test_editions import build, digest_corpus, ingest
-from tests.test_send import DAY, Newsroom, syndicate
+from tests.support.digest_corpus import build, digest_corpus, ingest
+from tests.support.letters import CONFIRMATION_HEADERS
+from tests.support.mail_reader import shown_name
+from tests.support.newsroom import DAY, Newsroom, subscribers_csv
+from tests.support.ports import free_port
+from tests.support.smtp_server import Serve
+from tests.support.subscribers import confirmed
+from tests.support.waiting import PATIENCE, wait_for
 
 CANCEL = "https://news.example/subscribe/unsubscribe?token=x&lang=en"  # a confirmation's one click
 
@@ -80,12 +82,6 @@ def test_confirmation_mail_carries_the_link_in_the_readers_language(
     assert url.replace("&", "&amp;") in html
     assert direction in html
     assert "&lt;Lovelace&gt;" in html
-
-
-CONFIRMATION_HEADERS = [
-    "From", "To", "Subject", "Date", "Message-ID", "Auto-Submitted", "List-Id",
-    "List-Unsubscribe", "List-Unsubscribe-Post", "MIME-Version", "Content-Type",
-]  # fmt: skip
 
 
 @pytest.mark.parametrize(
@@ -181,17 +177,11 @@ def test_arabic_edition_goes_out_right_to_left(tmp_path: Path, serve: Serve) -> 
     """An Arabic subscriber gets the Arabic edition: RTL HTML and an encoded Arabic subject."""
     server, settings = serve()
     room = Newsroom(tmp_path, settings.port, 0)
-    (tmp_path / "ar.csv").write_text(
-        "email,name,language,digests,topics\nali@example.org,علي,ar,daily,\n"
-    )
-    syndicate(
-        room.env, "subscribers", "import", str(tmp_path / "ar.csv"), "--confirmed", cwd=tmp_path
-    )
-    built = syndicate(
-        room.env, "digest", "build", "daily", "--date", DAY, "--lang", "ar", cwd=tmp_path
-    )
+    (tmp_path / "ar.csv").write_text(subscribers_csv(["ali@example.org,علي,ar,daily,"]))
+    room.cli("subscribers", "import", str(tmp_path / "ar.csv"), "--confirmed")
+    built = room.cli("digest", "build", "daily", "--date", DAY, "--lang", "ar")
     edition = built.stdout.split()[-1]
-    sent = syndicate(room.env, "digest", "send", edition, cwd=tmp_path)
+    sent = room.cli("digest", "send", edition)
     assert sent.returncode == 0, sent.stderr
     [received] = server.received
     assert b"Subject: =?utf-8?" in received.content
@@ -207,25 +197,26 @@ def served(tmp_path: Path, serve: Serve) -> Iterator[tuple[str, Newsroom]]:
     """`syndicate serve` on a free loopback port over a store with a built edition."""
     _, settings = serve()
     room = Newsroom(tmp_path, settings.port, 1)
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     env = {**room.env, "SYNDICATE_WEB__PORT": str(port)}
     server = subprocess.Popen(
         [sys.executable, "-m", "syndicate", "serve"],
         cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            httpx.get(f"{base}/healthz", timeout=1)
-            break
-        except httpx.TransportError:
-            time.sleep(0.1)
+    wait_for(lambda: _answers(f"{base}/healthz"), PATIENCE, "syndicate serve to answer")
     yield base, room
     server.terminate()
     server.wait(timeout=30)
+
+
+def _answers(url: str) -> bool:
+    """Whether anything answers HTTP at `url`."""
+    try:
+        httpx.get(url, timeout=1)
+    except httpx.TransportError:
+        return False
+    return True
 
 
 def test_serve_mounts_the_subscription_pages_and_the_archive(served: tuple[str, Newsroom]) -> None:
@@ -270,12 +261,9 @@ def test_the_pending_count_matches_what_a_send_pages_through(engine: Engine) -> 
         language, kinds = (
             ("ar", ("daily",)) if n == 0 else ("en", ("daily",) if n != 1 else ("weekly",))
         )
-        pending = registry.subscribe(
-            engine, f"r{n}@example.org", Preferences(language, kinds), choices
+        people.append(
+            confirmed(engine, f"r{n}@example.org", Preferences(language, kinds), choices).pk
         )
-        assert pending is not None
-        registry.confirm(engine, pending.pk)
-        people.append(pending.pk)
     registry.subscribe(engine, "waiting@example.org", Preferences("en", ("daily",)), choices)
     with engine.begin() as connection:
         registry.suppress(connection, "r2@example.org", "bounced", "550")
@@ -298,11 +286,7 @@ def test_a_send_records_every_outcome_in_the_ledger(engine: Engine) -> None:
     edition = build(engine)
     choices = Choices(("en",), ("daily",))
     for n in range(5):
-        pending = registry.subscribe(
-            engine, f"r{n}@example.org", Preferences("en", ("daily",)), choices
-        )
-        assert pending is not None
-        registry.confirm(engine, pending.pk)
+        confirmed(engine, f"r{n}@example.org", choices=choices)
     transport = RecordingTransport({"r3@example.org": PermanentFailure(550, "no such user")})
     plan = plan_send(engine, Settings(), edition, transport, None)
     started = datetime.now(UTC)

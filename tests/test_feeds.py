@@ -18,8 +18,8 @@ from syndicate.feeds.build import build_feeds
 from syndicate.feeds.builder import BuildReport
 from syndicate.feeds.config import FeedConfig
 from syndicate.feeds.render import ATOM_NS, RSS_NSMAP, FeedItem, FeedRenderer
-from tests.conftest import NOW, ingest_text
-from tests.jsonfeed import validate_json_feed
+from tests.support.fixture_corpus import NOW, ingest_text
+from tests.support.json_feed_rules import validate_json_feed
 
 
 def _build(engine: Engine, config: FeedConfig, now: datetime = NOW, **options: bool) -> BuildReport:
@@ -473,7 +473,7 @@ def test_feed_matches_golden_file(built: Path, feed: str, golden: str) -> None:
     """Feeds are byte-for-byte what the reviewed golden files say (UPDATE_GOLDEN=1 rewrites them)."""
     import os
 
-    from tests.conftest import GOLDEN
+    from tests.support.fixture_corpus import GOLDEN
 
     actual = (built / feed).read_bytes()
     if os.environ.get("UPDATE_GOLDEN"):

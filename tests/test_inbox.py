@@ -16,7 +16,7 @@ from sqlalchemy import Engine, func, select
 from syndicate.settings import Settings, SourceSettings
 from syndicate.sources import SourceError, SourceReport, poll_inbox, poll_sources
 from syndicate.store.schema import article, pick
-from tests.conftest import LANGUAGES
+from tests.support.fixture_corpus import LANGUAGES
 
 
 def _article(number: int, **fields: object) -> str:

@@ -12,7 +12,7 @@ from sqlalchemy import Engine, func, select
 
 from syndicate.ingest_format import RecordError, parse_record
 from syndicate.store.schema import article, article_tag, pick, tag, topic_text, view_count
-from tests.conftest import LANGUAGES, ingest_text
+from tests.support.fixture_corpus import LANGUAGES, ingest_text
 
 
 def _count(engine: Engine, table: object) -> int:

@@ -25,7 +25,8 @@ from syndicate.store.schema import (
     topic_text,
     view_count,
 )
-from tests.conftest import LANGUAGES, _postgres_database
+from tests.support.databases import postgres_database
+from tests.support.fixture_corpus import LANGUAGES
 
 IDS = ["a", "b"]
 TIMES = ["2025-08-20T09:00:00Z", "2025-08-20T10:00:00+01:00", "2025-08-20T11:00:00Z"]
@@ -119,7 +120,7 @@ def other_engine(database_url: str, tmp_path: Path) -> Iterator[Engine]:
         yield second
         second.dispose()
         return
-    database = _postgres_database()
+    database = postgres_database()
     second = open_database(next(database))
     yield second
     second.dispose()

@@ -9,20 +9,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy import Engine, create_engine, event, select
 from sqlalchemy.pool import Pool
 
-from syndicate.cli import main
 from syndicate.ingest import IngestReport, StoreFailure, ingest_lines
 from syndicate.settings import IngestSettings
 from syndicate.store import open_database
 from syndicate.store.database import reading
 from syndicate.store.schema import article
-from tests.conftest import LANGUAGES
-from tests.hostile import (
+from tests.support.cli import syndicate
+from tests.support.fixture_corpus import LANGUAGES
+from tests.support.ingest_strategies import (
     BAD_CHANGES,
     LIMITS,
     Bad,
@@ -31,7 +30,7 @@ from tests.hostile import (
     line,
     views,
 )
-from tests.hostile import (
+from tests.support.ingest_strategies import (
     article as article_record,
 )
 
@@ -295,8 +294,8 @@ def _run(tmp_path: Path, *args: str) -> tuple[int, str, str]:
     }  # fmt: skip
     config = tmp_path / "settings.toml"
     config.touch()
-    result = CliRunner().invoke(main, ["--config", str(config), *args], env=environment)
-    return result.exit_code, result.stdout, result.stderr
+    result = syndicate("--config", str(config), *args, cwd=tmp_path, env=environment)
+    return result.returncode, result.stdout, result.stderr
 
 
 @settings(max_examples=15)
@@ -336,12 +335,13 @@ def test_ingest_exits_two_when_the_store_fails(tmp_path: Path) -> None:
     holder.execute("BEGIN IMMEDIATE")
     try:
         environment = {"SYNDICATE_DATABASE__URL": f"sqlite:///{tmp_path / 'store.db'}"}
-        runner = CliRunner()
         with _busy_timeout(50):
-            result = runner.invoke(main, ["ingest", str(tmp_path / "input.jsonl")], env=environment)
+            result = syndicate(
+                "ingest", str(tmp_path / "input.jsonl"), cwd=tmp_path, env=environment
+            )
     finally:
         holder.rollback()
         holder.close()
-    assert result.exit_code == 2
+    assert result.returncode == 2
     assert "the store failed: database is locked" in result.stderr
     assert "ingesting the same input again is safe" in result.stderr

@@ -6,7 +6,6 @@ import os
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -16,6 +15,7 @@ from sqlalchemy import Engine, select, update
 
 from syndicate.store.leases import LeaseHeld, acquire, holder_name, join, release, renew
 from syndicate.store.schema import lease
+from tests.support.waiting import wait_for
 
 MINUTE = timedelta(minutes=1)
 
@@ -113,10 +113,8 @@ def test_a_killed_process_not_yet_waited_for_counts_as_ended(
     acquire(engine, "send:x", dead, MINUTE)
     join(engine, "send:x", dead, running.pid, MINUTE)
     running.kill()
-    deadline = time.monotonic() + 30
-    while Path(f"/proc/{running.pid}/stat").read_text().rpartition(")")[2].split()[0] != "Z":
-        assert time.monotonic() < deadline, "the killed process never ended"
-        time.sleep(0.01)
+    state = Path(f"/proc/{running.pid}/stat")
+    wait_for(lambda: state.read_text().rpartition(")")[2].split()[0] == "Z", 30, "a zombie")
     acquire(engine, "send:x", "restarted", MINUTE)
 
 

@@ -7,7 +7,7 @@ import random
 import re
 import unicodedata
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from email import message_from_bytes, policy
 from email.header import decode_header, make_header
 from email.headerregistry import Address
@@ -34,21 +34,9 @@ from syndicate.delivery.message import (
     build_notice,
 )
 from syndicate.settings import DkimSettings
-from tests.mail import read_back, shown_name
+from tests.support.letters import HEADERS, LETTER, WHEN
+from tests.support.mail_reader import read_back, shown_name
 
-WHEN = datetime(2026, 11, 24, 7, 30, tzinfo=timezone(timedelta(hours=3, minutes=30)))
-LETTER = Letter(
-    from_address="Syndicate Demo News <news@site.example>",
-    to_email="reader@example.org",
-    to_name="Jo Reader",
-    subject="Daily digest: Iraq & US agree a new timetable",
-    text="Editor's Choice\n\n1. Iraq & US: a new timetable\nhttps://site.example/en/news/9\n",
-    html='<p dir="ltr">Editor\'s Choice</p>\n<a href="https://site.example/en/news/9">Iraq</a>\n',
-    list_id="daily.en.site.example",
-    list_name="Daily digest",
-    unsubscribe_url="https://site.example/unsubscribe/tok.EN-123_x",
-    date=WHEN,
-)
 ARABIC = replace(
     LETTER,
     from_address="أخبار الموقع <news@site.example>",
@@ -64,18 +52,6 @@ PERSIAN = replace(
     subject="خلاصه\u200cی روزانه: گزارش\u200cهای برگزیده",
     text="گزارش\u200cهای برگزیده\n",
     html='<p dir="rtl">گزارش\u200cهای برگزیده</p>',
-)
-HEADERS = (
-    "From",
-    "To",
-    "Subject",
-    "Date",
-    "Message-ID",
-    "List-Id",
-    "List-Unsubscribe",
-    "List-Unsubscribe-Post",
-    "MIME-Version",
-    "Content-Type",
 )
 
 

@@ -34,29 +34,18 @@ from starlette.routing import Mount, Route
 
 from syndicate.feeds.build import build_feeds
 from syndicate.feeds.config import FeedConfig
-from syndicate.i18n import direction, language_name
-from syndicate.settings import (
-    DatabaseSettings,
-    FeedSettings,
-    MailSettings,
-    SecuritySettings,
-    Settings,
-    SiteSettings,
-    SubscriberSettings,
-    WebSettings,
-)
+from syndicate.i18n import direction
 from syndicate.store import open_database
 from syndicate.web.site import create_site
-from tests.browser import ARTIFACTS
-from tests.conftest import FIXTURES, LANGUAGES, ingest_text
-from tests.servicerun import wait_for
-from tests.smtpserver import free_port
-from tests.sqlitelock import LockHolder
-from tests.test_digest_browser import PICTURE
-from tests.test_editions import NOW, SITE_TITLES, build, digest_corpus, ingest
-from tests.webserver import serve_in_thread
+from tests.support.chromium import ARTIFACTS, PICTURE
+from tests.support.digest_corpus import NOW, SITE_TITLES, build, digest_corpus, ingest
+from tests.support.fixture_corpus import FIXTURES, LANGUAGES, ingest_text
+from tests.support.ports import free_port
+from tests.support.sites import site_settings
+from tests.support.sqlite_lock import LockHolder
+from tests.support.waiting import wait_for
+from tests.support.web_server import serve_in_thread
 
-SECRET = "a secret for the page tests, long enough to sign"
 SUBSCRIBES_PER_HOUR = 2  # the walk's third subscribe is the one refused as too many
 # Each language's walk comes from its own address (uvicorn trusts X-Forwarded-For from
 # loopback), so each has its own subscribe allowance.
@@ -138,14 +127,12 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     folder = tmp_path_factory.mktemp("pages")
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    settings = Settings(
-        site=SiteSettings(title=SITE_TITLES["en"], titles=SITE_TITLES),
-        database=DatabaseSettings(url=f"sqlite:///{folder / 'store.db'}"),
-        feeds=FeedSettings(dir=folder / "feeds"),
-        mail=MailSettings(outbox_dir=folder / "outbox"),
-        web=WebSettings(public_url=f"{url}/", lock_timeout=0.3),
-        subscribers=SubscriberSettings(subscribe_per_hour=SUBSCRIBES_PER_HOUR),
-        security=SecuritySettings(secret_key=SECRET),
+    settings = site_settings(
+        folder,
+        f"{url}/",
+        site={"title": SITE_TITLES["en"], "titles": SITE_TITLES},
+        web={"lock_timeout": 0.3},
+        subscribers={"subscribe_per_hour": SUBSCRIBES_PER_HOUR},
     )
     engine = open_database(settings.database.url)
     ingest_text(engine, (FIXTURES / "corpus.jsonl").read_text("utf-8"))

@@ -21,7 +21,7 @@ from syndicate.sanitize import _strip_once, strip_markup
 from syndicate.store import open_database
 from syndicate.store.schema import article, tag, topic_text
 from syndicate.tidy import one_line, xml_safe
-from tests.conftest import LANGUAGES, ingest_text
+from tests.support.fixture_corpus import LANGUAGES, ingest_text
 
 # Runs of white space that fold to one space; no-break spaces are text and stay.
 BREAKING_SPACE = re.compile(r"[^\S\u00a0\u2007\u202f]+")

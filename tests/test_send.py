@@ -2,96 +2,18 @@
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
 import threading
-import time
 from collections import Counter
 from email import message_from_bytes, policy
 from pathlib import Path
 
 import pytest
 
-from tests.servicerun import wait_for
-from tests.smtpserver import Recorder, Serve
-
-POOL = 4
-DAY = "2026-11-20"
-
-
-def syndicate(
-    env: dict[str, str], *args: str, cwd: Path, check: bool = True
-) -> subprocess.CompletedProcess[str]:
-    """Run the command line as an operator would, with `env` as its settings."""
-    result = subprocess.run(
-        [sys.executable, "-m", "syndicate", *args],
-        cwd=cwd, env=env, capture_output=True, text=True, timeout=300, check=False,
-    )  # fmt: skip
-    if check and result.returncode not in (0, 1):
-        raise AssertionError(f"syndicate {' '.join(args)} failed:\n{result.stderr}")
-    return result
-
-
-def start(env: dict[str, str], *args: str, cwd: Path) -> subprocess.Popen[str]:
-    """Start the command line in the background."""
-    return subprocess.Popen(
-        [sys.executable, "-m", "syndicate", *args],
-        cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-
-
-def addresses(count: int) -> list[str]:
-    """`count` subscriber addresses."""
-    return [f"reader{number:05d}@example.org" for number in range(count)]
-
-
-class Newsroom:
-    """A store with a demo corpus, `count` confirmed English subscribers and a built edition."""
-
-    def __init__(self, folder: Path, smtp_port: int, count: int) -> None:
-        """Set it all up through the command line, as an operator would."""
-        self.folder = folder
-        self.env = {k: v for k, v in os.environ.items() if not k.startswith("SYNDICATE_")}
-        self.env.update(
-            {
-                "SYNDICATE_DATABASE__URL": f"sqlite:///{folder / 'store.db'}",
-                "SYNDICATE_FEEDS__DIR": str(folder / "feeds"),
-                "SYNDICATE_MAIL__TRANSPORT": "smtp",
-                "SYNDICATE_MAIL__SMTP__HOST": "127.0.0.1",
-                "SYNDICATE_MAIL__SMTP__PORT": str(smtp_port),
-                "SYNDICATE_MAIL__SMTP__POOL_SIZE": str(POOL),
-                "SYNDICATE_MAIL__SMTP__RETRIES": "2",
-                "SYNDICATE_SECURITY__SECRET_KEY": "a test secret that is long enough",
-                "SYNDICATE_WEB__PUBLIC_URL": "https://news.example/",
-            }
-        )
-        corpus = folder / "corpus.jsonl"
-        demo = syndicate(
-            self.env, "demo-data", "--articles", "400", "--now", "2026-11-21T12:00:00+0000",
-            cwd=folder,
-        )  # fmt: skip
-        corpus.write_text(demo.stdout)
-        syndicate(self.env, "ingest", str(corpus), cwd=folder)
-        rows = "".join(
-            f"{address},Reader {n},en,daily,\n" for n, address in enumerate(addresses(count))
-        )
-        (folder / "subscribers.csv").write_text("email,name,language,digests,topics\n" + rows)
-        imported = syndicate(
-            self.env, "subscribers", "import", str(folder / "subscribers.csv"), "--confirmed",
-            cwd=folder,
-        )  # fmt: skip
-        assert imported.returncode == 0, imported.stderr
-        built = syndicate(
-            self.env, "digest", "build", "daily", "--date", DAY, "--lang", "en", cwd=folder
-        )
-        self.edition = built.stdout.strip().splitlines()[-1]
-        assert self.edition == f"daily-en-{DAY}"
-
-    def send(self) -> subprocess.CompletedProcess[str]:
-        """`syndicate digest send` of the edition, to completion."""
-        return syndicate(self.env, "digest", "send", self.edition, cwd=self.folder)
+from tests.support.cli import start_process
+from tests.support.newsroom import POOL, Newsroom, addresses, subscribers_csv
+from tests.support.smtp_server import Recorder, Serve
+from tests.support.waiting import PATIENCE, wait_for
 
 
 @pytest.fixture
@@ -152,7 +74,7 @@ def test_refused_address_is_bounced_suppressed_and_not_retried(
     del server.refuse["reader00007@example.org"]
     again = room.send()
     assert "0 sent, 0 failed, 1 suppressed" in again.stdout
-    exported = syndicate(room.env, "subscribers", "export", cwd=room.folder).stdout
+    exported = room.cli("subscribers", "export").stdout
     assert "reader00007@example.org" in exported
     assert "bounced" in next(line for line in exported.splitlines() if "reader00007" in line)
 
@@ -172,19 +94,18 @@ def test_killed_send_resumes_and_skips_nobody(tmp_path: Path, serve: Serve, proc
     server, settings = serve()
     room = Newsroom(tmp_path, settings.port, 1500)
     room.env["SYNDICATE_MAIL__PROCESSES"] = processes
-    server.delay = 0.002
-    sending = start(room.env, "digest", "send", room.edition, cwd=tmp_path)
-    deadline = time.monotonic() + 120
-    while len(server.received) < 400 and time.monotonic() < deadline:
-        time.sleep(0.01)
+    # The server takes 400 messages, then holds each further one before taking it: the send
+    # is mid-way when it is killed, however fast or slow the machine.
+    server.gate, server.hold_from = threading.Event(), 400
+    room.env["SYNDICATE_MAIL__SMTP__TIMEOUT"] = "600"  # a held message never times out
+    sending = start_process("digest", "send", room.edition, cwd=tmp_path, env=room.env)
+    wait_for(lambda: len(server.received) == 400, PATIENCE, "400 messages to arrive")
     sending.send_signal(signal.SIGKILL)
     sending.communicate()  # reaps it and closes its pipes
-    # Every sending process is gone once every connection is: what was on the wire has landed.
-    wait_for(lambda: server.connections == 0, 60, "the killed send's connections to close")
-    killed_at = len(server.received)
-    assert killed_at >= 400
-    assert killed_at < 1500, "a sending process outlived the killed send and finished it"
-    server.delay = 0
+    # Every sending process is gone once every connection is: what was held was not taken.
+    wait_for(lambda: server.connections == 0, PATIENCE, "the killed send's connections to close")
+    assert len(server.received) == 400, "a sending process outlived the killed send"
+    server.gate.set()
     resumed = room.send()
     assert resumed.returncode == 0, resumed.stderr
     counts = Counter(server.addresses())
@@ -198,17 +119,15 @@ def test_second_send_of_the_same_edition_refuses_to_start(tmp_path: Path, serve:
     server, settings = serve()
     room = Newsroom(tmp_path, settings.port, 600)
     server.gate = threading.Event()  # the first send cannot finish while the second starts
-    first = start(room.env, "digest", "send", room.edition, cwd=tmp_path)
-    deadline = time.monotonic() + 120
-    while not server.peers and time.monotonic() < deadline:
-        time.sleep(0.01)
-    assert server.peers, "the first send never reached the server"
-    second = syndicate(room.env, "digest", "send", room.edition, cwd=tmp_path, check=False)
+    room.env["SYNDICATE_MAIL__SMTP__TIMEOUT"] = "600"  # nor time out, however long that takes
+    first = start_process("digest", "send", room.edition, cwd=tmp_path, env=room.env)
+    wait_for(lambda: server.peers, PATIENCE, "the first send to reach the server")
+    second = room.process("digest", "send", room.edition, check=False)
     server.gate.set()
     assert second.returncode == 2
     assert "not sending" in second.stderr
     assert "held by" in second.stderr
-    _, err = first.communicate(timeout=120)
+    _, err = first.communicate(timeout=300)
     assert first.returncode == 0, err
     assert Counter(server.addresses()) == Counter(addresses(600))
 
@@ -222,10 +141,8 @@ def test_an_internationalised_subscriber_never_stops_the_send(
     room = Newsroom(tmp_path, settings.port, 0)
     rows = [f"reader{n:02d}@example.org,Reader,en,daily," for n in range(10)]
     rows[3:3] = ["üñí@exämple.com,Üñí,en,daily,", "plain@exämple.com,Plain,en,daily,"]
-    (tmp_path / "more.csv").write_text("email,name,language,digests,topics\n" + "\n".join(rows))
-    imported = syndicate(
-        room.env, "subscribers", "import", str(tmp_path / "more.csv"), "--confirmed", cwd=tmp_path
-    )
+    (tmp_path / "more.csv").write_text(subscribers_csv(rows))
+    imported = room.cli("subscribers", "import", str(tmp_path / "more.csv"), "--confirmed")
     assert imported.returncode == 0, imported.stderr
     assert "line 5: note: üñí@xn--exmple-cua.com needs SMTPUTF8" in imported.stderr
     assert imported.stdout.strip().endswith("; 1 address needs SMTPUTF8")
@@ -240,6 +157,6 @@ def test_an_internationalised_subscriber_never_stops_the_send(
         assert "11 sent, 1 failed" in sent.stdout
         assert "needs SMTPUTF8, which the server" in sent.stderr
     assert Counter(server.addresses()) == Counter(everyone)
-    status = syndicate(room.env, "status", cwd=tmp_path).stdout
+    status = room.cli("status").stdout
     failed = 0 if offered else 1
     assert f"{room.edition}  {12 - failed} sent, 0 bounced, 0 deferred, {failed} failed" in status

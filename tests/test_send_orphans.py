@@ -13,7 +13,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,9 +23,10 @@ from sqlalchemy import ColumnElement, Engine, select
 from syndicate.sending import ORPHANED
 from syndicate.store import open_database
 from syndicate.store.schema import lease, subscriber
-from tests.heldsend import GATE
-from tests.smtpserver import Serve
-from tests.test_send import POOL, Newsroom, addresses, syndicate
+from tests.support.held_send import GATE
+from tests.support.newsroom import POOL, Newsroom, addresses
+from tests.support.smtp_server import Serve
+from tests.support.waiting import wait_for
 
 PR_SET_CHILD_SUBREAPER = 36
 ROOT = Path(__file__).parents[1]
@@ -65,26 +65,29 @@ def subreaper() -> Iterator[None]:
 
 def _wait_for_exit(pid: int) -> int:
     """The exit status of `pid`, a child of this process, once it has ended."""
-    deadline = time.monotonic() + WAIT
-    while True:
+
+    def ended() -> tuple[int, int] | None:
         done, status = os.waitpid(pid, os.WNOHANG)
-        if done:
-            return os.waitstatus_to_exitcode(status)
-        assert time.monotonic() < deadline, f"process {pid} did not end"
-        time.sleep(0.05)
+        return (done, status) if done else None
+
+    found = wait_for(ended, WAIT, f"process {pid} to end")
+    assert isinstance(found, tuple)
+    return os.waitstatus_to_exitcode(found[1])
 
 
 def _open_gate(gate: Path) -> None:
     """Let the child waiting at `gate` go: open the FIFO for writing once it reads, and close it."""
-    deadline = time.monotonic() + WAIT
-    while True:
+
+    def opened() -> bool:
         try:
             os.close(os.open(gate, os.O_WRONLY | os.O_NONBLOCK))
-            return
         except OSError as error:  # ENXIO: the child has not opened its end yet
-            if error.errno != errno.ENXIO or time.monotonic() > deadline:
+            if error.errno != errno.ENXIO:
                 raise
-            time.sleep(0.05)
+            return False
+        return True
+
+    wait_for(opened, WAIT, "the child to open its end of the gate")
 
 
 def test_an_orphaned_sending_child_sends_nothing_and_holds_the_send(
@@ -111,20 +114,22 @@ def test_an_orphaned_sending_child_sends_nothing_and_holds_the_send(
     log = tmp_path / "send.log"
     with log.open("wb") as output:
         parent = subprocess.Popen(
-            [sys.executable, "-m", "tests.heldsend", "digest", "send", room.edition],
+            [sys.executable, "-m", "tests.support.held_send", "digest", "send", room.edition],
             cwd=tmp_path, env=held, stdout=output, stderr=output,
         )  # fmt: skip
     members = lease.c.name.startswith(f"send:{room.edition}#")
-    deadline = time.monotonic() + WAIT
-    while not (child := _member_pid(engine, members)):
+
+    def counted_child() -> int | None:
         assert parent.poll() is None, log.read_text()
-        assert time.monotonic() < deadline, "the child was never counted in the send's lease"
-        time.sleep(0.02)
+        return _member_pid(engine, members)
+
+    child = wait_for(counted_child, WAIT, "the child to be counted in the send's lease")
+    assert isinstance(child, int)
     parent.send_signal(signal.SIGKILL)
     parent.wait()
     assert os.waitpid(child, os.WNOHANG) == (0, 0), "the orphan is ours (the subreaper's), alive"
 
-    refused = syndicate(room.env, "digest", "send", room.edition, cwd=tmp_path, check=False)
+    refused = room.process("digest", "send", room.edition, check=False)
     assert refused.returncode == 2, refused.stderr
     assert f":{child}:" in refused.stderr
     assert "still runs" in refused.stderr

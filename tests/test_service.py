@@ -18,8 +18,10 @@ from zoneinfo import ZoneInfo
 import feedparser
 import pytest
 
-from tests.servicerun import Service, Site, an_hour_ago, article_record, wait_for
-from tests.smtpserver import Serve
+from tests.support.articles import article_record
+from tests.support.service import Service, Site, an_hour_ago
+from tests.support.smtp_server import Serve
+from tests.support.waiting import wait_for
 
 FEED = "/feeds/en/all.atom"
 

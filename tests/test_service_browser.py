@@ -14,8 +14,9 @@ from pathlib import Path
 
 from playwright.sync_api import Browser, Page
 
-from tests.browser import ARTIFACTS
-from tests.servicerun import Service, Site, an_hour_ago, wait_for
+from tests.support.chromium import ARTIFACTS
+from tests.support.service import Service, Site, an_hour_ago
+from tests.support.waiting import wait_for
 
 ADDRESS = "sara@example.org"
 

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -16,23 +14,9 @@ from pydantic import BaseModel, SecretStr
 
 from syndicate.i18n import LOCALE_DIR
 from syndicate.settings import SERVED_LANGUAGES, SettingsError, load_settings, masked
+from tests.support.cli import syndicate
 
 ROOT = Path(__file__).parents[1]
-
-
-def _syndicate(
-    *args: str, cwd: Path, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    import os
-
-    environment = {
-        key: value for key, value in os.environ.items() if not key.startswith("SYNDICATE_")
-    }
-    environment.update(env or {})
-    return subprocess.run(
-        [sys.executable, "-m", "syndicate", *args],
-        cwd=cwd, env=environment, capture_output=True, text=True, timeout=60, check=False,
-    )  # fmt: skip
 
 
 @pytest.fixture(autouse=True)
@@ -183,7 +167,7 @@ def test_bad_setting_stops_with_one_line_naming_the_key(
 ) -> None:
     """A wrong setting stops the program with one clear line naming the key, and exit 2."""
     (tmp_path / "settings.toml").write_text(toml)
-    result = _syndicate("config", cwd=tmp_path, env=env)
+    result = syndicate("config", cwd=tmp_path, env=env)
     assert result.returncode == 2
     assert result.stdout == ""
     lines = result.stderr.strip().splitlines()
@@ -199,7 +183,7 @@ def test_missing_config_file_is_an_error(tmp_path: Path) -> None:
 
 def test_config_command_masks_secrets(tmp_path: Path) -> None:
     """`syndicate config` prints effective settings as TOML with secrets masked."""
-    result = _syndicate(
+    result = syndicate(
         "config",
         cwd=tmp_path,
         env={

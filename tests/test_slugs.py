@@ -13,7 +13,7 @@ from syndicate.feeds.config import FeedConfig
 from syndicate.feeds.files import FeedFolder, UnsafePath
 from syndicate.slugs import MAX_SLUG_CHARS, readable_slug
 from syndicate.store.schema import tag
-from tests.conftest import NOW, ingest_text
+from tests.support.fixture_corpus import NOW, ingest_text
 
 NASTY_TAGS = [
     "Iraq",

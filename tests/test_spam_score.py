@@ -16,21 +16,19 @@ from email import message_from_bytes, policy
 from pathlib import Path
 
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 from sqlalchemy import Engine
 
-from syndicate.delivery.dkim import DkimSigner
 from syndicate.delivery.ledger import send_edition
 from syndicate.delivery.recording import RecordingTransport
 from syndicate.dispatch import confirmation_sender, plan_send
 from syndicate.periods import KINDS
 from syndicate.settings import MailSettings, SecuritySettings, Settings, WebSettings
 from syndicate.store.leases import holder_name
-from syndicate.subscribers import registry
 from syndicate.subscribers.links import ConfirmationRequest
 from syndicate.subscribers.registry import Choices, Preferences
-from tests.test_editions import build, digest_corpus, ingest
+from tests.support.digest_corpus import build, digest_corpus, ingest
+from tests.support.letters import dkim_signer
+from tests.support.subscribers import confirmed
 
 SPAMASSASSIN = shutil.which("spamassassin")
 LANGUAGES = ("en", "ar", "fa")
@@ -51,28 +49,15 @@ def settings_for(outbox: Path) -> Settings:
     )
 
 
-def signer() -> DkimSigner:
-    """A DKIM signer with a fresh key, as `[mail.dkim]` would configure one."""
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    pem = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
-    return DkimSigner("site.example", "syndicate", pem)
-
-
 def digests(engine: Engine, settings: Settings) -> dict[str, bytes]:
     """Each kind of digest in each language, as sent to a subscriber following every topic."""
     ingest(engine, *digest_corpus())
     choices = Choices(LANGUAGES, KINDS)
     for language in LANGUAGES:
         wants = Preferences(language, KINDS, ("kurds", "resistance"), NAMES[language])
-        pending = registry.subscribe(engine, f"reader-{language}@example.org", wants, choices)
-        assert pending is not None
-        registry.confirm(engine, pending.pk)
+        confirmed(engine, f"reader-{language}@example.org", wants, choices)
     sent = {}
-    dkim = signer()
+    dkim = dkim_signer()
     for kind in KINDS:
         for language in LANGUAGES:
             edition = build(engine, kind, language)

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.servicerun import Service, Site
-from tests.smtpserver import Serve
+from tests.support.service import Service, Site
+from tests.support.smtp_server import Serve
 
 EVENT = "unsubscribe_not_https"
 

@@ -5,10 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 import re
-import subprocess
-import sys
 import unicodedata
 from dataclasses import replace
 from pathlib import Path
@@ -30,9 +27,10 @@ from syndicate.subscribers.csvfile import (
     import_csv,
     open_csv,
 )
-from tests.conftest import LANGUAGES, ingest_text
-from tests.mail import read_back, shown_name
-from tests.test_messages import HEADERS, LETTER
+from tests.support.cli import syndicate
+from tests.support.fixture_corpus import LANGUAGES, ingest_text
+from tests.support.letters import HEADERS, LETTER
+from tests.support.mail_reader import read_back, shown_name
 
 KINDS = ("daily", "weekly", "monthly")
 TOPICS = "\n".join(
@@ -278,12 +276,8 @@ def test_the_command_names_the_line_imports_the_rest_and_exits_1(tmp_path: Path)
     """`subscribers import` with a bad byte: `line N: not valid UTF-8`, a summary, exit 1."""
     path = tmp_path / "list.csv"
     path.write_bytes(b"email,name\na@example.com,A\nb@example.com,\xff\nc@example.com,C\n")
-    env = {key: value for key, value in os.environ.items() if not key.startswith("SYNDICATE_")}
-    env["SYNDICATE_DATABASE__URL"] = f"sqlite:///{tmp_path / 'store.db'}"
-    result = subprocess.run(
-        [sys.executable, "-m", "syndicate", "subscribers", "import", str(path)],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120, check=False,
-    )  # fmt: skip
+    env = {"SYNDICATE_DATABASE__URL": f"sqlite:///{tmp_path / 'store.db'}"}
+    result = syndicate("subscribers", "import", str(path), cwd=tmp_path, env=env)
     assert result.returncode == 1, result.stderr
     assert "line 3: not valid UTF-8: byte 0xFF in the name cell" in result.stderr
     assert "Traceback" not in result.stderr

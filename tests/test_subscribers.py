@@ -19,13 +19,12 @@ from sqlalchemy import Engine, select
 from syndicate.store.schema import state, subscriber, suppression
 from syndicate.subscribers import audience, registry
 from syndicate.subscribers.addresses import clean_name, needs_smtputf8, normalise_address
-from syndicate.subscribers.registry import Choices, PreferenceError, Preferences
+from syndicate.subscribers.registry import PreferenceError, Preferences
 from syndicate.subscribers.tokens import Purpose, TokenError, Tokens, secret_key
-from tests.conftest import LANGUAGES, ingest_text
+from tests.support.fixture_corpus import LANGUAGES, ingest_text
+from tests.support.subscribers import CHOICES, DAILY, confirmed
 
 SECRET = "test-secret-key-for-subscription-tokens"
-CHOICES = Choices(LANGUAGES, ("daily", "weekly", "monthly"))
-DAILY = Preferences(language="en", digests=("daily",))
 TOPICS = "\n".join(
     [
         '{"type": "topic", "slug": "kurds", "name": "Kurds", "language": "en", "description": "."}',
@@ -353,10 +352,7 @@ def _everyone(engine: Engine, kind: str = "daily", language: str = "en") -> list
 
 
 def _confirmed(engine: Engine, email: str, preferences: Preferences = DAILY) -> int:
-    pending = registry.subscribe(engine, email, preferences, CHOICES)
-    assert pending is not None
-    assert registry.confirm(engine, pending.pk) is not None
-    return pending.pk
+    return confirmed(engine, email, preferences).pk
 
 
 def test_subscribe_creates_a_pending_subscriber_who_gets_nothing_yet(engine: Engine) -> None:

@@ -10,6 +10,8 @@ import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from html.parser import HTMLParser
+from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
@@ -23,29 +25,25 @@ from starlette.routing import Mount
 from syndicate.delivery.message import build_message
 from syndicate.dispatch import confirmation_message
 from syndicate.settings import (
-    DigestSettings,
     Settings,
-    SiteSettings,
-    SubscriberSettings,
-    WebSettings,
 )
 from syndicate.store.schema import attempt, subscriber
 from syndicate.subscribers import registry
 from syndicate.subscribers.links import ConfirmationRequest, SubscriptionLinks
-from syndicate.subscribers.registry import Choices, Preferences, Subscriber
+from syndicate.subscribers.registry import Preferences, Subscriber
 from syndicate.subscribers.tokens import Purpose, Tokens
 from syndicate.subscribers.web import create_subscription_app
-from tests.conftest import LANGUAGES, ingest_text
-from tests.mail import read_back, shown_name
-from tests.smtpserver import free_port
-from tests.test_dispatch import CONFIRMATION_HEADERS
-from tests.test_messages import HEADERS as LETTER_HEADERS
-from tests.test_messages import LETTER
-from tests.webserver import serve_in_thread
+from tests.support.fixture_corpus import ingest_text
+from tests.support.letters import CONFIRMATION_HEADERS, LETTER
+from tests.support.letters import HEADERS as LETTER_HEADERS
+from tests.support.mail_reader import read_back, shown_name
+from tests.support.ports import free_port
+from tests.support.sites import SECRET, site_settings
+from tests.support.subscribers import CHOICES, confirmed
+from tests.support.waiting import PATIENCE, wait_for
+from tests.support.web_server import RequestsInFlight, serve_in_thread
 
-SECRET = "test-secret-key-for-the-subscription-pages"
 SUBSCRIBE_PER_HOUR = 6
-CHOICES = Choices(LANGUAGES, ("daily", "weekly", "monthly"))
 TOPICS = "\n".join(
     [
         '{"type": "topic", "slug": "kurds", "name": "Kurds", "language": "en", "description": "."}',
@@ -77,10 +75,7 @@ class RecordedConfirmations:
 
     def wait_for(self, count: int) -> list[ConfirmationRequest]:
         """The requests once `count` have arrived (they are sent after the page is answered)."""
-        deadline = time.monotonic() + 5
-        while len(self.requests) < count:
-            assert time.monotonic() < deadline, f"{len(self.requests)} of {count} confirmations"
-            time.sleep(0.01)
+        wait_for(lambda: len(self.requests) >= count, PATIENCE, f"{count} confirmations")
         return self.requests
 
 
@@ -91,43 +86,52 @@ class Site:
     url: str
     engine: Engine
     mail: RecordedConfirmations
+    requests: RequestsInFlight
     links: SubscriptionLinks = field(init=False)
 
     def __post_init__(self) -> None:
         """Mint links as delivery would."""
         self.links = SubscriptionLinks(Tokens(SECRET), self.url)
 
+    def idle(self) -> None:
+        """Wait until every answered request is done, its confirmation mail (if any) included."""
+        self.requests.wait_idle()
+
 
 @pytest.fixture
-def site(sqlite_engine: Engine) -> Iterator[Site]:
+def site(sqlite_engine: Engine, tmp_path: Path) -> Iterator[Site]:
     """The subscription app mounted at /subscribe as the server mounts it, on a loopback port."""
-    site = SiteSettings(title="Demo News", titles={"ar": "أخبار تجريبية"})
-    for url, mail in _served(sqlite_engine, site, SUBSCRIBE_PER_HOUR):
+    site = {"title": "Demo News", "titles": {"ar": "أخبار تجريبية"}}
+    for url, mail, requests in _served(sqlite_engine, tmp_path, SUBSCRIBE_PER_HOUR, site):
         try:
-            yield Site(url, sqlite_engine, mail)
+            yield Site(url, sqlite_engine, mail, requests)
         finally:
             mail.released.set()
 
 
 def _served(
-    engine: Engine, site: SiteSettings, per_hour: int
-) -> Iterator[tuple[str, RecordedConfirmations]]:
+    engine: Engine, folder: Path, per_hour: int, site: dict[str, Any] | None = None
+) -> Iterator[tuple[str, RecordedConfirmations, RequestsInFlight]]:
     """The subscription app mounted at /subscribe as the server mounts it, on a loopback port."""
     ingest_text(engine, TOPICS)
     port = free_port()
     url = f"http://127.0.0.1:{port}"
+    settings = site_settings(
+        folder, f"{url}/", site=site or {}, subscribers={"subscribe_per_hour": per_hour}
+    )
     mail = RecordedConfirmations()
     app = create_subscription_app(
         engine,
-        site=site,
-        web=WebSettings(public_url=f"{url}/"),
-        subscribers=SubscriberSettings(subscribe_per_hour=per_hour),
-        digests=DigestSettings(),
-        secret_key=SECRET,
+        site=settings.site,
+        web=settings.web,
+        subscribers=settings.subscribers,
+        digests=settings.digests,
+        secret_key=settings.security.secret_key.get_secret_value(),
         send_confirmation=mail,
     )
-    for _ in serve_in_thread(Starlette(routes=[Mount("/subscribe", app=app)]), port):
-        yield url, mail
+    requests = RequestsInFlight(Starlette(routes=[Mount("/subscribe", app=app)]))
+    for _ in serve_in_thread(requests, port):
+        yield url, mail, requests
 
 
 @pytest.fixture
@@ -174,11 +178,7 @@ def _subscribe(
 
 
 def _confirmed(site: Site, email: str) -> Subscriber:
-    pending = registry.subscribe(site.engine, email, Preferences("en", ("daily",)), CHOICES)
-    assert pending is not None
-    confirmed = registry.confirm(site.engine, pending.pk)
-    assert confirmed is not None
-    return confirmed
+    return confirmed(site.engine, email)
 
 
 def _stored(site: Site, email: str) -> Subscriber | None:
@@ -303,7 +303,7 @@ def test_forms_without_a_matching_csrf_token_are_refused(site: Site, browser: ht
     stored = _stored(site, "reader@example.com")
     assert stored is not None
     assert (stored.status, stored.language) == ("confirmed", "en")
-    time.sleep(0.1)
+    site.idle()
     assert site.mail.requests == []
 
 
@@ -331,8 +331,8 @@ def test_one_address_gets_few_confirmation_mails(site: Site, browser: httpx.Clie
     """Asking again and again for one address does not flood its owner's inbox."""
     for _ in range(5):
         assert _subscribe(browser, "reader@example.com").status_code == 200
-    time.sleep(0.2)
-    assert len(site.mail.wait_for(3)) == 3
+    site.idle()
+    assert len(site.mail.requests) == 3
 
 
 def _tampered(token_url: str) -> str:
@@ -430,8 +430,8 @@ def test_the_subscribe_answer_never_reveals_membership(site: Site, browser: http
         )
     }
     assert len(set(answers.values())) == 1, answers
-    mailed = {request.email for request in site.mail.wait_for(2)}
-    time.sleep(0.1)
+    site.idle()
+    mailed = {request.email for request in site.mail.requests}
     assert mailed == {"new@example.com", "pending@example.com"}
 
 
@@ -601,9 +601,9 @@ class Form:
 
 
 @pytest.fixture
-def form(sqlite_engine: Engine) -> Iterator[Form]:
+def form(sqlite_engine: Engine, tmp_path: Path) -> Iterator[Form]:
     """The real subscription app, mounted as the server mounts it, on a loopback port."""
-    for url, mail in _served(sqlite_engine, SiteSettings(), per_hour=1_000_000):
+    for url, mail, _ in _served(sqlite_engine, tmp_path, per_hour=1_000_000):
         with httpx.Client(base_url=url) as client:
             yield Form(client, sqlite_engine, mail, SubscriptionLinks(Tokens(SECRET), url))
 
@@ -661,10 +661,8 @@ def test_a_name_from_the_preferences_form_is_mailed_as_written_or_refused(
 ) -> None:
     """A subscriber's new name: refused, or stored so that their digest shows it as typed."""
     address = form.address()
-    pending = registry.subscribe(form.engine, address, Preferences("en", ("daily",)), CHOICES)
-    assert pending is not None
-    registry.confirm(form.engine, pending.pk)
-    path = _path(form.links.preferences(pending.pk, address, "en"))
+    reader = confirmed(form.engine, address)
+    path = _path(form.links.preferences(reader.pk, address, "en"))
     page = form.client.get(path)
     answer = form.client.post(
         path, data={"csrf": _csrf(page.text), "name": name, "language": "en", "digests": ["daily"]}

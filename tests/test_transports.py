@@ -38,8 +38,10 @@ from syndicate.delivery.transports import (
     transport_from_settings,
 )
 from syndicate.settings import MailSettings, SmtpSettings
-from tests.mail import read_back
-from tests.smtpserver import Recorder, Serve, free_port
+from tests.support.mail_reader import read_back
+from tests.support.ports import free_port
+from tests.support.smtp_server import Recorder, Serve
+from tests.support.waiting import wait_until
 
 SENDER = "bounces@site.example"
 LETTER = Letter(
@@ -51,6 +53,10 @@ LETTER = Letter(
     list_id="daily.en.site.example",
     unsubscribe_url="https://site.example/unsubscribe/token",
 )
+
+
+# asyncio may wake a timer up to its clock's resolution early; a millisecond covers it.
+CLOCK_SLACK = 0.001
 
 
 def message_for(recipient: str) -> bytes:
@@ -312,13 +318,19 @@ def test_rate_limiter_never_exceeds_its_rate() -> None:
 
 
 def test_smtp_rate_limit_spaces_messages(serve: Serve) -> None:
-    """Twenty messages at 40 a second across four connections take at least 19/40 s."""
+    """At 40 a second across four connections, the n-th message is taken n/40 s after the start.
+
+    The limiter gives each message a start time at least 1/40 s after the one before, from the
+    moment the send begins; a slow machine only makes a message later, never earlier.
+    """
     server, settings = serve()
     transport = smtp(settings, pool_size=4, rate_per_second=40)
     started = time.monotonic()
     run(transport, *(f"r{n}@example.org" for n in range(20)))
-    assert time.monotonic() - started >= 19 / 40 * 0.95
-    assert len(server.received) == 20
+    taken = sorted(message.at for message in server.received)
+    assert len(taken) == 20
+    early = [n for n, at in enumerate(taken) if at - started < n / 40 - CLOCK_SLACK]
+    assert early == [], f"messages {early} came sooner than 1/40 s after the one before"
 
 
 @pytest.fixture(scope="module")
@@ -533,14 +545,18 @@ def test_transport_from_settings(tmp_path: Path) -> None:
 
 
 def held_send(
-    transport: SmtpTransport, recipient: str
+    transport: SmtpTransport, recipient: str, message: bytes
 ) -> tuple[asyncio.Future[None], asyncio.Task[None]]:
-    """Start sending to `recipient` behind a gate not yet done; return the gate and the send."""
+    """Start sending `message` to `recipient` behind a gate not yet done; the gate and the send."""
     gate: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-    sending = asyncio.create_task(
-        transport.send(SENDER, recipient, message_for(recipient), before_delivery=gate)
-    )
+    sending = asyncio.create_task(transport.send(SENDER, recipient, message, before_delivery=gate))
     return gate, sending
+
+
+def body_arrived(server: Recorder, message: bytes) -> bool:
+    """Whether the server has read all of `message` (CRLF lines) but for the final dot."""
+    last_line = message.rstrip(b"\r\n").rpartition(b"\n")[2]
+    return bytes(server.arrived).endswith(last_line + b"\r\n")
 
 
 def test_the_final_dot_waits_for_the_previous_record(serve: Serve) -> None:
@@ -549,8 +565,9 @@ def test_the_final_dot_waits_for_the_previous_record(serve: Serve) -> None:
     transport = smtp(settings, pool_size=1)
 
     async def main() -> None:
-        gate, sending = held_send(transport, "a@example.org")
-        await asyncio.sleep(0.3)
+        message = message_for("a@example.org")
+        gate, sending = held_send(transport, "a@example.org", message)
+        await wait_until(lambda: body_arrived(server, message), "the message but its final dot")
         assert server.received == []  # envelope and body sent, the dot held back
         assert not sending.done()
         gate.set_result(None)
@@ -567,8 +584,9 @@ def test_a_failed_gate_means_the_message_is_not_delivered(serve: Serve) -> None:
     transport = smtp(settings, pool_size=1)
 
     async def main() -> None:
-        gate, sending = held_send(transport, "a@example.org")
-        await asyncio.sleep(0.2)
+        message = message_for("a@example.org")
+        gate, sending = held_send(transport, "a@example.org", message)
+        await wait_until(lambda: body_arrived(server, message), "the message but its final dot")
         gate.set_exception(RuntimeError("the ledger cannot be written"))
         with pytest.raises(RuntimeError, match="ledger"):
             await sending

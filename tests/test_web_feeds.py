@@ -20,9 +20,9 @@ from sqlalchemy import Engine
 from syndicate.feeds.build import build_feeds
 from syndicate.feeds.config import FeedConfig
 from syndicate.web.app import create_app
-from tests.conftest import NOW, ingest_text
-from tests.smtpserver import free_port
-from tests.webserver import serve_in_thread
+from tests.support.fixture_corpus import NOW, ingest_text
+from tests.support.ports import free_port
+from tests.support.web_server import serve_in_thread
 
 FEED = "/feeds/en/all.rss"
 

@@ -28,16 +28,6 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
-from syndicate.settings import (
-    DatabaseSettings,
-    FeedSettings,
-    MailSettings,
-    SecuritySettings,
-    Settings,
-    SiteSettings,
-    SubscriberSettings,
-    WebSettings,
-)
 from syndicate.store import open_database
 from syndicate.store.database import with_lock_timeout
 from syndicate.store.schema import topic
@@ -47,12 +37,15 @@ from syndicate.subscribers.registry import Choices, Preferences, Subscriber
 from syndicate.subscribers.tokens import Tokens
 from syndicate.web.app import create_app
 from syndicate.web.site import create_site
-from tests.smtpserver import Serve, free_port
-from tests.sqlitelock import LockHolder
-from tests.test_send import Newsroom, start
-from tests.webserver import serve_in_thread
+from tests.support.cli import start_process
+from tests.support.newsroom import Newsroom
+from tests.support.ports import free_port
+from tests.support.sites import SECRET, site_settings
+from tests.support.smtp_server import Serve
+from tests.support.sqlite_lock import LockHolder
+from tests.support.waiting import wait_for
+from tests.support.web_server import serve_in_thread
 
-SECRET = "a secret for the busy store tests, long enough"
 CHOICES = Choices(("en", "ar", "fa"), ("daily", "weekly", "monthly"))
 # What the busy page says, in each language.
 BUSY_TITLES = {
@@ -81,19 +74,6 @@ class BusySite:
 SiteFactory = Callable[..., BusySite]
 
 
-def settings_for(folder: Path, url: str, lock_timeout: float) -> Settings:
-    """Settings for a site on `url` with its store and files in `folder`."""
-    return Settings(
-        site=SiteSettings(title="Demo News"),
-        database=DatabaseSettings(url=f"sqlite:///{folder / 'store.db'}"),
-        feeds=FeedSettings(dir=folder / "feeds"),
-        mail=MailSettings(outbox_dir=folder / "outbox"),
-        web=WebSettings(public_url=f"{url}/", lock_timeout=lock_timeout),
-        subscribers=SubscriberSettings(subscribe_per_hour=100_000),
-        security=SecuritySettings(secret_key=SECRET),
-    )
-
-
 @pytest.fixture
 def busy_site(tmp_path: Path) -> Iterator[SiteFactory]:
     """Start the site with a given [web] lock_timeout (once per test)."""
@@ -102,7 +82,13 @@ def busy_site(tmp_path: Path) -> Iterator[SiteFactory]:
     def start_site(lock_timeout: float, folder: Path = tmp_path) -> BusySite:
         port = free_port()
         url = f"http://127.0.0.1:{port}"
-        settings = settings_for(folder, url, lock_timeout)
+        settings = site_settings(
+            folder,
+            f"{url}/",
+            site={"title": "Demo News"},
+            web={"lock_timeout": lock_timeout},
+            subscribers={"subscribe_per_hour": 100_000},
+        )
         engine = open_database(settings.database.url)
         begun = threading.Event()
 
@@ -344,17 +330,14 @@ def test_subscribes_during_an_ingest_and_a_send_never_get_a_500(
     site = busy_site(lock_timeout=5.0, folder=tmp_path)
     views = _views_file(tmp_path, room)
     smtp.delay = 0.02  # the send lasts while the POSTs arrive; lifted once they are done
-    sending = start(room.env, "digest", "send", room.edition, cwd=tmp_path)
+    sending = start_process("digest", "send", room.edition, cwd=tmp_path, env=room.env)
     posting_done = threading.Event()
     ingests: list[int] = []
     ingesting = threading.Thread(
         target=_ingest_until, args=(room, views, posting_done, ingests), daemon=True
     )
     ingesting.start()
-    deadline = time.monotonic() + WAIT
-    while not smtp.received and sending.poll() is None:
-        assert time.monotonic() < deadline, "the send never started"
-        time.sleep(0.05)
+    wait_for(lambda: smtp.received or sending.poll() is not None, WAIT, "the send to start")
     statuses: Counter[int] = Counter()
     while_sending = 0
     try:
@@ -409,7 +392,7 @@ def _views_file(folder: Path, room: Newsroom) -> Path:
 def _ingest_until(room: Newsroom, views: Path, done: threading.Event, codes: list[int]) -> None:
     """Ingest `views` again and again (each run rewrites every count) until `done`."""
     while not done.is_set():
-        ingest = start(room.env, "ingest", str(views), cwd=room.folder)
+        ingest = start_process("ingest", str(views), cwd=room.folder, env=room.env)
         ingest.communicate(timeout=4 * WAIT)
         codes.append(ingest.returncode)
 

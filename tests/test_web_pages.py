@@ -27,9 +27,9 @@ from syndicate.feeds.config import FeedConfig
 from syndicate.store import open_database
 from syndicate.web.app import create_app
 from syndicate.web.security import WEB_COPY_POLICY
-from tests.conftest import FIXTURES, LANGUAGES, NOW, ingest_text
-from tests.smtpserver import free_port
-from tests.webserver import serve_in_thread
+from tests.support.fixture_corpus import FIXTURES, LANGUAGES, NOW, ingest_text
+from tests.support.ports import free_port
+from tests.support.web_server import serve_in_thread
 
 # An article whose tag is written as markup: ingest keeps its text alone, which still holds
 # characters that every page must escape.

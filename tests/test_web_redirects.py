@@ -19,32 +19,19 @@ from hypothesis import strategies as st
 from starlette.applications import Starlette
 from starlette.routing import BaseRoute, Mount, Route
 
-from syndicate.settings import (
-    DatabaseSettings,
-    FeedSettings,
-    MailSettings,
-    SecuritySettings,
-    Settings,
-    WebSettings,
-)
 from syndicate.store import open_database
 from syndicate.web.security import public_location
 from syndicate.web.site import create_site
-from tests.smtpserver import free_port
-from tests.webserver import serve_in_thread
+from tests.support.ports import free_port
+from tests.support.sites import site_settings
+from tests.support.web_server import serve_in_thread
 
 PUBLIC_URL = "https://news.example/"
 SAMPLE_PARAMETERS = {"lang": "en", "slug": "iraq", "edition_id": "daily-en-2026-11-20"}
 
 
 def _site(folder: Path, public_url: str) -> Any:
-    settings = Settings(
-        database=DatabaseSettings(url=f"sqlite:///{folder / 'store.db'}"),
-        feeds=FeedSettings(dir=folder / "feeds"),
-        mail=MailSettings(outbox_dir=folder / "outbox"),
-        web=WebSettings(public_url=public_url),
-        security=SecuritySettings(secret_key="a secret for the redirect tests, long enough"),
-    )
+    settings = site_settings(folder, public_url)
     return create_site(open_database(settings.database.url), settings)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
@@ -21,9 +22,9 @@ from syndicate import metrics
 from syndicate.feeds.build import build_feeds
 from syndicate.feeds.config import FeedConfig
 from syndicate.feeds.websub import GIVE_UP_AFTER, announce_build, notify_hub
-from tests.conftest import NOW, ingest_text
-from tests.smtpserver import free_port
-from tests.webserver import serve_in_thread
+from tests.support.fixture_corpus import NOW, ingest_text
+from tests.support.ports import free_port
+from tests.support.web_server import serve_in_thread
 
 FEEDS = [f"https://feeds.example/feeds/en/tags/t{number}.rss" for number in range(10)]
 
@@ -59,8 +60,11 @@ def hub() -> Iterator[Hub]:
         await record(request)
         return Response("hub trouble", status_code=500)
 
+    released = threading.Event()  # set when the test is done, so that the server can stop
+
     async def slow(request: Request) -> Response:
-        await asyncio.sleep(0.5)
+        while not released.is_set():  # never answers while the test runs
+            await asyncio.sleep(0.01)
         return Response(status_code=204)
 
     app = Starlette(
@@ -73,6 +77,7 @@ def hub() -> Iterator[Hub]:
     for url in serve_in_thread(app, free_port()):
         recorded.url = url
         yield recorded
+        released.set()
 
 
 def _failed_count() -> float:

@@ -25,7 +25,7 @@ from syndicate.sources import SourceError, SourceReport, poll_sources, poll_word
 from syndicate.sources.wordpress import CURSOR_STATE, read_cursor, save_cursor
 from syndicate.sources.wordpress_posts import Vocabulary, article_record
 from syndicate.store.schema import article, article_tag, article_topic, state, tag, topic
-from tests.conftest import LANGUAGES, ingest_text
+from tests.support.fixture_corpus import LANGUAGES, ingest_text
 
 DATA = Path(__file__).parent / "data" / "wordpress"
 VOCABULARY = Vocabulary(

@@ -1,6 +1,6 @@
 """`syndicate digest send` whose sending processes wait at their start until a test lets them go.
 
-Run as `python -m tests.heldsend digest send EDITION` with SYNDICATE_TEST_SEND_GATE naming a
+Run as `python -m tests.support.held_send digest send EDITION` with SYNDICATE_TEST_SEND_GATE naming a
 FIFO: each child sending process, before anything of its own, opens the FIFO and reads it to its end,
 so it waits until the test has opened it for writing and closed it again. A test can so kill the
 parent at the moment a child is starting, before the child could protect itself.

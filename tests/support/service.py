@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -16,19 +14,11 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 
-from tests.smtpserver import free_port
+from tests.support.articles import article_record, pick_record
+from tests.support.ports import free_port
+from tests.support.waiting import wait_for
 
 SECRET = "an end-to-end secret that is long enough"
-
-
-def wait_for(condition: Callable[[], object], timeout: float, what: str) -> object:
-    """Poll `condition` until it returns something true; fail naming `what` after `timeout`."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if result := condition():
-            return result
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
 def an_hour_ago(zone: str) -> tuple[str, datetime]:
@@ -196,34 +186,3 @@ def services() -> Iterator[list[Service]]:
     yield started
     for service in started:
         service.kill()
-
-
-def article_record(identifier: str, title: str, published: datetime, **fields: object) -> str:
-    """One ingest-format article line."""
-    record = {
-        "type": "article",
-        "id": identifier,
-        "url": f"https://site.example/en/news/{identifier}",
-        "title": title,
-        "summary": "Dropped into the inbox by a test.",
-        "body_html": "<p>Body.</p>",
-        "published_at": published.isoformat(),
-        "status": "published",
-        "language": "en",
-        "section": "news",
-        "tags": ["Inbox Test"],
-        **fields,
-    }
-    return json.dumps(record, ensure_ascii=False) + "\n"
-
-
-def pick_record(article_id: str, position: int, picked: datetime) -> str:
-    """One ingest-format line putting an article among the Editor's Choice from `picked` on."""
-    record = {
-        "type": "pick",
-        "article_id": article_id,
-        "position": position,
-        "picked_at": picked.isoformat(),
-        "unpicked_at": None,
-    }
-    return json.dumps(record) + "\n"

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -14,6 +14,7 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from syndicate.settings import SmtpSettings
+from tests.support.ports import free_port
 
 
 @dataclass
@@ -27,6 +28,7 @@ class Received:
     tls: bool
     login: bytes | None
     smtputf8: bool = False  # MAIL FROM asked for SMTPUTF8 (RFC 6531)
+    at: float = 0.0  # time.monotonic() when the server took it (after the final dot)
 
 
 @dataclass
@@ -40,8 +42,18 @@ class Recorder:
     drops: int = 0  # connections to drop at RCPT
     refuse: dict[str, str] = field(default_factory=dict)  # address -> reply, every time
     delay: float = 0.0  # seconds each DATA takes, to stretch a send out
-    gate: threading.Event | None = None  # when given, every DATA waits until it is set
+    gate: threading.Event | None = None  # when given, DATA waits until it is set …
+    hold_from: int = 0  # … once this many messages have been taken (0: every DATA waits)
     connections: int = 0  # sessions open just now (a test waits for 0 after killing a sender)
+    arrived: bytearray = field(default_factory=bytearray)  # every byte read from clients
+
+    def held(self) -> bool:
+        """Whether a DATA that ends now must wait for the gate."""
+        return (
+            self.gate is not None
+            and not self.gate.is_set()
+            and len(self.received) >= self.hold_from
+        )
 
     async def handle_RCPT(
         self,
@@ -69,7 +81,7 @@ class Recorder:
         """Refuse as told, else keep the message."""
         if self.delay:
             await asyncio.sleep(self.delay)
-        while self.gate is not None and not self.gate.is_set():
+        while self.held():
             await asyncio.sleep(0.01)  # the test holds the message until it has looked
         if self.data_replies:
             return self.data_replies.pop(0)
@@ -85,6 +97,7 @@ class Recorder:
                 and server.transport.get_extra_info("ssl_object") is not None,
                 session.auth_data,
                 envelope.smtp_utf8,
+                time.monotonic(),
             )
         )
         return "250 2.0.0 queued"
@@ -102,6 +115,11 @@ class _Counting(SMTP):
         self.event_handler.connections += 1
         super().connection_made(transport)
 
+    def data_received(self, data: bytes) -> None:
+        """Note the bytes as they arrive (a test can see a message that waits for its dot)."""
+        self.event_handler.arrived += data
+        super().data_received(data)
+
     def connection_lost(self, error: Exception | None) -> None:
         """Count the session out."""
         self.event_handler.connections -= 1
@@ -111,14 +129,6 @@ class _Counting(SMTP):
 class _Controller(Controller):
     def factory(self) -> SMTP:
         return _Counting(self.handler, **self.SMTP_kwargs)
-
-
-def free_port() -> int:
-    """A TCP port on loopback that nothing listens on just now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 Serve = Callable[..., tuple[Recorder, SmtpSettings]]

@@ -14,7 +14,14 @@ import pytest
 from playwright.sync_api import Browser, sync_playwright
 
 CHROMIUM = Path("/usr/bin/chromium")
-ARTIFACTS = Path(__file__).parents[1] / "test-artifacts"
+ARTIFACTS = Path(__file__).parents[2] / "test-artifacts"
+# Every picture is this gradient, so screenshots look like the real thing without a network.
+PICTURE = (
+    '<svg xmlns="http://www.w3.org/2000/svg" width="1200" height="675">'
+    '<defs><linearGradient id="g" x2="1" y2="1"><stop offset="0" stop-color="#8aa4b8"/>'
+    '<stop offset="1" stop-color="#3f5a6e"/></linearGradient></defs>'
+    '<rect width="1200" height="675" fill="url(#g)"/></svg>'
+)
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",

@@ -1,0 +1,31 @@
+"""The fixture corpus (tests/fixtures/corpus.jsonl), the golden files, and ingesting text.
+
+The corpus has three languages, hostile HTML, nasty tags, a draft and a future article.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+from sqlalchemy import Engine
+
+from syndicate.ingest import IngestReport, ingest_lines
+
+FIXTURES = Path(__file__).parents[1] / "fixtures"
+GOLDEN = Path(__file__).parents[1] / "golden"
+LANGUAGES = ("en", "ar", "fa")
+# The moment the fixture corpus is built at: after every article but the scheduled one.
+NOW = datetime(2025, 8, 22, 12, 0, tzinfo=UTC)
+
+
+def ingest_text(engine: Engine, content: str) -> tuple[IngestReport, list[str]]:
+    """Ingest JSON Lines text; return the report and the `line N: reason` messages."""
+    messages: list[str] = []
+    report = ingest_lines(
+        engine,
+        [line.encode() + b"\n" for line in content.splitlines()],
+        LANGUAGES,
+        on_reject=lambda number, reason: messages.append(f"line {number}: {reason}"),
+    )
+    return report, messages
