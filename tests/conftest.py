@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import os
 import uuid
 from collections import Counter
@@ -20,7 +19,11 @@ from syndicate.feeds.build import FeedConfig
 from syndicate.ingest import IngestReport, ingest_lines
 from syndicate.store import open_database
 from tests.browser import browser  # noqa: F401  # headless Chromium, for the browser tests
-from tests.servicerun import demo_corpus, services  # noqa: F401  # `syndicate run` fixtures
+from tests.servicerun import (  # `syndicate run` fixtures, and polling for a condition
+    demo_corpus,  # noqa: F401
+    services,  # noqa: F401
+    wait_for,
+)
 from tests.smtpserver import serve  # noqa: F401  # the SMTP server fixture, for every test module
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -29,6 +32,7 @@ LANGUAGES = ("en", "ar", "fa")
 # The moment the fixture corpus is built at: after every article but the scheduled one.
 NOW = datetime(2025, 8, 22, 12, 0, tzinfo=UTC)
 POSTGRES_URL = os.environ.get("SYNDICATE_TEST_POSTGRES_URL")
+LINGER = 10.0  # seconds a closed PostgreSQL connection's server process may take to end
 
 # Property tests must not depend on the machine's speed: no per-example deadline, no health
 # check that fails a slow (loaded) machine, and in CI the same examples on every run.
@@ -65,12 +69,30 @@ def _postgres_database() -> Iterator[str]:
     try:
         yield make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
     finally:
-        # A psycopg connection dropped instead of closed (an engine never disposed) warns
-        # when it is collected, which is whenever the collector next runs: at some later
-        # test. Collecting now fails the test that leaked it, under the suite's "error".
-        gc.collect()
-        _drop_database(admin, name)
-        admin.dispose()
+        try:
+            _expect_no_connections(admin, name)
+        finally:
+            _drop_database(admin, name)
+            admin.dispose()
+
+
+def _expect_no_connections(admin: Engine, name: str) -> None:
+    """Fail unless every connection to the test database has been closed by the test's end.
+
+    One left open (an engine never disposed, a connection never returned to its pool) would
+    be closed by the garbage collector whenever it next runs, warning at some later test; this
+    names the test that left it. A closed connection's server process takes a moment to end.
+    """
+    count = text(
+        "SELECT count(*) FROM pg_stat_activity"
+        " WHERE datname = :name AND backend_type = 'client backend'"
+    )
+
+    def closed() -> bool:
+        with admin.connect() as connection:
+            return connection.execute(count, {"name": name}).scalar_one() == 0
+
+    wait_for(closed, LINGER, f"the connections to {name} to be closed (an engine not disposed?)")
 
 
 def _drop_database(admin: Engine, name: str) -> None:
