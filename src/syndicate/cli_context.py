@@ -70,6 +70,10 @@ class Context:
                     "SYNDICATE_DATABASE__URL; relative paths start from the current folder); "
                     "`syndicate run`, `ingest` or `subscribers import` creates one"
                 )
+            # The engine lives as long as the command: its pooled connections are closed when
+            # the command ends, not by the garbage collector at some later moment (a process
+            # that runs commands in-process, as the tests do, goes on after each).
+            click.get_current_context().find_root().call_on_close(self._engine.dispose)
         return self._engine
 
 

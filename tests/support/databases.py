@@ -13,8 +13,10 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ProgrammingError
 
 from syndicate.store import open_database
+from tests.support.waiting import wait_for
 
 POSTGRES_URL = os.environ.get("SYNDICATE_TEST_POSTGRES_URL")
+LINGER = 10.0  # seconds a closed PostgreSQL connection's server process may take to end
 
 
 def postgres_database() -> Iterator[str]:
@@ -27,8 +29,30 @@ def postgres_database() -> Iterator[str]:
     try:
         yield make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
     finally:
-        _drop_database(admin, name)
-        admin.dispose()
+        try:
+            _expect_no_connections(admin, name)
+        finally:
+            _drop_database(admin, name)
+            admin.dispose()
+
+
+def _expect_no_connections(admin: Engine, name: str) -> None:
+    """Fail unless every connection to the test database has been closed by the test's end.
+
+    One left open (an engine never disposed, a connection never returned to its pool) would
+    be closed by the garbage collector whenever it next runs, warning at some later test; this
+    names the test that left it. A closed connection's server process takes a moment to end.
+    """
+    count = text(
+        "SELECT count(*) FROM pg_stat_activity"
+        " WHERE datname = :name AND backend_type = 'client backend'"
+    )
+
+    def closed() -> bool:
+        with admin.connect() as connection:
+            return connection.execute(count, {"name": name}).scalar_one() == 0
+
+    wait_for(closed, LINGER, f"the connections to {name} to be closed (an engine not disposed?)")
 
 
 def _drop_database(admin: Engine, name: str) -> None:
