@@ -381,6 +381,66 @@ def test_incremental_build_touches_only_the_changed_article_feeds(
     assert feedparser.parse((built / "fa/all.rss").read_bytes()).entries[0].title == "گزارش تازه"
 
 
+def test_an_article_that_moves_leaves_the_feeds_it_was_in(
+    built: Path, engine: Engine, feed_config: FeedConfig
+) -> None:
+    """An article moved to another section, tag and topic is rebuilt out of its old feeds too."""
+    assert "cms-1004" in _ids(built, "fa/tags/کردها.rss")
+    before = _mtimes(built)
+    update = json.dumps(
+        {
+            "type": "article",
+            "id": "cms-1004",
+            "url": "https://site.example/fa/news/1004",
+            "title": "گزارش تازه",
+            "published_at": "2025-08-22T07:00:00+03:30",
+            "updated_at": "2025-08-22T09:00:00+03:30",
+            "status": "published",
+            "language": "fa",
+            "section": "news",
+            "tags": ["انتخابات"],
+            "topics": ["resistance"],
+        }
+    )
+    ingest_text(engine, update)
+    _build(engine, feed_config, now=NOW + timedelta(minutes=1))
+    after = _mtimes(built)
+    changed = {name.rsplit(".", 1)[0] for name in after if after[name] != before.get(name)}
+    gone = {name.rsplit(".", 1)[0] for name in before if name not in after}
+    assert changed | gone == {
+        "index",  # feeds came and went
+        "fa/all",
+        "fa/sections/report",
+        "fa/sections/news",
+        "fa/tags/کردها",
+        "fa/tags/انتخابات",
+        "fa/topics/kurds",
+        "fa/topics/resistance",
+    }
+    for feed in ("fa/sections/report", "fa/tags/کردها", "fa/topics/kurds"):
+        assert not (built / f"{feed}.rss").exists() or "cms-1004" not in _ids(built, f"{feed}.rss")
+    assert _ids(built, "fa/topics/resistance.rss") == ["cms-1004"]
+
+
+def test_a_topic_renamed_in_one_language_rebuilds_its_feeds_in_every_language(
+    built: Path, engine: Engine, feed_config: FeedConfig
+) -> None:
+    """A topic's new English name reaches its Persian feed, which borrows the English title."""
+    before = _mtimes(built)
+    renamed = {"type": "topic", "slug": "kurds", "language": "en", "name": "The Kurds"}
+    ingest_text(engine, json.dumps(renamed))
+    _build(engine, feed_config, now=NOW + timedelta(minutes=1))
+    after = _mtimes(built)
+    changed = {name for name in after if after[name] != before.get(name)}
+    # The index names topics too; Arabic has no article on the topic, so no feed of it.
+    assert {name.rsplit(".", 1)[0] for name in changed} == {
+        "index",
+        "en/topics/kurds",
+        "fa/topics/kurds",
+    }
+    assert "The Kurds" in feedparser.parse((built / "fa/topics/kurds.rss").read_bytes()).feed.title
+
+
 def test_retracted_article_disappears_and_its_lonely_tags_go(
     built: Path, engine: Engine, feed_config: FeedConfig
 ) -> None:

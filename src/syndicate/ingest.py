@@ -2,11 +2,13 @@
 
 Whatever a line holds, it is stored or rejected with `line N: reason`; nothing a line holds
 stops the ingest. Lines are parsed, then applied a batch at a time in one transaction (see
-`store.writes`), so memory stays flat however long the input is. When the database refuses a
-batch because of one of its records, the batch is applied again one record at a time, each in
-a transaction of its own, so that one record is rejected and every other one is stored. When
-the store itself fails (unreachable, locked, full), ingest stops with `StoreFailure`: what the
-earlier batches stored stays, and reading the same input again is safe.
+`store.writes`), so memory stays flat however long the input is. The store reports what a batch
+changed; `feeds.changes` names the feeds that touches, and they are marked for the next build
+in the batch's transaction. When the database refuses a batch because of one of its records,
+the batch is applied again one record at a time, each in a transaction of its own, so that one
+record is rejected and every other one is stored. When the store itself fails (unreachable,
+locked, full), ingest stops with `StoreFailure`: what the earlier batches stored stays, and
+reading the same input again is safe.
 """
 
 from __future__ import annotations
@@ -19,9 +21,10 @@ from typing import IO, Protocol, TypeVar
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from syndicate.ingest_format import RecordError, describe, parse_record
+from syndicate.feeds.changes import dirty_keys
+from syndicate.ingest_format import parse_record
 from syndicate.limits import Limit, Limits, over_limit
-from syndicate.model import Record
+from syndicate.model import Record, RecordError, describe
 from syndicate.settings import IngestSettings
 from syndicate.store.bulk import bulk_writes
 from syndicate.store.database import for_writing
@@ -104,7 +107,8 @@ def ingest_lines(
     try:
         with engine.connect() as connection, bulk_writes(connection):
             for_writing(connection)  # each batch reads, then writes: see for_writing
-            store = _Store(connection, StoreWriter(connection, languages), report, on_reject)
+            writer = StoreWriter(connection)
+            store = _Store(connection, writer, tuple(languages), report, on_reject)
             for items in _batches(lines, languages, limits, batch_size, on_progress):
                 resume_at = items[0][0]
                 store.apply(items)
@@ -200,11 +204,13 @@ class _Store:
         self,
         connection: Connection,
         writer: StoreWriter,
+        languages: tuple[str, ...],
         report: IngestReport,
         on_reject: RejectHandler,
     ) -> None:
         self.connection = connection
         self.writer = writer
+        self.languages = languages
         self.report = report
         self.on_reject = on_reject
 
@@ -214,7 +220,7 @@ class _Store:
         outcomes: Iterator[Outcome] | None = None
         try:
             if records:
-                outcomes = iter(self._committed(items[0][0], lambda: self.writer.apply(records)))
+                outcomes = iter(self._committed(items[0][0], lambda: self._write(records)))
             else:
                 outcomes = iter(())
         except StoreFailure:
@@ -239,7 +245,7 @@ class _Store:
     def _alone(self, number: int, record: Record) -> Outcome:
         """Apply one record in a transaction of its own; a database error rejects it alone."""
         try:
-            return self._committed(number, lambda: self.writer.apply([record]))[0]
+            return self._committed(number, lambda: self._write([record]))[0]
         except StoreFailure:
             raise
         except Exception as error:
@@ -247,6 +253,12 @@ class _Store:
             if is_store_failure(error):
                 raise StoreFailure(self.report, number, _error_text(error)) from error
             return Outcome(False, f"{describe(record)}: could not be stored: {_error_text(error)}")
+
+    def _write(self, records: Sequence[Record]) -> list[Outcome]:
+        """Store `records` and mark the feeds they touch; the caller owns the transaction."""
+        applied = self.writer.apply(records)
+        self.writer.mark_dirty(dirty_keys(applied.changes, self.languages))
+        return applied.outcomes
 
     def _committed(self, line: int, work: Callable[[], T]) -> T:
         """`work` done and committed in a transaction of its own, or rolled back."""

@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from syndicate.limits import Limit, LimitError, Limits, check_bytes, check_chars, check_count
-from syndicate.model import Article, Image, Pick, Record, Status, Topic, Views
+from syndicate.model import Article, Image, Pick, Record, RecordError, Status, Topic, Views
 from syndicate.sanitize import strip_markup
 from syndicate.settings import IngestSettings
 from syndicate.tidy import one_line, tag_key, tag_name, xml_safe
@@ -51,10 +51,6 @@ _NAMES: dict[str, str] = {}  # raw author -> plain text
 _TAG_NAMES: dict[str, tuple[str, str]] = {}  # raw tag -> name, key
 T = TypeVar("T")
 _DEFAULT_LIMITS = Limits.from_settings(IngestSettings())
-
-
-class RecordError(ValueError):
-    """A record that cannot be stored; the message is the reason, ready for `line N: `."""
 
 
 def parse_timestamp(value: object) -> datetime:
@@ -251,18 +247,6 @@ def _describe(error: ValidationError, data: dict[str, Any]) -> str:
     field = ".".join(str(part) for part in first["loc"]) or "record"
     message = _MESSAGES.get(first["type"]) or str(first["msg"]).removeprefix("Value error, ")
     return f"{_subject(data)}{field}: {message}"
-
-
-def describe(record: Record) -> str:
-    """How a message names a record: its type and id."""
-    match record:
-        case Article():
-            return f"article {record.id!r}"
-        case Topic():
-            return f"topic {record.slug!r}"
-        case Pick() | Views():
-            return f"{type(record).__name__.lower()} {record.article_id!r}"
-    raise AssertionError(f"unhandled record {type(record).__name__}")
 
 
 def _subject(data: dict[str, Any]) -> str:

@@ -77,3 +77,23 @@ class Views:
 
 
 Record = Article | Topic | Pick | Views
+
+
+class RecordError(ValueError):
+    """A record that cannot be stored; the message is the reason, ready for `line N: `.
+
+    Parsing raises it for what a line holds, and the store's batch plan for what the store
+    lacks (a topic or an article the record names), so it lives here, below both.
+    """
+
+
+def describe(record: Record) -> str:
+    """How a message names a record: its type and id."""
+    match record:
+        case Article():
+            return f"article {record.id!r}"
+        case Topic():
+            return f"topic {record.slug!r}"
+        case Pick() | Views():
+            return f"{type(record).__name__.lower()} {record.article_id!r}"
+    raise AssertionError(f"unhandled record {type(record).__name__}")

@@ -4,21 +4,26 @@ The plan starts from a `Snapshot` of what the store held for the batch's records
 batch began, and plays the records over it one at a time, as if each were written before the
 next was read: a pick sees the article two lines above it, an older update of an article
 changes nothing, a second newer one wins. It decides each record's outcome (stored, unchanged,
-or rejected with a reason) and the feeds it touches, and collects the rows to write; the
-writer then sends those with one statement per table.
+or rejected with a reason) and what it changes that a feed may show (see `changes`: values,
+not feed keys, which are the feeds' to name), and collects the rows to write; the writer then
+sends those with one statement per table.
+
+Planning stays in the store, beside the snapshot it starts from and the writer that sends its
+rows: the three share the store's idea of an article (its row, picks and newest views), and
+moving planning up to the ingest side would split that idea in two while the writer would
+still have to report what it changed. Reporting values keeps the store below the feeds.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from functools import cache
 
-from syndicate.feeds import layout
-from syndicate.ingest_format import RecordError, describe
-from syndicate.model import Article, Pick, Record, Topic, Views
-from syndicate.periods import LONGEST_PERIOD, PERIODS
+from syndicate.model import Article, Pick, Record, RecordError, Topic, Views, describe
+from syndicate.periods import LONGEST_PERIOD
 from syndicate.slugs import disambiguated_slug, readable_slug
+from syndicate.store.changes import Changes, Placement
 from syndicate.tidy import tag_key
 
 # The longest Most Viewed window, plus a day of slack for builds that run late.
@@ -61,18 +66,12 @@ STORED = Outcome(True)
 UNCHANGED = Outcome(False)
 
 
-@cache
-def _most_viewed_keys(language: str) -> tuple[str, ...]:
-    return tuple(layout.most_viewed_key(language, period) for period in PERIODS)
-
-
 class BatchPlan:
     """The records of one batch, played in order over a snapshot of the store."""
 
-    def __init__(self, snapshot: Snapshot, languages: tuple[str, ...], now: datetime) -> None:
-        """Plan over `snapshot`; topic feeds are marked in every one of `languages`."""
+    def __init__(self, snapshot: Snapshot, now: datetime) -> None:
+        """Plan over `snapshot`; a pick counts as current if it is not unpicked by `now`."""
         self.snapshot = snapshot
-        self.languages = languages
         self.now = now
         self.articles = {
             key: replace(s, picks=dict(s.picks)) for key, s in snapshot.articles.items()
@@ -90,7 +89,11 @@ class BatchPlan:
         self.new_tags: dict[str, tuple[str, str]] = {}  # key -> name, slug
         self.picks: dict[tuple[str, datetime], tuple[int, datetime | None]] = {}
         self.views: dict[tuple[str, datetime], int] = {}
-        self.dirty: set[str] = set()
+        # What changed that a feed may show (see `changes`).
+        self.placements: set[Placement] = set()
+        self.picked: set[str] = set()  # languages
+        self.viewed: set[str] = set()  # languages
+        self.retitled: set[str] = set()  # topic slugs
 
     def play(self, record: Record) -> Outcome:
         """Apply one record to the plan; a rejected record leaves no trace in it."""
@@ -109,6 +112,15 @@ class BatchPlan:
         except RecordError as error:
             return Outcome(False, f"{describe(record)}: {error}")
         return STORED if changed else UNCHANGED
+
+    def changes(self, old: Iterable[Placement] = ()) -> Changes:
+        """What the played records changed, with `old`: where rewritten articles were."""
+        return Changes(
+            placements=frozenset(self.placements.union(old)),
+            picks=frozenset(self.picked),
+            views=frozenset(self.viewed),
+            topics=frozenset(self.retitled),
+        )
 
     @property
     def replaced(self) -> list[str]:
@@ -132,7 +144,7 @@ class BatchPlan:
         if old is not None and any(
             unpicked is None or unpicked > self.now for unpicked in old.picks.values()
         ):
-            self.dirty.update(layout.editors_choice_key(language) for language in languages)
+            self.picked |= languages
         # "Recent" is measured from the newest hour of views the store holds, not from this
         # machine's clock, so replaying an old archive marks what a build of it will show.
         if (
@@ -141,13 +153,9 @@ class BatchPlan:
             and self.newest_view is not None
             and old.newest_view > self.newest_view - MOST_VIEWED_REACH
         ):
-            self.dirty.update(
-                layout.most_viewed_key(language, period)
-                for language in languages
-                for period in PERIODS
-            )
-        self.dirty |= layout.article_keys(
-            item.language, item.section, [slug for _, slug in tags], item.topics
+            self.viewed |= languages
+        self.placements.add(
+            Placement(item.language, item.section, tuple(slug for _, slug in tags), item.topics)
         )
         self.articles[item.id] = ArticleState(
             pk=old.pk if old else None,
@@ -182,15 +190,14 @@ class BatchPlan:
             self.new_topics.append(item.slug)
         self.topic_texts[(item.slug, item.language)] = text
         self.new_texts[(item.slug, item.language)] = text
-        # Every language's feed of the topic may fall back to this text for its title.
-        self.dirty.update(layout.topic_key(language, item.slug) for language in self.languages)
+        self.retitled.add(item.slug)
         return True
 
     def _pick(self, item: Pick) -> bool:
         state = self._article_of(item.article_id)
         state.picks[item.picked_at] = item.unpicked_at
         self.picks[(item.article_id, item.picked_at)] = (item.position, item.unpicked_at)
-        self.dirty.add(layout.editors_choice_key(state.language))
+        self.picked.add(state.language)
         return True
 
     def _views(self, item: Views) -> bool:
@@ -200,7 +207,7 @@ class BatchPlan:
         if self.newest_view is None or item.hour > self.newest_view:
             self.newest_view = item.hour
         self.views[(item.article_id, item.hour)] = item.count
-        self.dirty.update(_most_viewed_keys(state.language))
+        self.viewed.add(state.language)
         return True
 
     def _article_of(self, cms_id: str) -> ArticleState:

@@ -1,23 +1,28 @@
-"""Applying ingest records to the store a batch at a time, and noting which feeds they touch.
+"""Applying ingest records to the store a batch at a time, and reporting what they changed.
 
 A batch costs a few set-based reads (what the store holds for the batch's articles, tags and
 topics), a plan made in memory (see `plan`), and one statement per table for the whole batch
 (the driver's executemany). The result is exactly what writing the records one at a time did:
-the same rows, the same rejections, the same feeds marked for the next build.
+the same rows, the same rejections, the same changes.
+
+What changed comes back as values (`changes.Changes`), not as feed keys: which feeds a change
+touches is the feeds' to say, and the store imports nothing above it. The caller has the
+changes turned into feed keys and marks those with `mark_dirty`, in the same transaction.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Connection, Table, bindparam, delete, select, update
 
-from syndicate.feeds import layout
 from syndicate.model import Article, Record, Status
 from syndicate.store import bulk
+from syndicate.store.changes import Changes, Placement
 from syndicate.store.plan import BatchPlan, Outcome
 from syndicate.store.schema import (
     article,
@@ -58,29 +63,45 @@ _UPDATE_ARTICLE = (
 )
 
 
+@dataclass(frozen=True)
+class Applied:
+    """What became of a batch: each record's outcome, in order, and what the batch changed."""
+
+    outcomes: list[Outcome]
+    changes: Changes
+
+
 class StoreWriter:
     """Writes batches of records through one connection; the caller owns the transaction."""
 
-    def __init__(self, connection: Connection, languages: Sequence[str]) -> None:
-        """Write through `connection`; topic feeds are marked in every one of `languages`."""
+    def __init__(self, connection: Connection) -> None:
+        """Write through `connection`."""
         self.connection = connection
-        self.languages = tuple(languages)
         self.lookups = Lookups(connection)
 
     def forget(self) -> None:
         """Drop what was learnt from writes that were then rolled back."""
         self.lookups.forget()
 
-    def apply(self, records: Sequence[Record]) -> list[Outcome]:
-        """Store `records` in order; return each one's outcome. Raises on a database error."""
-        plan = BatchPlan(self.lookups.snapshot(records), self.languages, datetime.now(UTC))
+    def apply(self, records: Sequence[Record]) -> Applied:
+        """Store `records` in order; report each one's outcome and what they changed.
+
+        Raises on a database error.
+        """
+        plan = BatchPlan(self.lookups.snapshot(records), datetime.now(UTC))
         outcomes = [plan.play(record) for record in records]
-        self._write(plan)
-        return outcomes
+        return Applied(outcomes, plan.changes(self._write(plan)))
+
+    def mark_dirty(self, keys: Iterable[str]) -> None:
+        """Mark the feeds `keys` for the next build to rewrite."""
+        token = uuid.uuid4().hex
+        marks = [(key, token) for key in sorted(keys)]
+        bulk.insert(self.connection, dirty_feed, ("key", "token"), marks, keys=["key"], update=True)
 
     # -- writing the plan ---------------------------------------------------------------
 
-    def _write(self, plan: BatchPlan) -> None:
+    def _write(self, plan: BatchPlan) -> list[Placement]:
+        """Send the plan's rows; where the articles it rewrites were listed before."""
         connection = self.connection
         if plan.new_topics:
             upsert(
@@ -100,7 +121,7 @@ class StoreWriter:
             tags = [(key, name, slug) for key, (name, slug) in plan.new_tags.items()]
             bulk.insert(connection, tag, ("key", "name", "slug"), tags, keys=["key"])
             self.lookups.stored_tags({name for name, _ in plan.new_tags.values()})
-        pks = self._write_articles(plan)
+        pks, old = self._write_articles(plan)
         self._bulk(
             pick,
             PICK_COLUMNS,
@@ -116,16 +137,17 @@ class StoreWriter:
             [(pks[cms_id], hour, count) for (cms_id, hour), count in plan.views.items()],
             keys=("article_pk", "hour"),
         )
-        token = uuid.uuid4().hex
-        marks = [(key, token) for key in sorted(plan.dirty)]
-        bulk.insert(connection, dirty_feed, ("key", "token"), marks, keys=["key"], update=True)
+        return old
 
-    def _write_articles(self, plan: BatchPlan) -> dict[str, int]:
-        """Insert or update each written article and its links; every named article's pk."""
+    def _write_articles(self, plan: BatchPlan) -> tuple[dict[str, int], list[Placement]]:
+        """Insert or update each written article and its links.
+
+        Returns every named article's pk, and where the rewritten ones were listed before.
+        """
         connection = self.connection
         pks = {cms_id: state.pk for cms_id, state in plan.snapshot.articles.items() if state.pk}
         replaced = [pks[cms_id] for cms_id in plan.replaced]
-        plan.dirty |= self._old_locations(plan, replaced)
+        old = self._old_placements(plan, replaced)
         new = [item for cms_id, (item, _) in plan.written.items() if cms_id not in pks]
         if new:
             self._bulk(
@@ -168,7 +190,7 @@ class StoreWriter:
         bulk.insert(
             connection, article_topic, ("article_pk", "topic_pk", *LINK_COLUMNS), topic_rows
         )
-        return pks
+        return pks, old
 
     def _bulk(
         self,
@@ -187,8 +209,8 @@ class StoreWriter:
             update=True,
         )
 
-    def _old_locations(self, plan: BatchPlan, pks: list[int]) -> set[str]:
-        """The feeds that rewritten stored articles leave: where they were before the batch."""
+    def _old_placements(self, plan: BatchPlan, pks: list[int]) -> list[Placement]:
+        """Where rewritten stored articles were listed before the batch (feeds they may leave)."""
         tags: dict[int, list[str]] = {pk: [] for pk in pks}
         topics: dict[int, list[str]] = {pk: [] for pk in pks}
         tag_query = select(article_tag.c.article_pk, tag.c.slug).join_from(article_tag, tag)
@@ -199,12 +221,14 @@ class StoreWriter:
         )
         for row in self.lookups.rows_in(topic_query, article_topic.c.article_pk, pks):
             topics[row.article_pk].append(row.slug)
-        keys: set[str] = set()
+        placements: list[Placement] = []
         for cms_id in plan.replaced:
             old = plan.snapshot.articles[cms_id]
             assert old.pk is not None
-            keys |= layout.article_keys(old.language, old.section, tags[old.pk], topics[old.pk])
-        return keys
+            placements.append(
+                Placement(old.language, old.section, tuple(tags[old.pk]), tuple(topics[old.pk]))
+            )
+        return placements
 
 
 def _article_values(item: Article) -> tuple[Any, ...]:
