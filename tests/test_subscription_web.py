@@ -32,7 +32,7 @@ from syndicate.subscribers import registry
 from syndicate.subscribers.links import ConfirmationRequest, SubscriptionLinks
 from syndicate.subscribers.registry import Preferences, Subscriber
 from syndicate.subscribers.tokens import Purpose, Tokens
-from syndicate.subscribers.web import create_subscription_app
+from syndicate.web.subscriptions.app import create_subscription_app
 from tests.support.fixture_corpus import ingest_text
 from tests.support.letters import CONFIRMATION_HEADERS, LETTER
 from tests.support.letters import HEADERS as LETTER_HEADERS

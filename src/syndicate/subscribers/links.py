@@ -8,7 +8,7 @@ from urllib.parse import quote_plus
 
 from syndicate.subscribers.tokens import Purpose, Tokens
 
-# Where the server mounts the subscription app (see syndicate.subscribers.web).
+# Where the server mounts the subscription app (see syndicate.web.subscriptions).
 MOUNT_PATH = "/subscribe"
 PATHS = {
     Purpose.CONFIRM: "/confirm",

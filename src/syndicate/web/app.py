@@ -20,11 +20,11 @@ from starlette.types import ASGIApp
 
 from syndicate import metrics
 from syndicate.store.database import is_busy
-from syndicate.subscribers.notices import BUSY_BODY, BUSY_RETRY_AFTER, BUSY_TITLE
-from syndicate.subscribers.pages import fill
 from syndicate.web.pages import HTML, FeedPages, render_page
 from syndicate.web.security import PublicRedirects, SecurityHeaders
 from syndicate.web.static_feeds import FeedFiles, Receive, Scope, Send
+from syndicate.web.subscriptions.notices import BUSY_BODY, BUSY_RETRY_AFTER, BUSY_TITLE
+from syndicate.web.subscriptions.pages import fill
 
 log = logging.getLogger(__name__)
 

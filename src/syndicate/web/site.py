@@ -13,9 +13,9 @@ from syndicate.settings import Settings
 from syndicate.store.database import with_lock_timeout
 from syndicate.subscribers.links import MOUNT_PATH
 from syndicate.subscribers.tokens import secret_key
-from syndicate.subscribers.web import create_subscription_app
 from syndicate.web.app import create_app
 from syndicate.web.archive import archive_routes
+from syndicate.web.subscriptions.app import create_subscription_app
 
 
 def create_site(engine: Engine, settings: Settings) -> Callable[..., Any]:

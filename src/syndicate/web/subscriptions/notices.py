@@ -12,8 +12,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from syndicate.i18n import N_
-from syndicate.subscribers.pages import Pages
 from syndicate.subscribers.registry import Subscriber
+from syndicate.web.subscriptions.pages import Pages
 
 HOUR = 3600
 # The answer when the store stayed locked past [web] lock_timeout: wait this many seconds.

@@ -56,6 +56,8 @@ class Csrf:
 
     def __init__(self, secret: str, *, secure: bool) -> None:
         """Sign tokens with `secret`; mark the cookie Secure when the site is served over https."""
+        # The salt names where this code once lived; it stays, so forms open in a browser
+        # across an upgrade still post.
         self._signer = Signer(secret, salt="syndicate.subscribers.csrf")
         self._secure = secure
 

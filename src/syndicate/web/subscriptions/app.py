@@ -26,16 +26,17 @@ from starlette.routing import Route
 
 from syndicate.settings import DigestSettings, SiteSettings, SubscriberSettings, WebSettings
 from syndicate.store.database import is_busy, reading
-from syndicate.subscribers import notices, registry, throttle
+from syndicate.subscribers import registry, throttle
 from syndicate.subscribers.addresses import normalise_address
 from syndicate.subscribers.links import ConfirmationRequest, SubscriptionLinks
-from syndicate.subscribers.notices import FIELD_ERRORS, HOUR
-from syndicate.subscribers.pages import Csrf, Pages, page_language
 from syndicate.subscribers.registry import Choices, PreferenceError, Preferences, Subscriber
 from syndicate.subscribers.tokens import Purpose, TokenError, Tokens
 from syndicate.subscribers.topics import topic_choices
 from syndicate.templating import templates_dir
 from syndicate.web.security import FORM_POLICY, PagePolicy, SecurityHeaders
+from syndicate.web.subscriptions import notices
+from syndicate.web.subscriptions.notices import FIELD_ERRORS, HOUR
+from syndicate.web.subscriptions.pages import Csrf, Pages, page_language
 
 log = logging.getLogger(__name__)
 
