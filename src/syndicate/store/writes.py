@@ -93,7 +93,11 @@ class StoreWriter:
         return Applied(outcomes, plan.changes(self._write(plan)))
 
     def mark_dirty(self, keys: Iterable[str]) -> None:
-        """Mark the feeds `keys` for the next build to rewrite."""
+        """Mark the feeds `keys` for the next build, in the caller's transaction.
+
+        A fresh token keeps a mark past a build already under way, which clears only the
+        marks it read.
+        """
         token = uuid.uuid4().hex
         marks = [(key, token) for key in sorted(keys)]
         bulk.insert(self.connection, dirty_feed, ("key", "token"), marks, keys=["key"], update=True)
