@@ -13,7 +13,7 @@ from syndicate.demo import generate_corpus
 from syndicate.demo.corpus import SPAN
 from syndicate.feeds.build import build_feeds
 from syndicate.feeds.config import FeedConfig
-from syndicate.tidy import tag_key
+from syndicate.text.tidy import tag_key
 from tests.support.cli import syndicate
 from tests.support.fixture_corpus import ingest_text
 

@@ -17,7 +17,7 @@ from syndicate.digests.editions import (
     load_edition,
 )
 from syndicate.digests.frozen import edition_from_json, edition_to_json
-from syndicate.periods import Kind
+from syndicate.domain.periods import Kind
 from syndicate.settings import Settings
 from syndicate.store.schema import edition as edition_table
 from tests.support.digest_corpus import (

@@ -10,8 +10,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from sqlalchemy import Engine, func, select
 
+from syndicate.domain.model import RecordError
 from syndicate.ingest_format import parse_record
-from syndicate.model import RecordError
 from syndicate.store.schema import article, article_tag, pick, tag, topic_text, view_count
 from tests.support.fixture_corpus import LANGUAGES, ingest_text
 

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from syndicate.logs import LogfmtFormatter, logfmt
+from syndicate.observe.logs import LogfmtFormatter, logfmt
 
 # One logfmt pair: a bare value, or a double-quoted one with \" and \\ escaped.
 PAIR = re.compile(r'(\w+)=("(?:[^"\\]|\\.)*"|[^\s"=]+)')

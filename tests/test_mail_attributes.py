@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from sqlalchemy import Engine
 
 from syndicate.digests.model import DigestItem, Edition, TopicDigest
-from syndicate.tidy import one_line
+from syndicate.text.tidy import one_line
 from tests.support.digest_texts import EXAMPLES, email_and_web_copy, ingested
 
 ENGLISH = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.,:;!?-()/'\"&<>\\#%"

@@ -11,9 +11,9 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import Engine
 
-from syndicate import metrics
 from syndicate.feeds.build import build_feeds
 from syndicate.feeds.config import FeedConfig
+from syndicate.observe import metrics
 from syndicate.web.app import create_app
 from tests.support.fixture_corpus import NOW, ingest_text
 from tests.support.ports import free_port

@@ -34,7 +34,7 @@ from starlette.routing import Mount, Route
 
 from syndicate.feeds.build import build_feeds
 from syndicate.feeds.config import FeedConfig
-from syndicate.i18n import direction, language_name
+from syndicate.i18n.catalogs import direction, language_name
 from syndicate.store import open_database
 from syndicate.web.site import create_site
 from tests.support.chromium import ARTIFACTS, PICTURE

@@ -17,10 +17,10 @@ from sqlalchemy import Engine, select
 
 from syndicate.feeds.build import build_feeds
 from syndicate.feeds.config import FeedConfig
-from syndicate.sanitize import _strip_once, strip_markup
 from syndicate.store import open_database
 from syndicate.store.schema import article, tag, topic_text
-from syndicate.tidy import one_line, xml_safe
+from syndicate.text.sanitize import _strip_once, strip_markup
+from syndicate.text.tidy import one_line, xml_safe
 from tests.support.fixture_corpus import LANGUAGES, ingest_text
 
 # Runs of white space that fold to one space; no-break spaces are text and stay.

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from lxml import etree
 
-from syndicate.sanitize import plain_lead, sanitize_html
+from syndicate.text.sanitize import plain_lead, sanitize_html
 
 BASE = "https://site.example/en/news/1"
 

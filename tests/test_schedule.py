@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import Engine, create_engine
 
-from syndicate.periods import parse_send_time
+from syndicate.domain.periods import parse_send_time
 from syndicate.service.digests import edition_day
 from syndicate.service.jobstate import JobRun, first_run, last_runs, record_run
 from syndicate.service.scheduler import LEASE_TTL, Scheduler, digest_triggers, missed_digests

@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import BaseModel, SecretStr
 
-from syndicate.i18n import LOCALE_DIR
+from syndicate.i18n.catalogs import LOCALE_DIR
 from syndicate.settings import SERVED_LANGUAGES, SettingsError, load_settings, masked
 from tests.support.cli import syndicate
 

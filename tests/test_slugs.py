@@ -11,8 +11,8 @@ from sqlalchemy import Engine, select
 from syndicate.feeds.build import build_feeds
 from syndicate.feeds.config import FeedConfig
 from syndicate.feeds.files import FeedFolder, UnsafePath
-from syndicate.slugs import MAX_SLUG_CHARS, readable_slug
 from syndicate.store.schema import tag
+from syndicate.text.slugs import MAX_SLUG_CHARS, readable_slug
 from tests.support.fixture_corpus import NOW, ingest_text
 
 NASTY_TAGS = [

@@ -18,10 +18,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from syndicate import metrics
 from syndicate.feeds.build import build_feeds
 from syndicate.feeds.config import FeedConfig
 from syndicate.feeds.websub import GIVE_UP_AFTER, announce_build, notify_hub
+from syndicate.observe import metrics
 from tests.support.fixture_corpus import NOW, ingest_text
 from tests.support.ports import free_port
 from tests.support.web_server import serve_in_thread

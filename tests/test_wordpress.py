@@ -19,7 +19,7 @@ import pytest
 from pydantic import AnyHttpUrl
 from sqlalchemy import Engine, select
 
-from syndicate import metrics
+from syndicate.observe import metrics
 from syndicate.settings import IngestSettings, Settings, SourceSettings, WordPressSettings
 from syndicate.sources import SourceError, SourceReport, poll_sources, poll_wordpress
 from syndicate.sources.wordpress import CURSOR_STATE, read_cursor, save_cursor

@@ -26,7 +26,7 @@ from syndicate import __version__
 from syndicate.cli_context import Context, Group, fail, pass_context
 from syndicate.cli_newsletters import digest, subscribers
 from syndicate.demo import generate_corpus
-from syndicate.progress import ProgressBar
+from syndicate.observe.progress import ProgressBar
 from syndicate.settings import Settings, masked
 
 if TYPE_CHECKING:

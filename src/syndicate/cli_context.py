@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
-from syndicate.logs import setup_logging
+from syndicate.observe.logs import setup_logging
 from syndicate.settings import Settings, SettingsError, load_settings
 
 if TYPE_CHECKING:

@@ -17,8 +17,8 @@ from typing import Any
 import click
 
 from syndicate.cli_context import Context, Group
-from syndicate.periods import KINDS, Kind
-from syndicate.progress import ProgressBar
+from syndicate.domain.periods import KINDS, Kind
+from syndicate.observe.progress import ProgressBar
 from syndicate.settings import Settings
 
 

@@ -36,15 +36,15 @@ from syndicate.delivery.transports import (
 )
 from syndicate.digests.model import Edition
 from syndicate.digests.render import CompiledEdition, EditionRenderer
-from syndicate.i18n import direction, gettext
-from syndicate.periods import DIGEST_KINDS
+from syndicate.domain.periods import DIGEST_KINDS
+from syndicate.i18n.catalogs import direction, gettext
+from syndicate.i18n.templating import environment
 from syndicate.settings import MailSettings, Settings
 from syndicate.store.database import reading
 from syndicate.store.schema import subscriber
 from syndicate.subscribers import audience, registry
 from syndicate.subscribers.links import ConfirmationRequest, SubscriptionLinks
 from syndicate.subscribers.tokens import Tokens, secret_key
-from syndicate.templating import environment
 
 log = logging.getLogger(__name__)
 

@@ -21,10 +21,10 @@ from typing import IO, Protocol, TypeVar
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
+from syndicate.domain.model import Record, RecordError, describe
 from syndicate.feeds.changes import dirty_keys
 from syndicate.ingest_format import parse_record
 from syndicate.limits import Limit, Limits, over_limit
-from syndicate.model import Record, RecordError, describe
 from syndicate.settings import IngestSettings
 from syndicate.store.bulk import bulk_writes
 from syndicate.store.database import for_writing

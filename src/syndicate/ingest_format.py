@@ -17,11 +17,11 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
+from syndicate.domain.model import Article, Image, Pick, Record, RecordError, Status, Topic, Views
 from syndicate.limits import Limit, LimitError, Limits, check_bytes, check_chars, check_count
-from syndicate.model import Article, Image, Pick, Record, RecordError, Status, Topic, Views
-from syndicate.sanitize import strip_markup
 from syndicate.settings import IngestSettings
-from syndicate.tidy import one_line, tag_key, tag_name, xml_safe
+from syndicate.text.sanitize import strip_markup
+from syndicate.text.tidy import one_line, tag_key, tag_name, xml_safe
 
 SLUG = r"^[a-z0-9]+(?:-[a-z0-9]+)*$"
 _RFC3339 = re.compile(

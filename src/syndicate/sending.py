@@ -42,7 +42,7 @@ from syndicate.delivery.transports import transport_from_settings
 from syndicate.digests.editions import load_edition
 from syndicate.digests.model import Edition
 from syndicate.dispatch import plan_send
-from syndicate.logs import setup_logging
+from syndicate.observe.logs import setup_logging
 from syndicate.settings import Settings
 from syndicate.store.database import open_database, reading
 from syndicate.store.leases import LeaseHeld, holder_name, join, release

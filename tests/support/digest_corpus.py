@@ -14,7 +14,7 @@ from sqlalchemy import Engine
 
 from syndicate.digests.editions import DigestConfig, build_edition, load_edition
 from syndicate.digests.model import Edition
-from syndicate.periods import Kind
+from syndicate.domain.periods import Kind
 from tests.support.fixture_corpus import ingest_text
 from tests.support.sites import SITE_TITLES
 

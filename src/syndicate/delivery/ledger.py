@@ -24,7 +24,7 @@ from sqlalchemy import ColumnElement, Connection, Engine, exists, func, select
 
 from syndicate.delivery.recorder import DeliveryStatus, Gate, Outcome, Recorder
 from syndicate.delivery.send_lease import acquire_send_lease, lease_name
-from syndicate.logs import logfmt
+from syndicate.observe.logs import logfmt
 from syndicate.store.database import reading
 from syndicate.store.schema import delivery
 

@@ -18,8 +18,8 @@ from typing import Any
 from urllib.parse import quote
 
 from syndicate.demo import vocabulary as words
-from syndicate.periods import LONGEST_PERIOD
-from syndicate.tidy import tag_key
+from syndicate.domain.periods import LONGEST_PERIOD
+from syndicate.text.tidy import tag_key
 
 Record = dict[str, Any]
 

@@ -23,9 +23,9 @@ from syndicate.digests.frozen import edition_from_json, edition_row
 from syndicate.digests.gathering import gather
 from syndicate.digests.model import Edition
 from syndicate.digests.model import edition_id as name_edition
-from syndicate.i18n import gettext, local_date
-from syndicate.logs import logfmt
-from syndicate.periods import DIGEST_KINDS, KINDS, Kind
+from syndicate.domain.periods import DIGEST_KINDS, KINDS, Kind
+from syndicate.i18n.catalogs import gettext, local_date
+from syndicate.observe.logs import logfmt
 from syndicate.settings import Settings
 from syndicate.store.database import reading
 from syndicate.store.schema import edition

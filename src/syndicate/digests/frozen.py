@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from syndicate.digests.model import DigestItem, Edition, TopicDigest
-from syndicate.periods import KINDS
+from syndicate.domain.periods import KINDS
 
 CONTENT_VERSION = 1  # of the JSON an edition is frozen as
 

@@ -15,11 +15,11 @@ from typing import Any, Protocol
 from sqlalchemy import Connection, RowMapping, func, or_, select
 
 from syndicate.digests.model import DigestItem, TopicDigest
+from syndicate.domain.model import Status
 from syndicate.feeds.contents import visible
-from syndicate.model import Status
-from syndicate.sanitize import plain_lead
 from syndicate.store.schema import article, article_topic, pick, topic, topic_text
 from syndicate.store.schema import view_count as views
+from syndicate.text.sanitize import plain_lead
 
 SUMMARY_LIMIT = 300  # characters of an item's lead an email shows
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from syndicate.periods import Kind
+from syndicate.domain.periods import Kind
 
 
 @dataclass(frozen=True, slots=True)

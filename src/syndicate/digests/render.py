@@ -24,10 +24,10 @@ from babel.numbers import format_decimal
 from syndicate.digests.compiler import compile_mjml
 from syndicate.digests.frozen import edition_to_json
 from syndicate.digests.model import DigestItem, Edition, TopicDigest
+from syndicate.domain.periods import DIGEST_KINDS
 from syndicate.feeds.catalog import section_name
-from syndicate.i18n import N_, direction, local_date, local_digits, translations
-from syndicate.periods import DIGEST_KINDS
-from syndicate.templating import environment
+from syndicate.i18n.catalogs import N_, direction, local_date, local_digits, translations
+from syndicate.i18n.templating import environment
 
 log = logging.getLogger(__name__)
 

@@ -16,12 +16,12 @@ from datetime import UTC, datetime
 
 from sqlalchemy import Connection, Engine, delete, select
 
-from syndicate import metrics
 from syndicate.feeds.builder import BuildReport, FeedBuilder, NoProgress, Progress
 from syndicate.feeds.config import FeedConfig
 from syndicate.feeds.files import FeedFolder
 from syndicate.feeds.index import ListedFeed
 from syndicate.feeds.layout import Kind
+from syndicate.observe import metrics
 from syndicate.store.database import for_reading, for_writing
 from syndicate.store.schema import dirty_feed, published_feed, state
 from syndicate.store.sql import upsert

@@ -17,6 +17,7 @@ from typing import Protocol
 
 from sqlalchemy import Connection, and_, or_, select
 
+from syndicate.domain.periods import PERIODS
 from syndicate.feeds import layout
 from syndicate.feeds.config import FeedConfig
 from syndicate.feeds.contents import ContentReader, FeedContent, visible
@@ -27,7 +28,6 @@ from syndicate.feeds.pool import BuildPool, WorkerSetup
 from syndicate.feeds.render import FeedRenderer
 from syndicate.feeds.spool import FragmentSpool
 from syndicate.feeds.stages import Published, Publisher, render_articles
-from syndicate.periods import PERIODS
 from syndicate.store.schema import article, article_tag, article_topic, pick, tag, topic
 
 log = logging.getLogger(__name__)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from syndicate.domain.periods import MOST_VIEWED_PERIODS
 from syndicate.feeds.layout import Kind, split_key
-from syndicate.i18n import N_, gettext
-from syndicate.periods import MOST_VIEWED_PERIODS
+from syndicate.i18n.catalogs import N_, gettext
 
 # Section slugs the site uses, with their English names (msgids for translation).
 SECTION_NAMES = {

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from syndicate.domain.periods import PERIODS
 from syndicate.feeds import layout
-from syndicate.periods import PERIODS
 from syndicate.store.changes import Changes
 
 

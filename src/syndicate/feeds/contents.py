@@ -15,12 +15,12 @@ from typing import Any
 
 from sqlalchemy import Column, ColumnElement, Connection, Select, Table, and_, func, or_, select
 
+from syndicate.domain.model import Image, Status
+from syndicate.domain.periods import MOST_VIEWED_PERIODS, PERIODS
 from syndicate.feeds import layout
 from syndicate.feeds.catalog import feed_title
 from syndicate.feeds.layout import Kind
 from syndicate.feeds.render import FeedItem, Label
-from syndicate.model import Image, Status
-from syndicate.periods import MOST_VIEWED_PERIODS, PERIODS
 from syndicate.store.schema import (
     article,
     article_tag,

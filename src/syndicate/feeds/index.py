@@ -10,10 +10,10 @@ from urllib.parse import quote
 
 from babel.numbers import format_decimal
 
+from syndicate.domain.periods import PERIODS
 from syndicate.feeds.layout import FORMATS, Kind, split_key
-from syndicate.i18n import N_, gettext, language_name
-from syndicate.periods import PERIODS
-from syndicate.templating import environment
+from syndicate.i18n.catalogs import N_, gettext, language_name
+from syndicate.i18n.templating import environment
 
 KIND_ORDER = list(Kind)
 PERIOD_ORDER = {name: rank for rank, name in enumerate(PERIODS)}

@@ -23,7 +23,7 @@ from syndicate.feeds.files import FeedFolder
 from syndicate.feeds.render import FeedRenderer
 from syndicate.feeds.spool import Slot, SpoolReader
 from syndicate.feeds.stages import Published, Publisher, Rendered, render_articles
-from syndicate.logs import setup_logging
+from syndicate.observe.logs import setup_logging
 from syndicate.store.database import open_database, reading
 
 T = TypeVar("T")

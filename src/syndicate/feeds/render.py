@@ -40,11 +40,11 @@ from feedgen.feed import FeedGenerator
 from lxml import etree
 
 from syndicate import __version__
+from syndicate.domain.model import Image
 from syndicate.feeds.layout import public_url
-from syndicate.i18n import direction
-from syndicate.model import Image
-from syndicate.sanitize import plain_lead, sanitize_html
-from syndicate.tidy import one_line
+from syndicate.i18n.catalogs import direction
+from syndicate.text.sanitize import plain_lead, sanitize_html
+from syndicate.text.tidy import one_line
 
 ATOM_NS = "http://www.w3.org/2005/Atom"
 MEDIA_NS = "http://search.yahoo.com/mrss/"

@@ -26,8 +26,9 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from syndicate import __version__, metrics
-from syndicate.logs import logfmt
+from syndicate import __version__
+from syndicate.observe import metrics
+from syndicate.observe.logs import logfmt
 
 if TYPE_CHECKING:
     from syndicate.feeds.builder import BuildReport

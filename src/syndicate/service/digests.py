@@ -14,12 +14,12 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine
 
-from syndicate import metrics
 from syndicate.delivery.ledger import SendReport, Stop
 from syndicate.delivery.recorder import DeliveryStatus
 from syndicate.delivery.send_lease import SendInProgress
 from syndicate.digests.editions import DigestConfig, build_edition, load_edition
-from syndicate.periods import Kind
+from syndicate.domain.periods import Kind
+from syndicate.observe import metrics
 from syndicate.sending import SendAborted, send
 from syndicate.service.jobstate import JobResult
 from syndicate.settings import Settings

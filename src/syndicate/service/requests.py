@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import Engine, delete, select
 
-from syndicate.periods import KINDS, Kind
+from syndicate.domain.periods import KINDS, Kind
 from syndicate.store.database import reading
 from syndicate.store.schema import state
 from syndicate.store.sql import upsert

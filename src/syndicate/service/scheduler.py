@@ -32,12 +32,12 @@ from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from syndicate import metrics
+from syndicate.domain.periods import Kind
 from syndicate.feeds.build import build_feeds
 from syndicate.feeds.config import FeedConfig
 from syndicate.feeds.websub import announce_build
-from syndicate.logs import logfmt
-from syndicate.periods import Kind
+from syndicate.observe import metrics
+from syndicate.observe.logs import logfmt
 from syndicate.service.digests import run_digest
 from syndicate.service.jobstate import JobResult, JobRun, first_run, last_runs, record_run
 from syndicate.service.requests import DigestRequest, take_requests

@@ -1,6 +1,6 @@
 """When the digests go out: the `[schedule] daily_at / weekly_at / monthly_at` settings as cron rules.
 
-Each setting is parsed (by `syndicate.periods`) into the fields of a cron rule in the configured
+Each setting is parsed (by `syndicate.domain.periods`) into the fields of a cron rule in the configured
 zone, so APScheduler's CronTrigger does the calendar arithmetic, daylight-saving changes included.
 """
 
@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 
 from apscheduler.triggers.cron import CronTrigger
 
-from syndicate.periods import DIGEST_KINDS, SendTime
+from syndicate.domain.periods import DIGEST_KINDS, SendTime
 
 
 def digest_trigger(kind: str, send_at: SendTime, zone: ZoneInfo) -> CronTrigger:

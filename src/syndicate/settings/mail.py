@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 
 from pydantic import BeforeValidator, Field, SecretStr, field_validator
 
-from syndicate.periods import KINDS, Kind
+from syndicate.domain.periods import KINDS, Kind
 from syndicate.settings.fields import Section, unset_when_empty
 
 # Gmail's Feedback-ID, "a:b:c:SenderId"; the message builder holds every header to this shape.

@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AnyHttpUrl, Field, SecretStr, ValidationInfo, field_validator
 
-from syndicate.periods import DIGEST_KINDS, SendTime, parse_send_time
+from syndicate.domain.periods import DIGEST_KINDS, SendTime, parse_send_time
 from syndicate.settings.fields import (
     SERVED_LANGUAGES,
     OptionalWebAddress,

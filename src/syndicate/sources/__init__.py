@@ -11,8 +11,8 @@ from collections.abc import Callable
 
 from sqlalchemy import Engine
 
-from syndicate import metrics
-from syndicate.logs import logfmt
+from syndicate.observe import metrics
+from syndicate.observe.logs import logfmt
 from syndicate.settings import Settings
 from syndicate.sources.inbox import poll_inbox
 from syndicate.sources.report import (

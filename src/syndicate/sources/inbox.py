@@ -35,7 +35,7 @@ from typing import IO
 from sqlalchemy import Engine
 
 from syndicate.ingest import IngestReport, StoreFailure, ingest_lines
-from syndicate.logs import logfmt
+from syndicate.observe.logs import logfmt
 from syndicate.settings import IngestSettings, SourceSettings
 from syndicate.sources.report import INBOX, SourceError, SourceReport
 

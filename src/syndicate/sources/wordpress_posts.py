@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from typing import Any
 
-from syndicate.tidy import one_line
+from syndicate.text.tidy import one_line
 
 # WordPress's post statuses, as the ingest format's. "future" is a scheduled post: WordPress
 # publishes it at its date_gmt, which is exactly the design's "a future published_at appears

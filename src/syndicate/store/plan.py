@@ -20,11 +20,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
-from syndicate.model import Article, Pick, Record, RecordError, Topic, Views, describe
-from syndicate.periods import LONGEST_PERIOD
-from syndicate.slugs import disambiguated_slug, readable_slug
+from syndicate.domain.model import Article, Pick, Record, RecordError, Topic, Views, describe
+from syndicate.domain.periods import LONGEST_PERIOD
 from syndicate.store.changes import Changes, Placement
-from syndicate.tidy import tag_key
+from syndicate.text.slugs import disambiguated_slug, readable_slug
+from syndicate.text.tidy import tag_key
 
 # The longest Most Viewed window, plus a day of slack for builds that run late.
 MOST_VIEWED_REACH = LONGEST_PERIOD + timedelta(days=1)

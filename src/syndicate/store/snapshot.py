@@ -12,11 +12,11 @@ from typing import Any
 
 from sqlalchemy import Column, Connection, func, select
 
-from syndicate.model import Article, Record, Topic
-from syndicate.slugs import readable_slug
+from syndicate.domain.model import Article, Record, Topic
 from syndicate.store.plan import ArticleState, Snapshot
 from syndicate.store.schema import article, pick, tag, topic, topic_text, view_count
-from syndicate.tidy import tag_key
+from syndicate.text.slugs import readable_slug
+from syndicate.text.tidy import tag_key
 
 # Bounded caches: ingest memory must not grow with the input's length.
 _CACHE_LIMIT = 20_000

@@ -20,7 +20,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Table, bindparam, delete, select, update
 
-from syndicate.model import Article, Record, Status
+from syndicate.domain.model import Article, Record, Status
 from syndicate.store import bulk
 from syndicate.store.changes import Changes, Placement
 from syndicate.store.plan import BatchPlan, Outcome

@@ -12,7 +12,7 @@ import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-from syndicate.logs import logfmt
+from syndicate.observe.logs import logfmt
 
 log = logging.getLogger(__name__)
 

@@ -18,7 +18,7 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp
 
-from syndicate import metrics
+from syndicate.observe import metrics
 from syndicate.store.database import is_busy
 from syndicate.web.pages import HTML, FeedPages, render_page
 from syndicate.web.security import PublicRedirects, SecurityHeaders

@@ -18,8 +18,8 @@ from starlette.routing import Route
 
 from syndicate.digests.editions import load_edition
 from syndicate.digests.render import render_web_copy
-from syndicate.i18n import language_name
-from syndicate.periods import DIGEST_KINDS
+from syndicate.domain.periods import DIGEST_KINDS
+from syndicate.i18n.catalogs import language_name
 from syndicate.store.database import reading
 from syndicate.store.schema import edition
 from syndicate.web.pages import render_not_found, render_page

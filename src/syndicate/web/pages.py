@@ -28,8 +28,8 @@ from syndicate.feeds.files import feed_file
 from syndicate.feeds.index import KIND_HEADINGS
 from syndicate.feeds.layout import FORMATS, Kind, all_key, public_url
 from syndicate.feeds.render import MEDIA_TYPES
-from syndicate.i18n import direction, gettext, local_date
-from syndicate.templating import environment, templates_dir
+from syndicate.i18n.catalogs import direction, gettext, local_date
+from syndicate.i18n.templating import environment, templates_dir
 from syndicate.web.static_feeds import CachedFile, FeedFiles, not_modified
 
 log = logging.getLogger(__name__)
@@ -38,7 +38,7 @@ log = logging.getLogger(__name__)
 PAGE_KINDS = {Kind.TAG.value: Kind.TAG, Kind.TOPIC.value: Kind.TOPIC}
 FORMAT_LABELS = {"rss": "RSS", "atom": "Atom", "json": "JSON Feed"}
 # What a slug can be: letters and digits of any script joined by single hyphens, lower case
-# (see syndicate.slugs and the ingest format's topic slugs). Checked before any file is named.
+# (see syndicate.text.slugs and the ingest format's topic slugs). Checked before any file is named.
 _SLUG = re.compile(r"[^\W_]+(?:-[^\W_]+)*")
 _LANGUAGE = re.compile(r"[a-z]{2,3}")
 MAX_SLUG_CHARS = 100

@@ -24,6 +24,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from syndicate.i18n.templating import templates_dir
 from syndicate.settings import DigestSettings, SiteSettings, SubscriberSettings, WebSettings
 from syndicate.store.database import is_busy, reading
 from syndicate.subscribers import registry, throttle
@@ -32,7 +33,6 @@ from syndicate.subscribers.links import ConfirmationRequest, SubscriptionLinks
 from syndicate.subscribers.registry import Choices, PreferenceError, Preferences, Subscriber
 from syndicate.subscribers.tokens import Purpose, TokenError, Tokens
 from syndicate.subscribers.topics import topic_choices
-from syndicate.templating import templates_dir
 from syndicate.web.security import FORM_POLICY, PagePolicy, SecurityHeaders
 from syndicate.web.subscriptions import notices
 from syndicate.web.subscriptions.notices import FIELD_ERRORS, HOUR

@@ -11,7 +11,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from syndicate.i18n import N_
+from syndicate.i18n.catalogs import N_
 from syndicate.subscribers.registry import Subscriber
 from syndicate.web.subscriptions.pages import Pages
 

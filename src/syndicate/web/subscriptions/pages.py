@@ -13,10 +13,10 @@ from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
-from syndicate.i18n import direction, gettext, language_name
-from syndicate.periods import DIGEST_KINDS
+from syndicate.domain.periods import DIGEST_KINDS
+from syndicate.i18n.catalogs import direction, gettext, language_name
+from syndicate.i18n.templating import environment
 from syndicate.settings import SiteSettings
-from syndicate.templating import environment
 
 CSRF_COOKIE = "syndicate_csrf"
 CSRF_FIELD = "csrf"

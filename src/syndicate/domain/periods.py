@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Literal
 
-from syndicate.i18n import N_
+from syndicate.i18n.catalogs import N_
 
 Kind = Literal["daily", "weekly", "monthly"]
 

@@ -17,7 +17,8 @@ from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.support import NullTranslations, Translations
 
-LOCALE_DIR = Path(__file__).parent / "locale"
+# syndicate/locale, beside this package: babel.cfg and `make messages` write there.
+LOCALE_DIR = Path(__file__).parents[1] / "locale"
 DOMAIN = "syndicate"
 # Digits of the CLDR numbering systems Babel names but does not apply to dates.
 DIGITS = {

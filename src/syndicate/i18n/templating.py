@@ -11,7 +11,7 @@ from pathlib import Path
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
-from syndicate.i18n import direction, gettext
+from syndicate.i18n.catalogs import direction, gettext
 
 # The template name endings whose output is markup, so every value put in is escaped.
 ESCAPED = ("html", "xml", "opml", "mjml.j2")
@@ -19,8 +19,9 @@ ESCAPED = ("html", "xml", "opml", "mjml.j2")
 
 def templates_dir() -> Path:
     """`templates/` of the source checkout, or the copy packaged inside an installed wheel."""
-    packaged = Path(__file__).parent / "templates"
-    return packaged if packaged.is_dir() else Path(__file__).parents[2] / "templates"
+    package = Path(__file__).parents[1]  # syndicate/, where a wheel packs the templates
+    packaged = package / "templates"
+    return packaged if packaged.is_dir() else package.parents[1] / "templates"
 
 
 @cache

@@ -12,7 +12,7 @@ from html import unescape
 
 import nh3
 
-from syndicate.tidy import one_line, xml_safe
+from syndicate.text.tidy import one_line, xml_safe
 
 TAGS = {
     "a", "abbr", "b", "blockquote", "br", "caption", "cite", "code", "dd", "del", "div", "dl",
