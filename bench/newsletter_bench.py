@@ -63,7 +63,7 @@ import json, sys, time
 from syndicate.delivery.dkim import DkimSigner
 from syndicate.delivery.recording import RecordingTransport
 from syndicate.digests.editions import load_edition
-from syndicate.dispatch import plan_send
+from syndicate.send.plan import plan_send
 from syndicate.settings import load_settings
 from syndicate.store import open_database
 from syndicate.store.schema import subscriber
@@ -337,7 +337,7 @@ def profile(sink: Sink, facts: dict[str, Any], count: int, dkim: Path | None) ->
     from syndicate.delivery.send_lease import lease_name
     from syndicate.delivery.transports import transport_from_settings
     from syndicate.digests.editions import load_edition
-    from syndicate.dispatch import plan_send
+    from syndicate.send.plan import plan_send
     from syndicate.settings import load_settings
     from syndicate.store import open_database
     from syndicate.store.leases import holder_name, release

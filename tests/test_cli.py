@@ -15,8 +15,8 @@ from subprocess import CompletedProcess
 import click
 import pytest
 
-from syndicate import cli_context
-from syndicate.cli import main
+from syndicate.cli import context as cli_context
+from syndicate.cli.commands import main
 from syndicate.settings import WebSettings
 from syndicate.web.server import ListenError, listen
 from tests.support.cli import Ran, operator_env, run_process, syndicate
@@ -288,7 +288,7 @@ def test_the_banner_names_the_command_as_the_operator_can_call_it(
     monkeypatch: pytest.MonkeyPatch, on_path: bool
 ) -> None:
     """After `make run`, .venv/bin is not on PATH: the banner gives the path and how to fix it."""
-    from syndicate.cli import _banner
+    from syndicate.cli.commands import _banner
     from syndicate.settings import Settings
 
     bin_dir = Path(sys.executable).parent

@@ -14,9 +14,9 @@ from sqlalchemy.exc import OperationalError
 
 from syndicate.delivery.ledger import send_edition
 from syndicate.delivery.recording import RecordingTransport
-from syndicate.dispatch import plan_send
 from syndicate.feeds.build import build_feeds
 from syndicate.feeds.config import FeedConfig
+from syndicate.send.plan import plan_send
 from syndicate.service.jobstate import JobRun, record_run
 from syndicate.settings import Settings
 from syndicate.store import leases, open_database

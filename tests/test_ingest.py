@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from sqlalchemy import Engine, func, select
 
 from syndicate.domain.model import RecordError
-from syndicate.ingest_format import parse_record
+from syndicate.sources.ingest_format import parse_record
 from syndicate.store.schema import article, article_tag, pick, tag, topic_text, view_count
 from tests.support.fixture_corpus import LANGUAGES, ingest_text
 

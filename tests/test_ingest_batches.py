@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy import Engine, delete, select
 
-from syndicate.ingest import ingest_lines
+from syndicate.sources.ingest import ingest_lines
 from syndicate.store import open_database
 from syndicate.store.schema import (
     article,

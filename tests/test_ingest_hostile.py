@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 from sqlalchemy import Engine, create_engine, event, select
 from sqlalchemy.pool import Pool
 
-from syndicate.ingest import IngestReport, StoreFailure, ingest_lines
 from syndicate.settings import IngestSettings
+from syndicate.sources.ingest import IngestReport, StoreFailure, ingest_lines
 from syndicate.store import open_database
 from syndicate.store.database import reading
 from syndicate.store.schema import article

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import ColumnElement, Engine, select
 
-from syndicate.sending import ORPHANED
+from syndicate.send.processes import ORPHANED
 from syndicate.store import open_database
 from syndicate.store.schema import lease, subscriber
 from tests.support.held_send import GATE

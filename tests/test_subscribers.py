@@ -323,7 +323,7 @@ def test_secret_key_warning_is_logged_once_a_process(
     tmp_path: Path,
 ) -> None:
     """One start asks for the key in the web site and in every send: one warning, not five."""
-    from syndicate.dispatch import subscription_links
+    from syndicate.send.plan import subscription_links
     from syndicate.settings import load_settings
     from syndicate.web.site import create_site
 

@@ -19,7 +19,8 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from syndicate.cli import Context, main
+from syndicate.cli.commands import main
+from syndicate.cli.context import Context
 from syndicate.settings import Settings
 
 SETTINGS_PREFIX = "SYNDICATE_"

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from sqlalchemy import Engine
 
-from syndicate.ingest import IngestReport, ingest_lines
+from syndicate.sources.ingest import IngestReport, ingest_lines
 
 FIXTURES = Path(__file__).parents[1] / "fixtures"
 GOLDEN = Path(__file__).parents[1] / "golden"

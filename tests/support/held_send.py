@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from syndicate import sending
+from syndicate.send import processes as sending
 
 GATE = "SYNDICATE_TEST_SEND_GATE"
 # In a child this module is imported afresh: the real entry point.
@@ -26,7 +26,7 @@ def held_part(*args: Any) -> None:
 
 
 if __name__ == "__main__":
-    from syndicate.cli import main
+    from syndicate.cli.commands import main
 
     sending._child_sends_part = held_part  # type: ignore[assignment]
     main()

@@ -20,7 +20,7 @@ from syndicate.delivery.send_lease import SendInProgress
 from syndicate.digests.editions import DigestConfig, build_edition, load_edition
 from syndicate.domain.periods import Kind
 from syndicate.observe import metrics
-from syndicate.sending import SendAborted, send
+from syndicate.send.processes import SendAborted, send
 from syndicate.service.jobstate import JobResult
 from syndicate.settings import Settings
 

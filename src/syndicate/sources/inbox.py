@@ -34,9 +34,9 @@ from typing import IO
 
 from sqlalchemy import Engine
 
-from syndicate.ingest import IngestReport, StoreFailure, ingest_lines
 from syndicate.observe.logs import logfmt
 from syndicate.settings import IngestSettings, SourceSettings
+from syndicate.sources.ingest import IngestReport, StoreFailure, ingest_lines
 from syndicate.sources.report import INBOX, SourceError, SourceReport
 
 log = logging.getLogger(__name__)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from syndicate.ingest import IngestReport
+from syndicate.sources.ingest import IngestReport
 
 INBOX = "inbox"
 WORDPRESS = "wordpress"

@@ -34,10 +34,10 @@ from sqlalchemy import Engine, select
 
 from syndicate import __version__
 from syndicate.feeds.catalog import SECTION_NAMES
-from syndicate.ingest import ingest_lines
-from syndicate.ingest_format import parse_timestamp
 from syndicate.observe.logs import logfmt
 from syndicate.settings import IngestSettings, WordPressSettings
+from syndicate.sources.ingest import ingest_lines
+from syndicate.sources.ingest_format import parse_timestamp
 from syndicate.sources.report import WORDPRESS, SourceError, SourceReport
 from syndicate.sources.wordpress_posts import (
     Vocabulary,

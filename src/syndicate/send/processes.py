@@ -41,8 +41,8 @@ from syndicate.delivery.send_lease import LEASE_TTL, SendInProgress, acquire_sen
 from syndicate.delivery.transports import transport_from_settings
 from syndicate.digests.editions import load_edition
 from syndicate.digests.model import Edition
-from syndicate.dispatch import plan_send
 from syndicate.observe.logs import setup_logging
+from syndicate.send.plan import plan_send
 from syndicate.settings import Settings
 from syndicate.store.database import open_database, reading
 from syndicate.store.leases import LeaseHeld, holder_name, join, release

@@ -23,8 +23,8 @@ from typing import IO, TYPE_CHECKING, Any
 import click
 
 from syndicate import __version__
-from syndicate.cli_context import Context, Group, fail, pass_context
-from syndicate.cli_newsletters import digest, subscribers
+from syndicate.cli.context import Context, Group, fail, pass_context
+from syndicate.cli.newsletters import digest, subscribers
 from syndicate.demo import generate_corpus
 from syndicate.observe.progress import ProgressBar
 from syndicate.settings import Settings, masked
@@ -93,7 +93,7 @@ def ingest(context: Context, source: str) -> None:
     # Deferred: the store and ingest (SQLAlchemy, the sanitiser) load for this command only.
     from sqlalchemy.exc import SQLAlchemyError
 
-    from syndicate.ingest import StoreFailure, ingest_lines
+    from syndicate.sources.ingest import StoreFailure, ingest_lines
 
     settings = context.settings
 
@@ -296,7 +296,7 @@ def _seed_demo(context: Context) -> None:
     # Deferred, like `ingest`: the store and ingest load only when `run --seed-demo` seeds.
     from sqlalchemy import func, select
 
-    from syndicate.ingest import ingest_lines
+    from syndicate.sources.ingest import ingest_lines
     from syndicate.store.database import reading
     from syndicate.store.schema import article
 

@@ -23,9 +23,9 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from syndicate.domain.model import Record, RecordError, describe
 from syndicate.feeds.changes import dirty_keys
-from syndicate.ingest_format import parse_record
-from syndicate.limits import Limit, Limits, over_limit
 from syndicate.settings import IngestSettings
+from syndicate.sources.ingest_format import parse_record
+from syndicate.sources.limits import Limit, Limits, over_limit
 from syndicate.store.bulk import bulk_writes
 from syndicate.store.database import for_writing
 from syndicate.store.failures import is_store_failure

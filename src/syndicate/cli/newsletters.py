@@ -1,6 +1,6 @@
 """The newsletter commands: `syndicate digest ...` and `syndicate subscribers ...`.
 
-Like cli.py, this is composition only: settings in, parts wired, results on standard output,
+Like cli.commands, this is composition only: settings in, parts wired, results on standard output,
 logs and progress on standard error, and an exit status that tells the truth.
 As there, each command imports the heavy stacks it needs when it runs ("Deferred" below).
 """
@@ -16,7 +16,7 @@ from typing import Any
 
 import click
 
-from syndicate.cli_context import Context, Group
+from syndicate.cli.context import Context, Group
 from syndicate.domain.periods import KINDS, Kind
 from syndicate.observe.progress import ProgressBar
 from syndicate.settings import Settings
@@ -91,7 +91,7 @@ def send_digest(edition_id: str) -> None:
     from syndicate.delivery.message import MessageError
     from syndicate.delivery.send_lease import SendInProgress
     from syndicate.digests.editions import load_edition
-    from syndicate.sending import SendAborted, send
+    from syndicate.send.processes import SendAborted, send
 
     settings, engine = _context_settings()
     edition = load_edition(engine, edition_id)

@@ -18,8 +18,15 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from syndicate.domain.model import Article, Image, Pick, Record, RecordError, Status, Topic, Views
-from syndicate.limits import Limit, LimitError, Limits, check_bytes, check_chars, check_count
 from syndicate.settings import IngestSettings
+from syndicate.sources.limits import (
+    Limit,
+    LimitError,
+    Limits,
+    check_bytes,
+    check_chars,
+    check_count,
+)
 from syndicate.text.sanitize import strip_markup
 from syndicate.text.tidy import one_line, tag_key, tag_name, xml_safe
 

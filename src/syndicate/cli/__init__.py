@@ -1,0 +1,10 @@
+"""The command line, the composition root: settings become each part's config here.
+
+commands holds the `syndicate` group and its feed, service and ingest commands; newsletters the
+`digest` and `subscribers` groups; context what every command shares (`--config`,
+`--log-level`, the settings, the store). May import every room; nothing imports it.
+"""
+
+from syndicate.cli.commands import main
+
+__all__ = ["main"]
