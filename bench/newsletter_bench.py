@@ -332,10 +332,10 @@ def profile(sink: Sink, facts: dict[str, Any], count: int, dkim: Path | None) ->
     database, edition_id = Path(facts["database"]), str(facts["edition"])
     clear_ledger(database, edition_id)
     os.environ.update(environment(database, sink.port, dkim))
+    from syndicate.delivery.configured import transport_from_settings
     from syndicate.delivery.dkim import DkimSigner
     from syndicate.delivery.ledger import send_edition
     from syndicate.delivery.send_lease import lease_name
-    from syndicate.delivery.transports import transport_from_settings
     from syndicate.digests.editions import load_edition
     from syndicate.send.plan import plan_send
     from syndicate.settings import load_settings

@@ -25,6 +25,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from pydantic import SecretStr
 
+from syndicate.delivery.configured import transport_from_settings
 from syndicate.delivery.message import Letter, build_message
 from syndicate.delivery.outbox import OutboxTransport
 from syndicate.delivery.ratelimit import RateLimiter
@@ -35,7 +36,6 @@ from syndicate.delivery.transports import (
     SessionFailure,
     TransientFailure,
     Unsendable,
-    transport_from_settings,
 )
 from syndicate.settings import MailSettings, SmtpSettings
 from tests.support.mail_reader import read_back

@@ -1,19 +1,18 @@
-"""How a message leaves: the `Transport` interface, its failures, and the configured transport.
+"""How a message leaves: the `Transport` interface and its failures.
 
 A transport delivers one message to one recipient at a time and says how it went: it returns
 when the message was accepted, raises `PermanentFailure` when the receiving server refused it
 for good (a 5xx reply to the recipient or the message), `TransientFailure` when it could not
 be delivered now and may be tried again later, and `Unsendable` when it cannot carry this
 message at all (an address no server takes, or one that needs SMTPUTF8 from a server that
-does not offer it). The sender decides what to record.
+does not offer it). The sender decides what to record. Which transport [mail] names is
+delivery.configured's to say.
 """
 
 from __future__ import annotations
 
 import asyncio
 from typing import Protocol
-
-from syndicate.settings import MailSettings
 
 
 class DeliveryFailure(Exception):
@@ -79,15 +78,3 @@ class Transport(Protocol):
     async def close(self) -> None:
         """Release connections and files; the transport is not used afterwards."""
         ...
-
-
-def transport_from_settings(mail: MailSettings) -> Transport:
-    """The transport [mail] names: the outbox folder (the default) or an SMTP server."""
-    # Imported here: both modules import the failures above from this one.
-    if mail.transport == "smtp":
-        from syndicate.delivery.smtp import SmtpTransport
-
-        return SmtpTransport(mail.smtp)
-    from syndicate.delivery.outbox import OutboxTransport
-
-    return OutboxTransport(mail.outbox_dir)

@@ -15,6 +15,7 @@ from functools import partial
 
 from sqlalchemy import Connection, Engine, func, select
 
+from syndicate.delivery.configured import transport_from_settings
 from syndicate.delivery.dkim import DkimSigner
 from syndicate.delivery.ledger import Outgoing, SendPlan, delivered
 from syndicate.delivery.message import (
@@ -32,7 +33,6 @@ from syndicate.delivery.transports import (
     SessionFailure,
     TransientFailure,
     Transport,
-    transport_from_settings,
 )
 from syndicate.digests.model import Edition
 from syndicate.digests.render import CompiledEdition, EditionRenderer

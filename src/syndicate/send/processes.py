@@ -29,6 +29,7 @@ from multiprocessing.context import SpawnProcess
 
 from sqlalchemy import Engine
 
+from syndicate.delivery.configured import transport_from_settings
 from syndicate.delivery.dkim import DkimSigner
 from syndicate.delivery.ledger import (
     SendReport,
@@ -38,7 +39,6 @@ from syndicate.delivery.ledger import (
     send_edition,
 )
 from syndicate.delivery.send_lease import LEASE_TTL, SendInProgress, acquire_send_lease, lease_name
-from syndicate.delivery.transports import transport_from_settings
 from syndicate.digests.editions import load_edition
 from syndicate.digests.model import Edition
 from syndicate.observe.logs import setup_logging
