@@ -6,6 +6,7 @@ Every part of the program receives only the section it needs.
 
 This package's face: import from `syndicate.settings`. Behind it, `loading` holds the root
 and how it is read, `sections` and `mail` the sections, `fields` what the sections share.
+A leaf: imports only the domain (the digest kinds and send times).
 """
 
 from syndicate.settings.fields import SERVED_LANGUAGES
