@@ -21,7 +21,7 @@ from sqlalchemy import Engine
 
 from syndicate.delivery.smtp import SmtpTransport
 from syndicate.delivery.transports import Unsendable
-from syndicate.send.plan import confirmation_message
+from syndicate.send.confirmation import confirmation_message
 from syndicate.settings import (
     Settings,
     SmtpSettings,

@@ -29,7 +29,8 @@ from syndicate.delivery.message import MessageError
 from syndicate.delivery.recording import RecordingTransport
 from syndicate.delivery.smtp import SmtpTransport
 from syndicate.delivery.transports import PermanentFailure
-from syndicate.send.plan import confirmation_sender, plan_send
+from syndicate.send.confirmation import confirmation_sender
+from syndicate.send.plan import plan_send
 from syndicate.settings import MailSettings, Settings, SmtpSettings
 from syndicate.store.leases import holder_name
 from syndicate.store.schema import delivery, subscriber, suppression

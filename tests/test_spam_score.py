@@ -21,7 +21,8 @@ from sqlalchemy import Engine
 from syndicate.delivery.ledger import send_edition
 from syndicate.delivery.recording import RecordingTransport
 from syndicate.domain.periods import KINDS
-from syndicate.send.plan import confirmation_sender, plan_send
+from syndicate.send.confirmation import confirmation_sender
+from syndicate.send.plan import plan_send
 from syndicate.settings import MailSettings, SecuritySettings, Settings, WebSettings
 from syndicate.store.leases import holder_name
 from syndicate.subscribers.links import ConfirmationRequest

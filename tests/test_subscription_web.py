@@ -23,7 +23,7 @@ from starlette.applications import Starlette
 from starlette.routing import Mount
 
 from syndicate.delivery.message import build_message
-from syndicate.send.plan import confirmation_message
+from syndicate.send.confirmation import confirmation_message
 from syndicate.settings import (
     Settings,
 )

@@ -1,4 +1,4 @@
-"""Sending mail: editions to their subscribers, confirmation links to new ones.
+"""Planning an edition's send: its subscribers, their links, the messages and the ledger.
 
 This is where the three newsletter parts meet: an edition's rendering (digests), each
 subscriber's links (subscribers), and message building, signing and the ledger (delivery).
@@ -7,24 +7,18 @@ Each part stays ignorant of the others; `plan_send` wires one edition's send.
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import Callable
 from email.utils import parseaddr
 from functools import partial
 
 from sqlalchemy import Connection, Engine, func, select
 
-from syndicate.delivery.configured import transport_from_settings
 from syndicate.delivery.dkim import DkimSigner
 from syndicate.delivery.ledger import Outgoing, SendPlan, delivered
 from syndicate.delivery.message import (
     BodyTemplate,
     Letter,
-    MessageBytes,
-    Notice,
     build_message,
-    build_notice,
     make_message_id,
 )
 from syndicate.delivery.recorder import DeliveryStatus
@@ -37,13 +31,12 @@ from syndicate.delivery.transports import (
 from syndicate.digests.model import Edition
 from syndicate.digests.render import CompiledEdition, EditionRenderer
 from syndicate.domain.periods import DIGEST_KINDS
-from syndicate.i18n.catalogs import direction, gettext
-from syndicate.i18n.templating import environment
+from syndicate.i18n.catalogs import gettext
 from syndicate.settings import MailSettings, Settings
 from syndicate.store.database import reading
 from syndicate.store.schema import subscriber
 from syndicate.subscribers import audience, registry
-from syndicate.subscribers.links import ConfirmationRequest, SubscriptionLinks
+from syndicate.subscribers.links import SubscriptionLinks
 from syndicate.subscribers.tokens import Tokens, secret_key
 
 log = logging.getLogger(__name__)
@@ -241,60 +234,3 @@ def classify_failure(error: Exception) -> DeliveryStatus | None:
     if isinstance(error, TransientFailure):
         return DeliveryStatus.DEFERRED
     return DeliveryStatus.FAILED
-
-
-def confirmation_sender(settings: Settings) -> Callable[[ConfirmationRequest], None]:
-    """A function that mails a confirmation link (the subscription pages call it)."""
-
-    def send(request: ConfirmationRequest) -> None:
-        message = confirmation_message(settings, request)
-        asyncio.run(_deliver_one(settings, request.email, message))
-        log.info("confirmation sent language=%s", request.language)
-
-    return send
-
-
-def confirmation_message(settings: Settings, request: ConfirmationRequest) -> MessageBytes:
-    """The confirmation mail: a short text and HTML note with the link, in the reader's language.
-
-    Built like a digest, header by header, never by the email package's folding: a name
-    that reads as an encoded word must reach the reader as the text it is. Its List-Unsubscribe
-    cancels the pending subscription; its text goes as it reads, the link whole on one line.
-    """
-    language = request.language
-    site = settings.site.title_in(language)
-    domain = sender_domain(settings.mail.from_address)
-    context = {
-        "site": site,
-        "name": request.name,
-        "url": request.confirm_url,
-        "language": language,
-        "dir": direction(language),
-        "_": lambda message: gettext(language, message),
-    }
-    env = environment()
-    return build_notice(
-        Notice(
-            from_address=settings.mail.from_address,
-            to_email=request.email,
-            to_name=request.name,
-            subject=gettext(language, "Confirm your subscription to {site}").format(site=site),
-            text=env.get_template("mail/confirm.txt.j2").render(**context),
-            html=env.get_template("mail/confirm.html").render(**context),
-            message_id=make_message_id(domain),
-            feedback_id=feedback_id(settings.mail, "confirmation", language),
-            unsubscribe_url=request.cancel_url,
-            unsubscribe_mailto=settings.mail.unsubscribe_mailto,
-            list_id=f"confirmation.{language}.{domain}",
-            list_name=site,
-        )
-    )
-
-
-async def _deliver_one(settings: Settings, recipient: str, message: bytes) -> None:
-    transport = transport_from_settings(settings.mail)
-    try:
-        envelope_from = parseaddr(settings.mail.from_address)[1]
-        await transport.send(envelope_from, recipient, message)
-    finally:
-        await transport.close()

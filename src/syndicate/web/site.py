@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import Engine
 from starlette.routing import Mount
 
-from syndicate.send.plan import confirmation_sender
+from syndicate.send.confirmation import confirmation_sender
 from syndicate.settings import Settings
 from syndicate.store.database import with_lock_timeout
 from syndicate.subscribers.links import MOUNT_PATH
