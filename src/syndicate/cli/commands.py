@@ -115,15 +115,12 @@ def ingest(context: Context, source: str) -> None:
                     settings=settings.ingest,
                 )
     except OSError as error:
-        click.echo(f"syndicate: cannot read {source}: {error.strerror or error}", err=True)
-        sys.exit(2)
+        fail(f"cannot read {source}: {error.strerror or error}")
     except StoreFailure as failure:
         click.echo(failure.report.summary())
-        click.echo(f"syndicate: {failure}", err=True)
-        sys.exit(2)
+        fail(f"{failure}")
     except SQLAlchemyError as error:  # the store cannot be opened at all
-        click.echo(f"syndicate: the store failed: {str(error).splitlines()[0]}", err=True)
-        sys.exit(2)
+        fail(f"the store failed: {str(error).splitlines()[0]}")
     click.echo(report.summary())
     sys.exit(1 if report.rejected else 0)
 

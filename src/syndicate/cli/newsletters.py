@@ -16,7 +16,7 @@ from typing import Any
 
 import click
 
-from syndicate.cli.context import Context, Group
+from syndicate.cli.context import Context, Group, fail
 from syndicate.domain.periods import KINDS, Kind
 from syndicate.observe.progress import ProgressBar
 from syndicate.settings import Settings
@@ -68,8 +68,7 @@ def build_digest(kind: str, day: datetime | None, language: str | None) -> None:
         try:
             result = build_edition(engine, config, _kind(kind), code, _day(day), now)
         except ValueError as error:
-            click.echo(f"syndicate: {error}", err=True)
-            sys.exit(2)
+            fail(f"{error}")
         if result.edition_id is None:
             click.echo(f"{kind} {code}: skipped: {result.skipped}", err=True)
             continue
@@ -96,8 +95,7 @@ def send_digest(edition_id: str) -> None:
     settings, engine = _context_settings()
     edition = load_edition(engine, edition_id)
     if edition is None:
-        click.echo(f"syndicate: no edition {edition_id!r} (build it with `digest build`)", err=True)
-        sys.exit(2)
+        fail(f"no edition {edition_id!r} (build it with `digest build`)")
     # SIGTERM ends the send cleanly: messages in flight are finished and recorded first.
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda _signal, _frame: stop.set())
@@ -112,14 +110,11 @@ def send_digest(edition_id: str) -> None:
                 stop=stop,
             )
     except SendInProgress as error:
-        click.echo(f"syndicate: not sending: {error}", err=True)
-        sys.exit(2)
+        fail(f"not sending: {error}")
     except DkimKeyError as error:
-        click.echo(f"syndicate: {error}", err=True)
-        sys.exit(2)
+        fail(f"{error}")
     except MessageError as error:  # a setting every message shares, such as [mail] from_address
-        click.echo(f"syndicate: no message can be made: {error}; check [mail]", err=True)
-        sys.exit(2)
+        fail(f"no message can be made: {error}; check [mail]")
     except SendAborted as error:
         click.echo(error.report.summary(), err=False)
         click.echo(f"syndicate: the send stopped: {error}; run it again to go on", err=True)
@@ -176,13 +171,11 @@ def preview_digest(
                     datetime.now(UTC),
                 )
         except ValueError as error:
-            click.echo(f"syndicate: {error}", err=True)
-            sys.exit(2)
+            fail(f"{error}")
     else:
         found = load_edition(engine, kind_or_id)
         if found is None:
-            click.echo(f"syndicate: no edition {kind_or_id!r}", err=True)
-            sys.exit(2)
+            fail(f"no edition {kind_or_id!r}")
         edition = found
     paths = write_preview(
         edition,
@@ -219,12 +212,10 @@ def run_digest_now(kind: str, due: str | None) -> None:
     chosen = _kind(kind)
     trigger = digest_triggers(settings).get(chosen)
     if trigger is None:
-        click.echo(
-            f"syndicate: the {kind} digest is not sent: it is not in [digests] kinds "
-            f"({', '.join(settings.digests.kinds) or 'none'})",
-            err=True,
+        fail(
+            f"the {kind} digest is not sent: it is not in [digests] kinds "
+            f"({', '.join(settings.digests.kinds) or 'none'})"
         )
-        sys.exit(2)
     moment = _due_moment(due, settings, now) if due else previous_fire(kind, trigger, now)
     assert moment is not None  # every kind fires at least once a period
     holder = live_holder(engine, LEASE_NAME, now)
@@ -293,11 +284,9 @@ def import_subscribers(source: Path, confirmed: bool) -> None:
                 on_notice=lambda line, note: click.echo(f"line {line}: note: {note}", err=True),
             )
     except OSError as error:
-        click.echo(f"syndicate: cannot read {source}: {error.strerror or error}", err=True)
-        sys.exit(2)
+        fail(f"cannot read {source}: {error.strerror or error}")
     except CsvHeaderError as error:
-        click.echo(f"syndicate: {source}: {error}", err=True)
-        sys.exit(2)
+        fail(f"{source}: {error}")
     if report.smtputf8:
         click.echo(
             "syndicate: an address with a non-ASCII local part is delivered only through a "
