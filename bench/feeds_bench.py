@@ -158,11 +158,12 @@ def incremental_once(
         "from syndicate.store import open_database\n"
         "from syndicate.feeds.build import build_feeds\n"
         "from syndicate.feeds.config import FeedConfig\n"
+        "from syndicate.workers import WorkerProcesses\n"
         "settings = load_settings()\n"
         "engine = open_database(settings.database.url)\n"
         "config = FeedConfig.from_settings(settings)\n"
         "started = time.perf_counter()\n"
-        "report = build_feeds(engine, config)\n"
+        "report = build_feeds(engine, config, processes=WorkerProcesses.for_engine(engine))\n"
         "print(time.perf_counter() - started, report.mode, report.written)\n"
     )
     result = subprocess.run([sys.executable, "-c", code], env=env, cwd=ROOT, text=True,

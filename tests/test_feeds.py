@@ -18,6 +18,7 @@ from syndicate.feeds.build import build_feeds
 from syndicate.feeds.builder import BuildReport
 from syndicate.feeds.config import FeedConfig
 from syndicate.feeds.render import ATOM_NS, RSS_NSMAP, FeedItem, FeedRenderer
+from syndicate.workers import WorkerProcesses
 from tests.support.fixture_corpus import NOW, ingest_text
 from tests.support.json_feed_rules import validate_json_feed
 
@@ -557,7 +558,8 @@ def test_worker_pool_build_matches_in_process_build(
     monkeypatch.setattr(builder, "CHUNK", 2)
     monkeypatch.setattr(builder, "FEED_CHUNK", 3)
     pooled = replace(feed_config, feeds_dir=str(tmp_path / "pooled"), workers=2)
-    report = _build(sqlite_engine, pooled, full=True)
+    processes = WorkerProcesses.for_engine(sqlite_engine)
+    report = build_feeds(sqlite_engine, pooled, now=NOW, full=True, processes=processes)
     assert report.feeds > 20
     assert _files(tmp_path / "pooled") == _files(Path(feed_config.feeds_dir))
 

@@ -40,6 +40,21 @@ def test_every_subscriber_gets_the_edition_once(
     assert len(server.received) == 200
 
 
+def test_every_sending_process_logs_at_the_commands_level(
+    newsroom: tuple[Newsroom, Recorder],
+) -> None:
+    """`--log-level warning` quiets the helper process too; at info each part says what it sent."""
+    room, _server = newsroom
+    room.env["SYNDICATE_MAIL__PROCESSES"] = "2"
+    quiet = room.process("digest", "send", room.edition, "--log-level", "warning")
+    assert quiet.returncode == 0, quiet.stderr
+    assert "level=info" not in quiet.stderr
+    again = room.process("digest", "send", room.edition)
+    assert again.returncode == 0, again.stderr
+    sent_lines = [line for line in again.stderr.splitlines() if "edition sent" in line]
+    assert len(sent_lines) == 2, again.stderr  # this process's part and the helper's
+
+
 def test_each_message_is_personal_and_carries_list_headers(
     newsroom: tuple[Newsroom, Recorder],
 ) -> None:

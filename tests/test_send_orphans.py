@@ -20,9 +20,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import ColumnElement, Engine, select
 
-from syndicate.send.processes import ORPHANED
 from syndicate.store import open_database
 from syndicate.store.schema import lease, subscriber
+from syndicate.workers import ORPHANED
 from tests.support.held_send import GATE
 from tests.support.newsroom import POOL, Newsroom, addresses
 from tests.support.smtp_server import Serve

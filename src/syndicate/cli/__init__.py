@@ -2,7 +2,8 @@
 
 commands holds the `syndicate` group and its feed, service and ingest commands; newsletters the
 `digest` and `subscribers` groups; context what every command shares (`--config`,
-`--log-level`, the settings, the store). May import every room; nothing imports it.
+`--log-level`, the settings, the store, and the worker processes builds and sends may start).
+May import every room; nothing imports it.
 """
 
 from syndicate.cli.commands import main

@@ -185,7 +185,11 @@ def _build(context: Context, *, full: bool = False) -> Any:
 
     with ProgressBar() as bar:
         return build_feeds(
-            context.engine, FeedConfig.from_settings(context.settings), full=full, progress=bar
+            context.engine,
+            FeedConfig.from_settings(context.settings),
+            full=full,
+            progress=bar,
+            processes=context.worker_processes(),
         )
 
 
@@ -224,7 +228,7 @@ def run(context: Context, seed_demo: bool) -> None:
     inbox = settings.sources.inbox_dir
     inbox.mkdir(parents=True, exist_ok=True)
     click.echo(_banner(settings), err=True)
-    run_service(engine, settings, listener)
+    run_service(engine, settings, listener, context.worker_processes())
 
 
 def _listen(context: Context) -> socket.socket:

@@ -20,6 +20,8 @@ from syndicate.settings import Settings, SettingsError, load_settings
 if TYPE_CHECKING:
     from sqlalchemy import Engine
 
+    from syndicate.workers import WorkerProcesses
+
 DEFAULT_LOG_LEVEL = "info"
 
 
@@ -31,6 +33,7 @@ class Context:
         self.config: Path | None = None
         self._settings: Settings | None = None
         self._engine: Engine | None = None
+        self.log_level = DEFAULT_LOG_LEVEL
         setup_logging(DEFAULT_LOG_LEVEL)
 
     @property
@@ -76,6 +79,13 @@ class Context:
             click.get_current_context().find_root().call_on_close(self._engine.dispose)
         return self._engine
 
+    def worker_processes(self) -> WorkerProcesses:
+        """How this command starts worker processes: on its store, logging at its level."""
+        # Deferred with the store: multiprocessing and the worker start-up load only when used.
+        from syndicate.workers import WorkerProcesses
+
+        return WorkerProcesses.for_engine(self.engine, self.log_level)
+
 
 def fail(message: str) -> NoReturn:
     """Stop with `syndicate: message` on standard error and exit status 2."""
@@ -89,8 +99,9 @@ def _take_config(context: click.Context, _param: click.Parameter, value: Path | 
 
 
 def _take_log_level(context: click.Context, _param: click.Parameter, value: str | None) -> None:
-    context.ensure_object(Context)  # logging starts at the default level
+    state = context.ensure_object(Context)  # logging starts at the default level
     if value is not None:
+        state.log_level = value
         setup_logging(value)
 
 

@@ -22,10 +22,16 @@ from syndicate.observe.progress import ProgressBar
 from syndicate.settings import Settings
 
 
-def _context_settings(*, create: bool = False) -> tuple[Settings, Any]:
-    """The settings and an engine on the store (created only if `create`), from the context."""
+def _context() -> Context:
+    """The command's shared context (settings, store, worker processes)."""
     context = click.get_current_context().find_object(Context)
     assert context is not None
+    return context
+
+
+def _context_settings(*, create: bool = False) -> tuple[Settings, Any]:
+    """The settings and an engine on the store (created only if `create`), from the context."""
+    context = _context()
     return context.settings, context.open_store(create=create)
 
 
@@ -93,6 +99,7 @@ def send_digest(edition_id: str) -> None:
     from syndicate.send.processes import SendAborted, send
 
     settings, engine = _context_settings()
+    processes = _context().worker_processes()
     edition = load_edition(engine, edition_id)
     if edition is None:
         fail(f"no edition {edition_id!r} (build it with `digest build`)")
@@ -105,6 +112,7 @@ def send_digest(edition_id: str) -> None:
                 engine,
                 settings,
                 edition,
+                processes=processes,
                 on_start=lambda todo: bar.phase(f"Sending {edition_id}", todo),
                 on_progress=bar.advance,
                 stop=stop,

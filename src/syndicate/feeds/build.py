@@ -25,6 +25,7 @@ from syndicate.observe import metrics
 from syndicate.store.database import for_reading, for_writing
 from syndicate.store.schema import dirty_feed, published_feed, state
 from syndicate.store.sql import upsert
+from syndicate.workers import WorkerProcesses
 
 log = logging.getLogger(__name__)
 
@@ -38,8 +39,13 @@ def build_feeds(
     now: datetime | None = None,
     full: bool = False,
     progress: Progress | None = None,
+    processes: WorkerProcesses | None = None,
 ) -> BuildReport:
-    """Bring the feeds folder up to date with the store; a full build when asked or needed."""
+    """Bring the feeds folder up to date with the store; a full build when asked or needed.
+
+    A large build spreads over worker processes when `processes` says how to start them;
+    without, it all happens in this process.
+    """
     started = time.perf_counter()
     now = now or datetime.now(UTC)
     with engine.connect() as connection:
@@ -51,8 +57,7 @@ def build_feeds(
                 name: value
                 for name, value in connection.execute(select(state.c.name, state.c.value))
             }
-            url = engine.url.render_as_string(hide_password=False)
-            builder = FeedBuilder(connection, config, now, progress or NoProgress(), url)
+            builder = FeedBuilder(connection, config, now, progress or NoProgress(), processes)
             dirty = {
                 key: token
                 for key, token in connection.execute(select(dirty_feed.c.key, dirty_feed.c.token))

@@ -1,7 +1,8 @@
 """One feed build's machinery: render articles, publish feeds, remove empty ones, index them.
 
 `FeedBuilder` holds a build's clock, store connection, renderer, feeds folder and (for large
-builds) worker pool; `build_feeds` (feeds.build) decides what it builds and records the result.
+builds, when it is given worker processes) a worker pool; `build_feeds` (feeds.build) decides
+what it builds and records the result.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from syndicate.feeds.render import FeedRenderer
 from syndicate.feeds.spool import FragmentSpool
 from syndicate.feeds.stages import Published, Publisher, render_articles
 from syndicate.store.schema import article, article_tag, article_topic, pick, tag, topic
+from syndicate.workers import WorkerProcesses
 
 log = logging.getLogger(__name__)
 
@@ -100,14 +102,14 @@ class FeedBuilder:
         config: FeedConfig,
         now: datetime,
         progress: Progress,
-        database_url: str,
+        processes: WorkerProcesses | None,
     ) -> None:
-        """Prepare a build as of `now`."""
+        """Prepare a build as of `now`; a large one spreads over `processes` when given."""
         self.connection = connection
         self.config = config
         self.now = now
         self.progress = progress
-        self.database_url = database_url
+        self.processes = processes
         self.folder = FeedFolder(Path(config.feeds_dir))
         self.renderer = FeedRenderer(
             site_url=config.site_url,
@@ -147,13 +149,13 @@ class FeedBuilder:
     def _pool_for(self, amount: int) -> BuildPool | None:
         """Workers, when the work is large enough to repay starting them."""
         workers = self.config.workers or os.cpu_count() or 1
-        if workers < 2 or amount < PARALLEL_THRESHOLD:
+        if self.processes is None or workers < 2 or amount < PARALLEL_THRESHOLD:
             return None
         if self.pool is None:
             self.pool = BuildPool(
+                self.processes,
                 workers,
                 WorkerSetup(
-                    database_url=self.database_url,
                     now=self.now,
                     limit=self.config.items,
                     site_url=self.config.site_url,

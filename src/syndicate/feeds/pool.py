@@ -1,16 +1,15 @@
 """Worker processes for large builds: each renders or publishes a share and sends back the result.
 
-Workers are started fresh (spawn), not forked, so a build inside the threaded service never
-inherits a lock some other thread held. Each worker opens its own database connection.
+The workers are started by the `WorkerProcesses` the build is given (see syndicate.workers),
+which opens each one's engine on the store; here each only builds its renderer and publisher.
 """
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -23,8 +22,8 @@ from syndicate.feeds.files import FeedFolder
 from syndicate.feeds.render import FeedRenderer
 from syndicate.feeds.spool import Slot, SpoolReader
 from syndicate.feeds.stages import Published, Publisher, Rendered, render_articles
-from syndicate.observe.logs import setup_logging
-from syndicate.store.database import open_database, reading
+from syndicate.store.database import reading
+from syndicate.workers import WorkerProcesses
 
 T = TypeVar("T")
 
@@ -33,7 +32,6 @@ T = TypeVar("T")
 class WorkerSetup:
     """Everything a worker needs to rebuild the build's tools on its side (picklable)."""
 
-    database_url: str
     now: datetime
     limit: int
     site_url: str
@@ -65,10 +63,9 @@ class _Worker:
     spool_file: int | None = None
 
 
-def _initialise(setup: WorkerSetup) -> None:
-    setup_logging("warning")
+def _initialise(engine: Engine, setup: WorkerSetup) -> None:
     _Worker.setup = setup
-    _Worker.engine = open_database(setup.database_url, migrate=False, create=False)
+    _Worker.engine = engine
     _Worker.renderer = setup.renderer()
     _Worker.publisher = Publisher(
         _Worker.renderer, FeedFolder(setup.feeds_dir), setup.site_titles, setup.home_urls
@@ -94,14 +91,9 @@ def _publish(spool_path: str, contents: Sequence[FeedContent], slots: dict[int, 
 class BuildPool:
     """A pool of build workers; shares are handed out and results come back as they finish."""
 
-    def __init__(self, workers: int, setup: WorkerSetup) -> None:
-        """Start `workers` processes prepared with `setup`."""
-        self._executor = ProcessPoolExecutor(
-            max_workers=workers,
-            mp_context=multiprocessing.get_context("spawn"),
-            initializer=_initialise,
-            initargs=(setup,),
-        )
+    def __init__(self, processes: WorkerProcesses, workers: int, setup: WorkerSetup) -> None:
+        """Start `workers` processes, by `processes`, prepared with `setup`."""
+        self._executor = processes.pool(workers, _initialise, setup)
         self.workers = workers
 
     def render(self, shares: Sequence[Sequence[int]]) -> Iterator[Rendered]:

@@ -1,21 +1,17 @@
-"""Sending an edition from the command line: one process, or several, each sending a part.
+"""Sending an edition: from this process, or from several, each sending a part.
 
 Several processes split the recipients by subscriber id (each takes those whose id leaves its
 remainder) and split the SMTP pool's connections between them, so the bound on repeats after a
 crash stays `pool_size`. This process sends the first part itself and starts one process for
-each other part. Those die with it, whoever adopts them (PID 1, or a subreaper such as
-systemd): Linux's parent-death signal once it is set, a check of the parent's pid for a parent
-killed before that, and a pipe from the parent that closes when it dies. Each is also counted
-in the edition's send lease, which stays taken while any of them runs, so a send started again
-never runs beside an orphan of the one that was killed.
+each other part, by the `WorkerProcesses` it is given (see syndicate.workers: they die with
+it, whoever adopts them). Each is also counted in the edition's send lease, which stays taken
+while any of them runs, so a send started again never runs beside an orphan of the one that
+was killed.
 """
 
 from __future__ import annotations
 
-import ctypes
 import logging
-import multiprocessing
-import multiprocessing.connection
 import multiprocessing.queues
 import multiprocessing.synchronize
 import os
@@ -41,18 +37,16 @@ from syndicate.delivery.ledger import (
 from syndicate.delivery.send_lease import LEASE_TTL, SendInProgress, acquire_send_lease, lease_name
 from syndicate.digests.editions import load_edition
 from syndicate.digests.model import Edition
-from syndicate.observe.logs import setup_logging
 from syndicate.send.plan import plan_send
 from syndicate.settings import Settings
-from syndicate.store.database import open_database, reading
+from syndicate.store.database import reading
 from syndicate.store.leases import LeaseHeld, holder_name, join, release
+from syndicate.workers import WorkerProcesses
 
 log = logging.getLogger(__name__)
 
 # Below this many recipients, starting processes costs more than it saves.
 PARALLEL_THRESHOLD = 2_000
-PR_SET_PDEATHSIG = 1  # prctl(2): the signal a child gets when its parent dies
-ORPHANED = 3  # the exit status of a sending process whose parent died before it could send
 PROGRESS_EVERY = 0.5  # seconds between looks at the ledger for the other processes' progress
 RELAY_EVERY = 0.2  # seconds between looks at the stop flag, to pass it on to the children
 
@@ -74,14 +68,17 @@ def send(
     settings: Settings,
     edition: Edition,
     *,
+    processes: WorkerProcesses | None = None,
     on_start: Callable[[int], None] | None = None,
     on_progress: Callable[[int], None] | None = None,
     stop: Stop | None = None,
 ) -> SendReport:
     """Send `edition` to everyone the ledger lacks; `on_start` hears how many, `on_progress` more.
 
-    Setting `stop` ends the send early and cleanly: messages in flight are finished and
-    recorded, nothing else is sent, and the report says `stopped`.
+    A large send spreads over several processes when `processes` says how to start them;
+    without, it all goes from this process. Setting `stop` ends the send early and cleanly:
+    messages in flight are finished and recorded, nothing else is sent, and the report says
+    `stopped`.
     """
     holder = holder_name()
     acquire_send_lease(engine, edition.id, holder)  # refuse at once if another send runs
@@ -91,12 +88,14 @@ def send(
         todo, _ = pending_count(reading(engine), plan)
         if on_start:
             on_start(todo)
-        processes = settings.mail.processes or (
+        parts = settings.mail.processes or (
             1 if todo < PARALLEL_THRESHOLD else (os.cpu_count() or 1)
         )
-        if processes == 1:
+        if processes is None or parts == 1:
             return send_edition(engine, plan, holder=holder, on_progress=on_progress, stop=stop)
-        return _send_in_processes(engine, settings, edition, processes, holder, on_progress, stop)
+        return _send_in_processes(
+            engine, settings, edition, processes, parts, holder, on_progress, stop
+        )
     finally:
         release(engine, lease_name(edition.id), holder)
 
@@ -105,27 +104,23 @@ def _send_in_processes(
     engine: Engine,
     settings: Settings,
     edition: Edition,
+    starter: WorkerProcesses,
     processes: int,
     holder: str,
     on_progress: Callable[[int], None] | None,
     stop: Stop | None,
 ) -> SendReport:
     divided = _with_pool_part(settings, processes)
-    context = multiprocessing.get_context("spawn")
+    context = starter.context
     results: Results[SendReport | str] = context.Queue()
     # The children's stop flag: set when this process is told to stop, or by a child that
     # is sent SIGTERM itself (systemd signals every process of the service).
     everyone_stop = context.Event()
     relay = _relay_stop(stop, everyone_stop)
-    parent = os.getpid()
-    children = [
-        context.Process(
-            target=_child_sends_part,
-            args=(divided, edition.id, part, processes, holder, results, everyone_stop, parent),
-            name=f"send-{part}",
-        )
-        for part in range(1, processes)
-    ]
+    children = []
+    for part in range(1, processes):
+        arguments = (divided, edition.id, part, processes, holder, results, everyone_stop)
+        children.append(starter.process(_child_sends_part, *arguments, name=f"send-{part}"))
     try:
         _start(engine, children, lease_name(edition.id), holder)
     except LeaseHeld as lost:  # only after stalling past the lease: stop everyone
@@ -267,6 +262,7 @@ def _relay_stop(stop: Stop | None, to: SharedEvent) -> threading.Event:
 
 
 def _child_sends_part(
+    engine: Engine,
     settings: Settings,
     edition_id: str,
     part: int,
@@ -274,15 +270,11 @@ def _child_sends_part(
     holder: str,
     results: Results[SendReport | str],
     stop: SharedEvent,
-    parent: int,
 ) -> None:
-    """The entry point of a sending process: its part, reported back to the parent `parent`."""
-    _die_with_parent(parent)
+    """The work of a sending process: its part, reported back to the parent."""
     # SIGTERM asks every sending process to stop cleanly; Ctrl-C reaches the parent, which relays it.
     signal.signal(signal.SIGTERM, lambda _signal, _frame: stop.set())
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    setup_logging("info")
-    engine = open_database(settings.database.url, migrate=False, create=False)
     try:
         edition = load_edition(engine, edition_id)
         assert edition is not None
@@ -290,31 +282,3 @@ def _child_sends_part(
     except Exception as error:  # reported to the parent, which says so and exits non-zero
         log.exception("sending part %d failed", part)
         results.put(f"{type(error).__name__}: {error}")
-    finally:
-        engine.dispose()
-
-
-def _die_with_parent(parent: int) -> None:
-    """End this process the moment its parent, process `parent`, dies, or now if it has.
-
-    Whoever adopts an orphan (PID 1, or a subreaper such as systemd), its parent's pid is no
-    longer `parent`; comparing against 1 would miss a subreaper.
-    """
-    try:
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)  # from now on Linux kills us with it
-    except (OSError, AttributeError):
-        pass  # not Linux: the pipe below still tells
-    if os.getppid() != parent:  # it died before the request took effect
-        os._exit(ORPHANED)
-    # The parent holds the other end of this pipe until it dies, whatever kills it.
-    from_parent = multiprocessing.parent_process()
-    if from_parent is not None:
-        threading.Thread(
-            target=_exit_when_closed, args=(from_parent.sentinel,), name="parent", daemon=True
-        ).start()
-
-
-def _exit_when_closed(sentinel: int) -> None:
-    multiprocessing.connection.wait([sentinel])
-    os._exit(ORPHANED)

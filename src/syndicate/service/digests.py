@@ -23,6 +23,7 @@ from syndicate.observe import metrics
 from syndicate.send.processes import SendAborted, send
 from syndicate.service.jobstate import JobResult
 from syndicate.settings import Settings
+from syndicate.workers import WorkerProcesses
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +79,7 @@ def run_digest(
     *,
     stop: Stop,
     now: datetime | None = None,
+    processes: WorkerProcesses | None = None,
 ) -> DigestRun:
     """Build and send every language's `kind` edition for the send time `moment`."""
     config = DigestConfig.from_settings(settings)
@@ -95,7 +97,7 @@ def run_digest(
         edition = load_edition(engine, built.edition_id)
         assert edition is not None  # just built or found
         try:
-            report = send(engine, settings, edition, stop=stop)
+            report = send(engine, settings, edition, processes=processes, stop=stop)
         except SendInProgress as error:
             run.problems.append(f"{edition.id}: not sent here: {error}")
             continue

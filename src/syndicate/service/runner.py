@@ -22,6 +22,7 @@ from syndicate.service.scheduler import Scheduler
 from syndicate.settings import Settings
 from syndicate.web.server import server_config
 from syndicate.web.site import create_site
+from syndicate.workers import WorkerProcesses
 
 log = logging.getLogger(__name__)
 
@@ -39,13 +40,18 @@ class _Server(uvicorn.Server):
         super().handle_exit(sig, frame)
 
 
-def run_service(engine: Engine, settings: Settings, listener: socket.socket) -> None:
+def run_service(
+    engine: Engine, settings: Settings, listener: socket.socket, processes: WorkerProcesses
+) -> None:
     """Serve on `listener` (see web.server.listen) and schedule until SIGTERM or SIGINT.
+
+    Builds and sends large enough to repay it spread over worker processes started by
+    `processes`.
 
     Returns once everything has stopped.
     """
     warn_about_settings(settings)
-    scheduler = Scheduler(engine, settings)
+    scheduler = Scheduler(engine, settings, processes)
 
     def stop(_signal: int = 0, _frame: FrameType | Any = None) -> None:
         scheduler.stop.set()

@@ -46,6 +46,7 @@ from syndicate.settings import Settings
 from syndicate.sources import poll_sources
 from syndicate.store import leases
 from syndicate.subscribers.registry import forget_unconfirmed
+from syndicate.workers import WorkerProcesses
 
 log = logging.getLogger(__name__)
 
@@ -97,10 +98,13 @@ def missed_digests(
 class Scheduler:
     """The jobs of one `syndicate run`, acting only while this process holds the lease."""
 
-    def __init__(self, engine: Engine, settings: Settings) -> None:
-        """Prepare (not start) the jobs for `settings`."""
+    def __init__(
+        self, engine: Engine, settings: Settings, processes: WorkerProcesses | None = None
+    ) -> None:
+        """Prepare (not start) the jobs for `settings`; builds and sends may use `processes`."""
         self.engine = engine
         self.settings = settings
+        self.processes = processes
         self.stop = threading.Event()  # set on SIGTERM: jobs finish what is in flight and end
         self.holder = leases.holder_name()
         self.leading = False
@@ -207,7 +211,7 @@ class Scheduler:
     def _poll(self) -> tuple[JobResult, str]:
         sources = poll_sources(self.engine, self.settings)
         config = FeedConfig.from_settings(self.settings)
-        build = build_feeds(self.engine, config)
+        build = build_feeds(self.engine, config, processes=self.processes)
         announced = announce_build(config, build) if build.changed else None
         detail = f"{sources.summary()}; {build.summary()}"
         if announced is not None:
@@ -241,7 +245,9 @@ class Scheduler:
 
     def _digest(self, kind: Kind, moment: datetime) -> tuple[JobResult, str]:
         with self._digests:
-            run = run_digest(self.engine, self.settings, kind, moment, stop=self.stop)
+            run = run_digest(
+                self.engine, self.settings, kind, moment, stop=self.stop, processes=self.processes
+            )
         log.info(
             "digest finished kind=%s due=%s result=%s%s detail=%s",
             kind, moment.isoformat(), run.result,
