@@ -1,9 +1,12 @@
-"""Subscribers for tests: readers who asked for digests through the registry and confirmed."""
+"""Subscribers for tests: readers who asked through the registry and confirmed, or stored as given."""
 
 from __future__ import annotations
 
-from sqlalchemy import Engine
+from datetime import UTC, datetime
 
+from sqlalchemy import Engine, insert
+
+from syndicate.store.schema import subscriber
 from syndicate.subscribers import registry
 from syndicate.subscribers.registry import Choices, Preferences, Subscriber
 from tests.support.fixture_corpus import LANGUAGES
@@ -18,6 +21,22 @@ def confirmed(
     """A subscriber who asked for `preferences` and confirmed, as the subscription pages make one."""
     pending = registry.subscribe(engine, email, preferences, choices)
     assert pending is not None, f"{email} was not taken"
-    subscriber = registry.confirm(engine, pending.pk)
-    assert subscriber is not None, f"{email} could not confirm"
-    return subscriber
+    confirmed_one = registry.confirm(engine, pending.pk)
+    assert confirmed_one is not None, f"{email} could not confirm"
+    return confirmed_one
+
+
+def add_subscribers(
+    engine: Engine, addresses: list[str], *, names: list[str] | None = None
+) -> None:
+    """Confirmed English daily subscribers stored as given, as an old import might have left them."""
+    moment = datetime.now(UTC)
+    with engine.begin() as connection:
+        for number, address in enumerate(addresses):
+            connection.execute(
+                insert(subscriber).values(
+                    email=address, name=names[number] if names else "", language="en",
+                    digests=["daily"], topics=[], status="confirmed", created_at=moment,
+                    confirmed_at=moment, updated_at=moment,
+                )
+            )  # fmt: skip
