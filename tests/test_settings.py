@@ -54,6 +54,9 @@ def test_committed_settings_file_loads_and_names_every_section() -> None:
         "sources",
         "schedule",
         "security",
+        "bounces",
+        "bounces.imap",
+        "bounces.webhooks",
     ):
         assert f"[{section}]" in text
 

@@ -5,10 +5,11 @@ Precedence, highest first: environment (`SYNDICATE_<SECTION>__<KEY>`), then the 
 Every part of the program receives only the section it needs.
 
 This package's face: import from `syndicate.settings`. Behind it, `loading` holds the root
-and how it is read, `sections` and `mail` the sections, `fields` what the sections share.
+and how it is read, `sections`, `mail` and `bounces` the sections, `fields` what the sections share.
 A leaf: imports only the domain (the digest kinds and send times).
 """
 
+from syndicate.settings.bounces import BounceSettings, ImapSettings, WebhookSettings
 from syndicate.settings.fields import SERVED_LANGUAGES
 from syndicate.settings.loading import Settings, SettingsError, config_file, load_settings, masked
 from syndicate.settings.mail import (
@@ -32,10 +33,12 @@ from syndicate.settings.sections import (
 
 __all__ = [
     "SERVED_LANGUAGES",
+    "BounceSettings",
     "DatabaseSettings",
     "DigestSettings",
     "DkimSettings",
     "FeedSettings",
+    "ImapSettings",
     "IngestSettings",
     "MailSettings",
     "ScheduleSettings",
@@ -47,6 +50,7 @@ __all__ = [
     "SourceSettings",
     "SubscriberSettings",
     "WebSettings",
+    "WebhookSettings",
     "WordPressSettings",
     "config_file",
     "load_settings",

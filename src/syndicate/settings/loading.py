@@ -14,6 +14,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from syndicate.settings.bounces import BounceSettings
 from syndicate.settings.mail import DigestSettings, MailSettings, SubscriberSettings
 from syndicate.settings.sections import (
     DatabaseSettings,
@@ -52,6 +53,7 @@ class Settings(BaseSettings):
     ingest: IngestSettings = Field(default_factory=IngestSettings)
     schedule: ScheduleSettings = Field(default_factory=ScheduleSettings)
     security: SecuritySettings = Field(default_factory=SecuritySettings)
+    bounces: BounceSettings = Field(default_factory=BounceSettings)
 
     # Set by load_settings just before construction; the TOML source reads it.
     config_path: ClassVar[Path | None] = None

@@ -56,6 +56,12 @@ class MailSettings(Section):
         description="Address of the mailto: List-Unsubscribe URI; empty for unsubscribe@ the "
         "From address's domain.",
     )
+    bounce_address: str = Field(
+        "",
+        description="Envelope sender for VERP, e.g. bounces@news.example: each message's "
+        "Return-Path becomes bounces+TOKEN@news.example, naming its subscriber and edition; "
+        "empty to use the From address.",
+    )
     processes: int = Field(
         1,
         ge=0,

@@ -238,6 +238,30 @@ delivery = Table(
     Column("detail", Text, nullable=False),
     Column("at", UTCDateTime, nullable=False),
     Index(None, "edition_id", "status"),
+    Index(None, "message_id"),  # a report quoting the message it bounces is attributed by it
+)
+
+# What came back about a message: a bounce, a complaint or a delivery, from a report read from a
+# mailbox or a provider's webhook. `key` is unique to the report and recipient, so reading the
+# same report again records nothing; the subscriber and edition are those it was attributed to.
+feedback_event = Table(
+    "feedback_event",
+    metadata,
+    Column("pk", Integer, primary_key=True),
+    Column("key", String(200), nullable=False, unique=True),
+    Column("provider", String(16), nullable=False),  # mail, ses, postmark, mailgun, sendgrid
+    Column("kind", String(16), nullable=False),  # hard, soft, complaint, delivered
+    Column("email", String(320), nullable=False),
+    Column("subscriber_pk", ForeignKey("subscriber.pk", ondelete="SET NULL")),
+    Column("edition_id", String(64)),  # an edition's id, "confirmation", or unknown (NULL)
+    Column("status", String(16), nullable=False),  # enhanced status code: 5.1.1
+    Column("diagnostic", Text, nullable=False),
+    Column("reference", Text, nullable=False),  # the report's Message-ID, a webhook's event id
+    Column("occurred_at", UTCDateTime, nullable=False),
+    Column("recorded_at", UTCDateTime, nullable=False),
+    Index(None, "email", "kind", "occurred_at"),
+    Index(None, "edition_id", "kind"),
+    Index(None, "occurred_at"),
 )
 
 # Leases: who may do a job that only one process at a time may do (send an edition, run the
