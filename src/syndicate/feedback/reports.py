@@ -59,7 +59,7 @@ def parse_report(raw: bytes, *, reference: str = "", envelope_recipient: str = "
             diagnostic=diagnostic,
             reference=reference or key,
             clues=clues,
-        )  # fmt: skip
+        )
         for kind, email, status, diagnostic in _dsn_recipients(status_part)
     )
     return ParsedReport(found) if found else ParsedReport(ignored="no failed recipient")
