@@ -100,7 +100,7 @@ def _original_headers(message: Message) -> Message:
         kind = part.get_content_type()
         if kind == "message/rfc822":
             inner = part.get_payload()
-            if isinstance(inner, list) and inner:
+            if isinstance(inner, list) and inner and isinstance(inner[0], Message):
                 return inner[0]
         if kind == "text/rfc822-headers":
             text = part.get_payload(decode=True) or b""
@@ -114,6 +114,8 @@ def _dsn_recipients(part: Message) -> Iterator[tuple[FeedbackKind, str, str, str
     if not isinstance(blocks, list):
         return
     for block in blocks[1:]:  # the first block is about the message, the rest one per recipient
+        if not isinstance(block, Message):
+            continue
         action = str(block.get("Action", "")).strip().lower()
         status = str(block.get("Status", "")).strip().split(" ")[0]
         recipient = str(block.get("Final-Recipient") or block.get("Original-Recipient") or "")
