@@ -1,23 +1,43 @@
 """Reading one report received as mail into the feedback it carries, or the reason it carries none.
 
-This module reads RFC 3464 delivery status notifications; other report formats (ARF complaints,
-the common non-standard bounces) and auto-replies are told apart here too as they are added.
-Every message read yields a `ParsedReport`: its feedback, one per recipient it reports on, or
-why it was ignored. Nothing here touches the store.
+Each format has its reader: feedback.arf (complaints), feedback.dsn (RFC 3464 delivery status
+notifications), feedback.nonstandard (plain bounce notices) and feedback.autoreply
+(out-of-office notices, ignored). This module tells which one a message is, in that order,
+and adds what every format shares: the report's key (one event per report and recipient),
+its date, and the clues that name the original message (the envelope recipient, our
+X-Syndicate-Mail header and the Message-ID, from the returned message's part or quoted text).
+Nothing here touches the store, and no bytes make it raise.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
+import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from email import message_from_bytes, policy
-from email.message import EmailMessage, Message
+from email.message import Message
 from email.utils import parsedate_to_datetime
 
-from syndicate.feedback.model import Clues, Feedback, FeedbackKind, Provider
+from syndicate.feedback.arf import read_arf
+from syndicate.feedback.autoreply import AUTO_REPLY, is_auto_reply
+from syndicate.feedback.dsn import read_dsn
+from syndicate.feedback.mime import (
+    address,
+    header,
+    one_line,
+    original_headers,
+    part_of_type,
+    read_message,
+)
+from syndicate.feedback.model import Clues, Feedback, Provider
+from syndicate.feedback.nonstandard import read_nonstandard
+from syndicate.feedback.reading import Reading
 from syndicate.subscribers.verp import MAIL_REF_HEADER
+
+log = logging.getLogger(__name__)
+
+NOT_A_REPORT = "not a report"
+UNREADABLE = "unreadable"  # the reader itself failed on this message: a fault to look at
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,108 +45,91 @@ class ParsedReport:
     """What one message said: feedback per recipient, or why it is none (`ignored`)."""
 
     feedback: tuple[Feedback, ...] = ()
-    ignored: str = ""  # "auto-reply", "not a report", ...
+    ignored: str = ""  # "auto-reply", "not a report", "delayed: not yet a failure", ...
 
 
 def parse_report(raw: bytes, *, reference: str = "", envelope_recipient: str = "") -> ParsedReport:
     """The feedback in the report `raw`; `envelope_recipient` is the address it was delivered to.
 
-    Without `envelope_recipient`, the report's Delivered-To, X-Original-To or To header stands
-    for it (a bounce is addressed to the original message's envelope sender: the VERP address).
+    Without `envelope_recipient`, the report's Delivered-To, X-Original-To, Envelope-To or To
+    header stands for it (a bounce is addressed to the original message's envelope sender:
+    the VERP address).
     """
-    message = message_from_bytes(raw, policy=policy.default)
-    assert isinstance(message, EmailMessage)
+    try:
+        return _parse(raw, reference, one_line(envelope_recipient, 320))
+    except Exception as error:  # the last guard: one odd message stops nothing
+        log.warning("report_unreadable reference=%s error=%s", reference, type(error).__name__)
+        return ParsedReport(ignored=f"{UNREADABLE}: {type(error).__name__}")
+
+
+def _parse(raw: bytes, reference: str, envelope_recipient: str) -> ParsedReport:
+    message = read_message(raw)
     recipient = envelope_recipient or _delivered_to(message)
+    original = original_headers(message)
+    reading = _read(message, original, recipient)
+    if reading.ignored:
+        return ParsedReport(ignored=reading.ignored)
+    clues = Clues(
+        verp_recipient=reading.envelope_sender or recipient,
+        mail_token=reading.mail_token or one_line(header(original, MAIL_REF_HEADER), 200),
+        message_id=reading.message_id or _message_id(header(original, "Message-ID")),
+    )
+    has_clue = bool(clues.verp_recipient or clues.mail_token or clues.message_id)
+    findings = [finding for finding in reading.findings if finding.email or has_clue]
+    if not findings:
+        return ParsedReport(ignored="names no recipient")
     key = _report_key(message, raw)
     occurred = _date(message)
-    status_part = _part(message, "message/delivery-status")
-    if status_part is None:
-        return ParsedReport(ignored="not a report")
-    original = _original_headers(message)
-    clues = Clues(
-        verp_recipient=recipient,
-        mail_token=str(original.get(MAIL_REF_HEADER, "") or "").strip(),
-        message_id=str(original.get("Message-ID", "") or "").strip(),
-    )
-    found = tuple(
-        Feedback(
-            Provider.MAIL,
-            kind,
-            email,
-            f"mail:{key}:{email}",
-            occurred,
-            status=status,
-            diagnostic=diagnostic,
-            reference=reference or key,
-            clues=clues,
+    return ParsedReport(
+        tuple(
+            Feedback(
+                Provider.MAIL, finding.kind, finding.email, f"mail:{key}:{finding.email}",
+                occurred, status=finding.status, diagnostic=finding.diagnostic,
+                reference=reference or key, clues=clues,
+            )
+            for finding in findings
         )
-        for kind, email, status, diagnostic in _dsn_recipients(status_part)
-    )
-    return ParsedReport(found) if found else ParsedReport(ignored="no failed recipient")
+    )  # fmt: skip
+
+
+def _read(message: Message, original: Message, recipient: str) -> Reading:
+    """The reading of the one format `message` is in."""
+    feedback_report = part_of_type(message, "message/feedback-report")
+    if feedback_report is not None:
+        return read_arf(feedback_report, original)
+    status_part = part_of_type(message, "message/delivery-status")
+    if status_part is not None:
+        return read_dsn(status_part)
+    bounce = read_nonstandard(message, recipient)
+    if bounce is not None:
+        return bounce
+    if is_auto_reply(message):
+        return Reading(ignored=AUTO_REPLY)
+    return Reading(ignored=NOT_A_REPORT)
 
 
 def _delivered_to(message: Message) -> str:
-    for name in ("Delivered-To", "X-Original-To", "To"):
-        value = str(message.get(name, "") or "").strip()
-        if value:
-            return value.split(",")[0].strip()
+    for name in ("Delivered-To", "X-Original-To", "Envelope-To", "To"):
+        found = address(header(message, name))
+        if found:
+            return found
     return ""
+
+
+def _message_id(value: str) -> str:
+    """A Message-ID as the ledger keeps it, `<id@domain>`; empty when `value` is none."""
+    found = value.split()
+    return found[0][:250] if found and found[0].startswith("<") and found[0].endswith(">") else ""
 
 
 def _report_key(message: Message, raw: bytes) -> str:
     """The report's Message-ID, or a digest of its bytes when it has none."""
-    message_id = str(message.get("Message-ID", "") or "").strip()
-    return message_id or "sha256:" + hashlib.sha256(raw).hexdigest()
+    return _message_id(header(message, "Message-ID")) or "sha256:" + hashlib.sha256(raw).hexdigest()
 
 
 def _date(message: Message) -> datetime:
     try:
-        moment = parsedate_to_datetime(str(message.get("Date", "")))
-    except (TypeError, ValueError):
+        moment = parsedate_to_datetime(header(message, "Date"))
+    except (TypeError, ValueError, OverflowError, IndexError):
         return datetime.now(UTC)
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
-def _part(message: Message, content_type: str) -> Message | None:
-    for part in message.walk():
-        if part.get_content_type() == content_type:
-            return part
-    return None
-
-
-def _original_headers(message: Message) -> Message:
-    """The headers of the message the report is about (a message/rfc822 or headers part)."""
-    for part in message.walk():
-        kind = part.get_content_type()
-        if kind == "message/rfc822":
-            inner = part.get_payload()
-            if isinstance(inner, list) and inner and isinstance(inner[0], Message):
-                return inner[0]
-        if kind == "text/rfc822-headers":
-            text = part.get_payload(decode=True) or b""
-            return message_from_bytes(bytes(text), policy=policy.default)
-    return Message()
-
-
-def _dsn_recipients(part: Message) -> Iterator[tuple[FeedbackKind, str, str, str]]:
-    """Each reported recipient's (kind, address, status, diagnostic) from a delivery-status part."""
-    blocks = part.get_payload()
-    if not isinstance(blocks, list):
-        return
-    for block in blocks[1:]:  # the first block is about the message, the rest one per recipient
-        if not isinstance(block, Message):
-            continue
-        action = str(block.get("Action", "")).strip().lower()
-        status = str(block.get("Status", "")).strip().split(" ")[0]
-        recipient = str(block.get("Final-Recipient") or block.get("Original-Recipient") or "")
-        email = recipient.partition(";")[2].strip() or recipient.strip()
-        diagnostic = " ".join(str(block.get("Diagnostic-Code", "")).partition(";")[2].split())
-        if not email:
-            continue
-        if action == "failed":
-            kind = FeedbackKind.SOFT if status.startswith("4") else FeedbackKind.HARD
-        elif action == "delivered":
-            kind = FeedbackKind.DELIVERED
-        else:  # delayed, relayed, expanded: nothing has failed yet
-            continue
-        yield kind, email, status, diagnostic
