@@ -23,6 +23,7 @@ from typing import IO, TYPE_CHECKING, Any
 import click
 
 from syndicate import __version__
+from syndicate.cli.bounces import bounces
 from syndicate.cli.context import Context, Group, fail, pass_context
 from syndicate.cli.newsletters import digest, subscribers
 from syndicate.demo import generate_corpus
@@ -336,3 +337,4 @@ def _demo_editions(engine: Engine, settings: Settings, now: datetime) -> None:
 
 main.add_command(digest)
 main.add_command(subscribers)
+main.add_command(bounces)
