@@ -69,6 +69,7 @@ OUTCOMES: dict[str, list[tuple[FeedbackKind, str, str]] | str] = {
     "auto-reply-persian-subject": "auto-reply",  # پاسخ خودکار
     "auto-reply-vacation-precedence": "auto-reply",
     "not-a-report": "not a report",
+    "plain-daemon-success-notice": "not a report",  # from MAILER-DAEMON, but nothing failed
 }
 
 

@@ -61,6 +61,15 @@ _ORIGINAL = re.compile(
     r"message ?-+)[ \t]*$",
     re.I | re.M,
 )
+# Words every failure notice has one of; a daemon's message without them (a "delivered"
+# notice, a moderation hold) is no bounce.
+_FAILURE = re.compile(
+    r"could\s+not\s+be\s+delivered|couldn't\s+be\s+delivered|wasn't\s+delivered|not\s+delivered"
+    r"|undeliver|delivery\s+(?:has\s+)?failed|failed\s+permanently|permanent\s+(?:error|failure)"
+    r"|unable\s+to\s+deliver|(?:address|recipient)(?:\(es\))?\s+failed|returned\s+to\s+sender"
+    r"|rejected|(?<!\d)[45]\d\d[\s-]",
+    re.I,
+)
 _NOT_RECIPIENTS = re.compile(r"^(?:postmaster|mailer-daemon|abuse|hostmaster)@", re.I)
 _HEADER_LINE = re.compile(r"^(?:from|sender|reply-to|return-path|to|cc|received):", re.I)
 
@@ -78,6 +87,8 @@ def read_nonstandard(message: Message, envelope_recipient: str) -> Reading | Non
     message_id = one_line(quoted_header(quoted, "Message-ID"), 250)
     if _DELAYED.search(subject) or _DELAYED.search(report):
         return Reading(ignored=DELAYED)
+    if not (failed_header or _FAILURE.search(report)):
+        return None
     own = {address(header(message, name)).lower() for name in ("From", "To", "Delivered-To")}
     own.add(address(envelope_recipient).lower())
     recipients = _recipients(failed_header, report, own)
