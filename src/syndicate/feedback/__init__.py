@@ -6,6 +6,6 @@ stores it once and suppresses the address when the rules say so. reports reads o
 received as mail (dsn, arf, nonstandard and autoreply: one module a format; classify says
 hard or soft), intake takes it in, and report_files reads messages from files. Reports
 arrive as mail (read from a file, a Maildir or an IMAP mailbox) or as providers' webhooks
-(the web's). May import
-subscribers, the store, settings and the leaves; never delivery, send, web, service or cli.
+(the web's). May import subscribers, the store, settings and the leaves; never delivery,
+send, web, service or cli.
 """
