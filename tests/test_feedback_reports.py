@@ -247,3 +247,14 @@ def test_an_injected_header_is_only_data() -> None:
     )
     emails = [one.email for one in parse_report(raw).feedback]
     assert emails == ["first@mail.example", "second@mail.example", "third@mail.example"]
+
+
+def test_a_failure_after_days_of_delay_is_a_bounce_not_a_delay() -> None:
+    """Words of delay in a notice that has given up do not hide the failure."""
+    raw = _sample("plain-exim-user-unknown").replace(
+        b"This is a permanent error.",
+        b"It was delayed for 96 hours; retry timeout exceeded. This is a permanent error.",
+    )
+    assert [(one.kind, one.email) for one in parse_report(raw).feedback] == [
+        (HARD, "nosuch@old.example")
+    ]

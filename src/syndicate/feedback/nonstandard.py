@@ -55,6 +55,7 @@ _DELAYED = re.compile(
     r"continue|delivery status notification \(delay\)|\bdelayed\b.*\bhours?\b|still being retried",
     re.I,
 )
+_GIVEN_UP = re.compile(r"permanent|given\s+up|giving\s+up|retry\s+time(?:out)?\s+exceeded", re.I)
 _ORIGINAL = re.compile(
     r"^[ \t]*(?:-{2,}[^\n]*(?:copy of (?:the|your) message|original message|returned message|"
     r"undelivered message|below this line)[^\n]*|original message headers:?|-+ ?original "
@@ -85,7 +86,8 @@ def read_nonstandard(message: Message, envelope_recipient: str) -> Reading | Non
     report, quoted = (text[: found.start()], text[found.end() :]) if found else (text, text)
     token = one_line(quoted_header(quoted, MAIL_REF_HEADER), 200)
     message_id = one_line(quoted_header(quoted, "Message-ID"), 250)
-    if _DELAYED.search(subject) or _DELAYED.search(report):
+    delayed = _DELAYED.search(subject) or _DELAYED.search(report)
+    if delayed and not _GIVEN_UP.search(report):
         return Reading(ignored=DELAYED)
     if not (failed_header or _FAILURE.search(report)):
         return None
