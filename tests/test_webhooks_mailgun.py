@@ -188,3 +188,10 @@ def test_any_signed_json_is_answered_without_a_server_error(
     for body in (signed(data, token=next(TOKENS)), signed(shaped, token=next(TOKENS))):
         answer = site.post("mailgun", body)
         assert answer.status_code in (200, 400), answer.text
+
+
+def test_a_body_past_the_limit_is_413_and_changes_nothing(site: WebhookSite) -> None:
+    """A signed body of 5 MB is no provider's: refused before it is read whole."""
+    answer = site.post("mailgun", signed(event(site, reason="x" * 5_000_000)))
+    assert answer.status_code == 413
+    assert site.store() == ([], {})

@@ -175,3 +175,22 @@ def test_any_signed_json_is_answered_without_a_server_error(
     for body in (as_json(value), as_json(shaped)):
         answer = site.post("sendgrid", body, signature(body))
         assert answer.status_code in (200, 400), answer.text
+
+
+def test_hostile_text_in_events_is_stored_on_each_database(
+    tmp_path: Path, database_url: str
+) -> None:
+    """NUL, control characters, lone surrogates and a long reason: stored cleaned, on both stores."""
+    for site in served_site(tmp_path, {"sendgrid_public_key": PUBLIC_KEY}, database_url):
+        body = as_json([
+            event(site, "bounce", type="bounce", status="5.1.1\x00\ud800", sg_event_id="a\x00b",
+                  reason="line\r\nBcc: x@y\x00" + "é" * 20_000),
+            event(site, "spamreport", OTHER, sg_event_id="s" * 500),
+        ])  # fmt: skip
+        answer = site.post("sendgrid", body, signature(body))
+        assert answer.status_code == 200, answer.text
+        assert [row[:4] for row in site.events()] == [
+            ("sendgrid:a b", "sendgrid", "hard", READER),
+            (f"sendgrid:{'s' * 500}"[:200], "sendgrid", "complaint", OTHER),
+        ]
+        assert site.suppressed() == {READER: "bounced", OTHER: "complained"}

@@ -257,3 +257,17 @@ def test_any_signed_json_is_answered_without_a_server_error(
         body = as_json(site.amazon.sign(notification(ses)))
     answer = site.post("ses", body)
     assert answer.status_code in (200, 400, 401), answer.text
+
+
+def test_a_subscription_amazon_does_not_confirm_is_503_for_sns_to_try_again(
+    site: WebhookSite,
+) -> None:
+    """A SubscribeURL on Amazon's host that does not answer 200: 503, so SNS sends it again."""
+    message = {
+        "Type": "SubscriptionConfirmation", "MessageId": "m", "Token": "gone", "TopicArn": TOPIC,
+        "SubscribeURL": "https://sns.eu-west-1.amazonaws.com/?Action=ConfirmSubscription&Token=gone",
+        "Message": "subscribe", "Timestamp": "2026-11-30T08:00:00Z",
+    }  # fmt: skip
+    answer = site.post("ses", as_json(site.amazon.sign(message)))
+    assert answer.status_code == 503
+    assert "SubscribeURL answered 404" in answer.json()["error"]

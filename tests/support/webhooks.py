@@ -169,11 +169,19 @@ class WebhookSite:
         return (self.events(), self.suppressed())
 
 
-def served_site(folder: Path, webhooks: Mapping[str, Any]) -> Iterator[WebhookSite]:
-    """The site with [bounces.webhooks] set to `webhooks`, its edition sent to READERS."""
+def served_site(
+    folder: Path, webhooks: Mapping[str, Any], database_url: str | None = None
+) -> Iterator[WebhookSite]:
+    """The site with [bounces.webhooks] set to `webhooks`, its edition sent to READERS.
+
+    Its store is SQLite in `folder` unless `database_url` names another (an empty one).
+    """
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    settings = site_settings(folder, f"{url}/", bounces={"webhooks": dict(webhooks)})
+    database = {"url": database_url} if database_url else {}
+    settings = site_settings(
+        folder, f"{url}/", bounces={"webhooks": dict(webhooks)}, database=database
+    )
     engine = open_database(settings.database.url)
     try:
         edition_id = _send_edition(engine, settings)
