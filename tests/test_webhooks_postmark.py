@@ -127,3 +127,12 @@ def test_any_json_is_answered_without_a_server_error(
     for body in (as_json(value), as_json(bounce() | {field: value})):
         answer = site.post("postmark", body, basic())
         assert answer.status_code in (200, 400), answer.text
+
+
+@pytest.mark.parametrize("moment", ["0001-01-01T00:00:00+01:00", "yesterday", 1e300, True])
+def test_a_time_that_is_none_is_400_naming_the_field(site: WebhookSite, moment: object) -> None:
+    """A BouncedAt that is no time (or before year 1 once in UTC) is named, never a 500."""
+    answer = site.post("postmark", as_json(bounce(BouncedAt=moment)), basic())
+    assert answer.status_code == 400
+    assert answer.json()["error"].startswith("body.BouncedAt: not a time")
+    assert site.store() == ([], {})

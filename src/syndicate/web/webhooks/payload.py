@@ -95,7 +95,8 @@ def moment(container: Mapping[str, Any], key: str, path: str, default: datetime)
             if re.fullmatch(r"\d+(\.\d+)?", value):
                 return datetime.fromtimestamp(float(value), UTC)
             found = datetime.fromisoformat(value)
-            return found if found.tzinfo else found.replace(tzinfo=UTC)
+            # In UTC here, as the store keeps it: year 1 at +01:00 is before year 1 in UTC.
+            return (found if found.tzinfo else found.replace(tzinfo=UTC)).astimezone(UTC)
         raise TypeError
     except (TypeError, ValueError, OverflowError, OSError):
         raise Malformed(f"{path}.{key}: not a time: {str(value)[:40]!r}") from None

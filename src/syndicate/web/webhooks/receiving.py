@@ -147,6 +147,6 @@ async def _body(request: Request) -> bytes:
 
 
 def _answer(
-    status: int, content: Mapping[str, object], headers: Mapping[str, str] = {}
+    status: int, content: Mapping[str, object], headers: Mapping[str, str] | None = None
 ) -> Response:
     return JSONResponse(content, status_code=status, headers={**NO_STORE, **(headers or {})})

@@ -75,7 +75,7 @@ class Ses:
             return Events(note="subscription confirmed")
         if kind == "UnsubscribeConfirmation":
             return Events(note="unsubscribed; nothing to do")
-        notification = mapping(parse_json(str(message["Message"]).encode(), "body.Message"),
+        notification = mapping(parse_json(str(message["Message"]).encode("utf-8", "surrogatepass"), "body.Message"),
                                "body.Message")  # fmt: skip
         return read_notification(notification, self._outside)
 
