@@ -34,7 +34,8 @@ def bounce(bounce_type: str = "HardBounce", **more: Any) -> dict[str, Any]:
     return {
         "RecordType": "Bounce", "ID": 4323372036854775807, "Type": bounce_type, "TypeCode": 1,
         "Name": "Hard bounce", "MessageID": "883953f4-6105-42a2-a16a-77a8eac79483",
-        "ServerID": 23, "MessageStream": "outbound", "Description": "The server was unable to deliver your message (ex: unknown user, mailbox not found).",
+        "ServerID": 23, "MessageStream": "outbound",
+        "Description": "The server was unable to deliver your message (ex: unknown user).",
         "Details": "smtp;550 5.1.1 The email account that you tried to reach does not exist.",
         "Email": READER, "From": "news@news.example", "BouncedAt": "2026-11-30T08:33:54.9070259Z",
         "DumpAvailable": True, "Inactive": True, "CanActivate": True, "Subject": "Daily",

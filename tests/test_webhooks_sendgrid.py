@@ -1,4 +1,4 @@
-"""/webhooks/sendgrid: SendGrid's signed event batches recorded once, anything else refused unchanged."""
+"""/webhooks/sendgrid: SendGrid's signed event batches recorded once, the rest refused unchanged."""
 
 from __future__ import annotations
 
@@ -24,6 +24,9 @@ PUBLIC_KEY = base64.b64encode(
 ).decode()
 READER, OTHER = READERS
 TIMESTAMP = str(int(NOW.timestamp()))
+ED25519_KEY = (
+    "MCowBQYDK2VwAyEAGb9ECWmEzf6FQbrBZ9w7lshQhqowtrbLDFw4rXAxZuE="  # a key of another kind
+)
 
 
 @pytest.fixture
@@ -52,7 +55,7 @@ def event(site: WebhookSite, name: str, email: str = READER, **more: Any) -> dic
 
 
 def test_a_signed_batch_records_each_event_attributed_by_message_id(site: WebhookSite) -> None:
-    """A bounce and a spam report in one batch: both recorded against the edition, both suppressed."""
+    """A bounce and a spam report in one batch: both attributed to the edition and suppressed."""
     body = as_json([
         event(site, "bounce", type="bounce", status="5.1.1", reason="550 5.1.1 unknown user"),
         event(site, "spamreport", OTHER),
@@ -137,8 +140,9 @@ def test_without_a_public_key_the_webhook_is_not_there(tmp_path: Path) -> None:
         assert site.store() == ([], {})
 
 
-@pytest.mark.parametrize("key", ["not base64!", base64.b64encode(b"not a key").decode(),
-                                 "MCowBQYDK2VwAyEAGb9ECWmEzf6FQbrBZ9w7lshQhqowtrbLDFw4rXAxZuE="])  # fmt: skip
+@pytest.mark.parametrize(
+    "key", ["not base64!", base64.b64encode(b"not a key").decode(), ED25519_KEY]
+)
 def test_a_key_that_is_not_sendgrids_stops_the_settings(key: str) -> None:
     """Garbage, or a key of another kind (Ed25519 here), fails at load, naming the setting."""
     with pytest.raises(ValueError, match=r"sendgrid_public_key[\s\S]*ECDSA P-256"):
@@ -180,7 +184,7 @@ def test_any_signed_json_is_answered_without_a_server_error(
 def test_hostile_text_in_events_is_stored_on_each_database(
     tmp_path: Path, database_url: str
 ) -> None:
-    """NUL, control characters, lone surrogates and a long reason: stored cleaned, on both stores."""
+    """NUL, controls, lone surrogates, a long reason and id: stored cleaned, on both databases."""
     for site in served_site(tmp_path, {"sendgrid_public_key": PUBLIC_KEY}, database_url):
         body = as_json([
             event(site, "bounce", type="bounce", status="5.1.1\x00\ud800", sg_event_id="a\x00b",

@@ -1,4 +1,4 @@
-"""Mail providers' event webhooks: /webhooks/ses, /webhooks/postmark, /webhooks/mailgun, /webhooks/sendgrid.
+"""Mail providers' event webhooks at /webhooks/ses, postmark, mailgun and sendgrid.
 
 Each provider's module checks a request the way that provider signs it and reads its events
 into `syndicate.feedback` values; `receiving` is the request's path through them (the secret

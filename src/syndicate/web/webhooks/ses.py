@@ -75,8 +75,8 @@ class Ses:
             return Events(note="subscription confirmed")
         if kind == "UnsubscribeConfirmation":
             return Events(note="unsubscribed; nothing to do")
-        notification = mapping(parse_json(str(message["Message"]).encode("utf-8", "surrogatepass"), "body.Message"),
-                               "body.Message")  # fmt: skip
+        carried = str(message["Message"]).encode("utf-8", "surrogatepass")
+        notification = mapping(parse_json(carried, "body.Message"), "body.Message")
         return read_notification(notification, self._outside)
 
 
