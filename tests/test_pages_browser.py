@@ -58,6 +58,10 @@ NOT_PAGES = {
     ("GET", "/metrics"): "Prometheus text",
     ("GET", "/style.css"): "the pages' stylesheet",
     ("GET", "/subscribe/style.css"): "the subscription pages' stylesheet",
+    **{
+        ("POST", f"/webhooks/{name}"): "a provider's JSON webhook (tests/test_webhooks_*.py)"
+        for name in ("ses", "postmark", "mailgun", "sendgrid")
+    },
 }
 FEEDS_INDEX = ("GET", "/feeds/")  # the feed files' fast path, outside Starlette's routes
 NOT_FOUND = "no route: 404"

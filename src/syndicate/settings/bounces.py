@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BeforeValidator, Field, SecretStr
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.serialization import load_der_public_key
+from pydantic import AfterValidator, BeforeValidator, Field, SecretStr
 
 from syndicate.settings.fields import Section, unset_when_empty
 
@@ -27,6 +31,26 @@ class ImapSettings(Section):
     )
 
 
+def sendgrid_key(text: str) -> ec.EllipticCurvePublicKey | None:
+    """SendGrid's verification key from its base64 DER text; None when unset, else ValueError."""
+    if not text.strip():
+        return None
+    try:
+        key = load_der_public_key(base64.b64decode("".join(text.split()), validate=True))
+    except (binascii.Error, ValueError):
+        key = None
+    if not isinstance(key, ec.EllipticCurvePublicKey) or key.curve.name != "secp256r1":
+        raise ValueError(
+            "not an ECDSA P-256 public key in base64 DER, as SendGrid's Mail Settings show it"
+        )
+    return key
+
+
+def _sendgrid_key_text(text: str) -> str:
+    sendgrid_key(text)
+    return text.strip()
+
+
 class WebhookSettings(Section):
     """Mail providers' event webhooks, each answered only while its secret is set."""
 
@@ -40,7 +64,7 @@ class WebhookSettings(Section):
     mailgun_signing_key: SecretStr = Field(
         SecretStr(""), description="Mailgun's HTTP webhook signing key."
     )
-    sendgrid_public_key: str = Field(
+    sendgrid_public_key: Annotated[str, AfterValidator(_sendgrid_key_text)] = Field(
         "", description="SendGrid's event webhook verification key (base64 DER, ECDSA P-256)."
     )
 

@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import Engine
 from starlette.routing import Mount
 
+from syndicate.feedback.intake import feedback_rules
 from syndicate.send.confirmation import confirmation_sender
 from syndicate.settings import Settings
 from syndicate.store.database import with_lock_timeout
@@ -16,10 +17,18 @@ from syndicate.subscribers.tokens import secret_key
 from syndicate.web.app import create_app
 from syndicate.web.archive import archive_routes
 from syndicate.web.subscriptions.app import create_subscription_app
+from syndicate.web.webhooks.receiving import Outside
+from syndicate.web.webhooks.routes import webhook_routes
 
 
-def create_site(engine: Engine, settings: Settings) -> Callable[..., Any]:
-    """The app `syndicate serve` and `syndicate run` serve, wired from `settings`."""
+def create_site(
+    engine: Engine, settings: Settings, *, outside: Outside | None = None
+) -> Callable[..., Any]:
+    """The app `syndicate serve` and `syndicate run` serve, wired from `settings`.
+
+    `outside` is what the webhooks reach beyond a request (Amazon's hosts, the clock); tests
+    give a stand-in.
+    """
     # A reader waiting for a page is not a batch job: requests give up on SQLite's write lock
     # sooner ([web] lock_timeout) and answer 503, while jobs on `engine` wait their own bound.
     requests = with_lock_timeout(engine, settings.web.lock_timeout)
@@ -34,6 +43,12 @@ def create_site(engine: Engine, settings: Settings) -> Callable[..., Any]:
     )
     routes = [
         Mount(MOUNT_PATH, app=subscriptions),
+        *webhook_routes(
+            requests,
+            settings.bounces.webhooks,
+            feedback_rules(engine, settings),
+            outside or Outside(),
+        ),
         *archive_routes(
             requests,
             site_title=settings.site.title_in,
