@@ -181,3 +181,31 @@ def test_input_that_is_no_mailbox_stops_before_anything_is_read(
 def _write(path: Path, content: bytes) -> Path:
     path.write_bytes(content)
     return path
+
+
+def test_a_report_the_store_cannot_take_asks_the_pipe_to_try_again(
+    tmp_path: Path, sqlite_engine: Engine
+) -> None:
+    """The store locked past its timeout: exit 75, so the mail server keeps the report; later it is taken."""
+    from tests.support.sqlite_lock import LockHolder
+
+    _readers(sqlite_engine)
+    url = sqlite_engine.url.render_as_string(hide_password=False)
+    raw = _sample("dsn-postfix-user-unknown").decode()
+    holder = LockHolder(Path(str(sqlite_engine.url.database)))
+    holder.hold()
+    try:
+        locked = syndicate(
+            "bounces", "read", "-", cwd=tmp_path, stdin=raw,
+            env={"SYNDICATE_DATABASE__URL": url, "SYNDICATE_DATABASE__LOCK_TIMEOUT": "0.1",
+                 "SYNDICATE_SECURITY__SECRET_KEY": SECRET},
+        )  # fmt: skip
+    finally:
+        holder.release()
+        holder.close()
+    assert locked.returncode == 75, locked.stderr
+    assert "the store failed" in locked.stderr
+    assert _events(sqlite_engine) == 0
+    retried = _read(tmp_path, url, "-", stdin=raw)
+    assert retried.returncode == 0, retried.stderr
+    assert _events(sqlite_engine) == 1

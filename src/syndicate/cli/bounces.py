@@ -4,7 +4,9 @@ Composition only, as in cli.commands: reports in from files or standard input, e
 in by feedback.intake (parsed, recorded once, suppressing by the [bounces] rules), one line
 per message on standard output, progress and the summary on standard error, and an exit
 status that tells the truth: 0 every message read, 1 one could not be (named; the rest go
-on), 2 an input that is no mailbox (nothing read then).
+on), 2 an input that is no mailbox (nothing read then), and 75 (EX_TEMPFAIL) when the one
+message on standard input could not be stored: a mail server delivering to this command as a
+pipe keeps the report and tries again later, so nothing is lost while the store is down.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ if TYPE_CHECKING:
     from syndicate.feedback.record import FeedbackRules
 
 STDIN = "-"
+TRY_AGAIN = 75  # EX_TEMPFAIL (sysexits.h): what Postfix and Exim retry a pipe delivery on
 
 
 @click.group(cls=Group)
@@ -77,6 +80,8 @@ def read_bounces(context: Context, sources: tuple[str, ...], recipient: str) -> 
                 tally.take(engine, rules, reference, raw, recipient)
                 bar.advance()
     click.echo(tally.summary(), err=True)
+    if tally.store_failed and names == (STDIN,):
+        sys.exit(TRY_AGAIN)
     sys.exit(1 if tally.failed else 0)
 
 
@@ -89,6 +94,7 @@ class Tally:
         self.outcomes: Counter[str] = Counter()
         self.messages = 0
         self.failed = 0
+        self.store_failed = 0  # of those failed, the ones the store could not take
 
     def take(
         self,
@@ -113,6 +119,7 @@ class Tally:
                 engine, raw, rules, reference=reference, envelope_recipient=recipient
             )
         except SQLAlchemyError as error:  # this message's record failed; the rest may not
+            self.store_failed += 1
             self._failed(reference, f"the store failed: {str(error).splitlines()[0]}")
             return
         if taken.ignored.startswith(UNREADABLE):
