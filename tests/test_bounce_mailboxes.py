@@ -37,6 +37,7 @@ from syndicate.subscribers.verp import MailRef, Verp
 from tests.support.dovecot import Dovecot
 from tests.support.mailbox_reports import auto_reply, dsn
 from tests.support.subscribers import add_subscribers
+from tests.support.waiting import PATIENCE, wait_for
 
 SECRET = "the secret the bounce tests sign with"
 BOUNCES = "bounces@news.example"
@@ -188,6 +189,53 @@ def test_a_store_that_fails_leaves_every_imap_report_where_it_was(
     assert dovecot.messages("Processed") == []
 
 
+@pytest.mark.parametrize("security", ["tls", "starttls"])
+def test_reports_are_read_over_tls_and_starttls(
+    sqlite_engine: Engine, dovecot: Dovecot, security: str
+) -> None:
+    """Over implicit TLS and over STARTTLS, the server's certificate checked, reports are taken."""
+    [ada, *_] = reports(sqlite_engine)
+    dovecot.append(ada)
+    imap = dovecot.settings(security, processed_folder="Processed")
+    settings = settings_for(imap=imap.model_dump())
+    mailbox = ImapMailbox(imap, tls_context=dovecot.tls_context())
+    reading = read_imap(mailbox, taker(sqlite_engine, settings), threading.Event())
+    assert counts(reading) == (1, 1, 0, 0), reading.error
+    assert len(dovecot.messages("Processed")) == 1
+
+
+def test_a_server_whose_certificate_is_not_trusted_is_refused(
+    sqlite_engine: Engine, dovecot: Dovecot
+) -> None:
+    """The default context verifies: a self-signed certificate stops the reading, nothing moved."""
+    [ada, *_] = reports(sqlite_engine)
+    dovecot.append(ada)
+    settings = settings_for(imap=dovecot.settings("tls").model_dump())
+    [reading] = read_bounce_mailboxes(sqlite_engine, settings)
+    assert counts(reading) == (0, 0, 0, 0)
+    assert "CERTIFICATE_VERIFY_FAILED" in reading.error
+    assert [seen for _, seen in dovecot.messages("INBOX")] == [False]
+
+
+def test_folder_names_in_any_script_reach_the_server_whole(
+    sqlite_engine: Engine, dovecot: Dovecot
+) -> None:
+    """A folder named "Rapports/Traités & lus" is created and filled as named (modified UTF-7)."""
+    for raw in reports(sqlite_engine):
+        dovecot.append(raw, folder="Rebonds")
+    imap = dovecot.settings(folder="Rebonds", processed_folder="Traités & lus")
+    settings = settings_for(imap=imap.model_dump())
+    [reading] = read_bounce_mailboxes(sqlite_engine, settings)
+    assert counts(reading) == (3, 2, 1, 0), reading.error
+    client = dovecot.client()
+    try:
+        _, listed = client.list()
+    finally:
+        client.logout()
+    assert any(line.endswith(b'"Trait&AOk-s &- lus"') for line in listed), listed
+    assert len(dovecot.messages('"Trait&AOk-s &- lus"')) == 3
+
+
 def test_a_wrong_password_is_an_error_that_touches_nothing(
     sqlite_engine: Engine, dovecot: Dovecot
 ) -> None:
@@ -317,6 +365,23 @@ def test_the_leader_runs_the_bounces_job_and_status_shows_it(
     shown = format_status(read_status(sqlite_engine, settings), settings)
     assert "bounces  (every 30 s)" in shown
     assert "source=maildir messages=3 recorded=2 ignored=1 failed=0" in shown
+
+
+def test_a_started_scheduler_reads_the_mailbox_at_once(
+    sqlite_engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`syndicate run`'s scheduler, once leading, takes the waiting reports without being asked."""
+    monkeypatch.chdir(tmp_path)  # its other jobs write the default var/ and feeds/ here
+    folder = tmp_path / "bounces"
+    maildir_with(folder, reports(sqlite_engine))
+    scheduler = Scheduler(sqlite_engine, settings_for(maildir=str(folder)))
+    scheduler.start()
+    try:
+        wait_for(lambda: "bounces" in last_runs(sqlite_engine), PATIENCE, "the bounces job")
+    finally:
+        scheduler.shutdown()
+    assert suppressed(sqlite_engine) == PEOPLE[:2]
+    assert files(folder, "new") == []
 
 
 def test_without_a_mailbox_there_is_no_bounces_job(sqlite_engine: Engine) -> None:

@@ -1,25 +1,33 @@
-"""A real IMAP server for tests: a private Dovecot on a free loopback port, its files under tmp_path.
+"""A real IMAP server for tests: a private Dovecot on free loopback ports, its files under tmp_path.
 
 Debian's dovecot-imapd (installed by .ci/run). The instance has its own configuration (nothing
-of /etc/dovecot is read), base_dir, state and mail location under the test's folder, one
-passwd-file user with a plain password, and plaintext login allowed (on loopback, no TLS).
-Mail processes run as the user the tests run as. A test without the binary is skipped, saying so.
+of /etc/dovecot is read), base_dir, state and mail location under the test's folder (but for
+the mail when run as root, see the fixture), one passwd-file user with a plain password,
+plaintext login allowed (on loopback), and TLS on a second port (STARTTLS on the first) with
+a self-signed certificate for 127.0.0.1. A test without the binary is skipped, saying so.
 """
 
 from __future__ import annotations
 
 import imaplib
+import ipaddress
 import os
 import pwd
 import shutil
 import socket
+import ssl
 import subprocess
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from syndicate.settings.bounces import ImapSettings
 from tests.support.ports import free_port
@@ -37,7 +45,9 @@ state_dir = {root}/state
 log_path = {root}/dovecot.log
 protocols = imap
 listen = 127.0.0.1
-ssl = no
+ssl = yes
+ssl_cert = <{root}/cert.pem
+ssl_key = <{root}/key.pem
 disable_plaintext_auth = no
 auth_mechanisms = plain login
 default_login_user = {login_user}
@@ -60,7 +70,8 @@ service imap-login {{
     port = {port}
   }}
   inet_listener imaps {{
-    port = 0
+    address = 127.0.0.1
+    port = {tls_port}
   }}
   chroot =
 }}
@@ -84,19 +95,24 @@ class Dovecot:
     """A running private Dovecot: how to reach its one mailbox, and a client to fill it."""
 
     root: Path
-    port: int
+    port: int  # plain IMAP, and STARTTLS
+    tls_port: int  # IMAP over TLS
 
-    def settings(self, **changes: object) -> ImapSettings:
-        """[bounces.imap] for this server's mailbox (plain IMAP on loopback)."""
+    def settings(self, security: str = "none", **changes: object) -> ImapSettings:
+        """[bounces.imap] for this server's mailbox (plain IMAP on loopback by default)."""
         fields: dict[str, object] = {
             "host": "127.0.0.1",
-            "port": self.port,
-            "security": "none",
+            "port": self.tls_port if security == "tls" else self.port,
+            "security": security,
             "username": USER,
             "password": PASSWORD,
             **changes,
         }
         return ImapSettings(**fields)  # type: ignore[arg-type]
+
+    def tls_context(self) -> ssl.SSLContext:
+        """A client context that trusts this server's certificate (and checks its name)."""
+        return ssl.create_default_context(cafile=str(self.root / "cert.pem"))
 
     def client(self) -> imaplib.IMAP4:
         """A logged-in IMAP client of the mailbox (log it out when done)."""
@@ -131,6 +147,36 @@ class Dovecot:
             client.logout()
 
 
+def write_certificate(cert_file: Path, key_file: Path) -> None:
+    """A self-signed certificate for 127.0.0.1 and its key, as PEM files."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.now(UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+
+
 def _running(port: int) -> bool:
     with socket.socket() as probe:
         return probe.connect_ex(("127.0.0.1", port)) == 0
@@ -144,7 +190,8 @@ def dovecot(tmp_path: Path) -> Iterator[Dovecot]:
     root = tmp_path / "dovecot"
     for folder in ("run", "state"):
         (root / folder).mkdir(parents=True)
-    port = free_port()
+    port, tls_port = free_port(), free_port()
+    write_certificate(root / "cert.pem", root / "key.pem")
     account = pwd.getpwuid(os.getuid())
     if account.pw_uid == 0:
         # Dovecot runs neither login processes nor mail access as root. As root (CI), they run
@@ -162,7 +209,7 @@ def dovecot(tmp_path: Path) -> Iterator[Dovecot]:
     config = root / "dovecot.conf"
     config.write_text(
         CONFIG.format(
-            root=root, mail=mail, port=port, uid=mail_account.pw_uid, gid=mail_account.pw_gid,
+            root=root, mail=mail, port=port, tls_port=tls_port, uid=mail_account.pw_uid, gid=mail_account.pw_gid,
             system_user=account.pw_name, login_user=login_user, internal_user=internal_user,
         )
     )  # fmt: skip
@@ -178,8 +225,9 @@ def dovecot(tmp_path: Path) -> Iterator[Dovecot]:
         log = (root / "dovecot.log").read_text() if (root / "dovecot.log").exists() else ""
         raise AssertionError(f"dovecot did not start: {errors.read_text()}{log}")
     try:
-        wait_for(lambda: _running(port), PATIENCE, f"dovecot to listen on port {port}")
-        yield Dovecot(root, port)
+        both = (port, tls_port)
+        wait_for(lambda: all(map(_running, both)), PATIENCE, f"dovecot on ports {both}")
+        yield Dovecot(root, port, tls_port)
     finally:
         subprocess.run(
             [DOVECOT, "-c", str(config), "stop"], stdin=subprocess.DEVNULL,

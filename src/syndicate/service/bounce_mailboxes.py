@@ -115,7 +115,8 @@ def _take_one(reading: MailboxReading, take: Take, raw: bytes, reference: str) -
         raise
     except Exception as error:  # one message that cannot be read must not stop the others
         reading.failed += 1
-        log.exception("bounce not recorded source=%s reference=%s", reading.source, reference)
+        where = logfmt(reference)
+        log.exception("bounce not recorded source=%s reference=%s", reading.source, where)
         reading.error = reading.error or f"{type(error).__name__}: {error}"
         return False
     if taken.ignored:
@@ -124,8 +125,9 @@ def _take_one(reading: MailboxReading, take: Take, raw: bytes, reference: str) -
         reading.recorded += 1
     for line in taken.lines():
         log.info(
-            "bounce source=%s reference=%s outcome=%s", reading.source, reference, logfmt(line)
-        )
+            "bounce source=%s reference=%s outcome=%s",
+            reading.source, logfmt(reference), logfmt(line),
+        )  # fmt: skip
     return True
 
 

@@ -2,12 +2,16 @@
 
 The standard library's imaplib is enough for the few commands needed (LOGIN, SELECT, UID
 SEARCH, UID FETCH, UID MOVE or COPY/STORE/EXPUNGE, CREATE), so no dependency is added. It does
-not quote arguments: folder and user names are quoted here (RFC 3501 quoted strings).
+not quote arguments: folder and user names are quoted here (RFC 3501 quoted strings), a
+folder's name in modified UTF-7 (RFC 3501 5.1.3), so any name [bounces.imap] gives is sent as
+one argument.
 """
 
 from __future__ import annotations
 
+import base64
 import imaplib
+import re
 import ssl
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -74,7 +78,7 @@ class ImapFolder:
         self.client = client
         self.settings = settings
         self.where = f"imap://{settings.username}@{settings.host}/{settings.folder}"
-        _ok(client.select(quoted(settings.folder)), f"select {settings.folder}")
+        _ok(client.select(mailbox_name(settings.folder)), f"select {settings.folder}")
         _, validity = client.response("UIDVALIDITY")
         self.uid_validity = _text(validity[0]) if validity and validity[0] else ""
         self.moves = "MOVE" in client.capabilities
@@ -82,7 +86,7 @@ class ImapFolder:
         if settings.processed_folder:
             # CREATE fails when the folder exists; either way it is there afterwards (or the
             # first move says why not).
-            client.create(quoted(settings.processed_folder))
+            client.create(mailbox_name(settings.processed_folder))
 
     def waiting(self) -> list[str]:
         """The UIDs to read: every message, or only the unseen ones when nothing is moved."""
@@ -104,9 +108,9 @@ class ImapFolder:
         if not target:
             _ok(client.uid("STORE", uid, "+FLAGS.SILENT", r"(\Seen)"), f"flag {uid}")
         elif self.moves:
-            _ok(client.uid("MOVE", uid, quoted(target)), f"move {uid} to {target}")
+            _ok(client.uid("MOVE", uid, mailbox_name(target)), f"move {uid} to {target}")
         else:
-            _ok(client.uid("COPY", uid, quoted(target)), f"copy {uid} to {target}")
+            _ok(client.uid("COPY", uid, mailbox_name(target)), f"copy {uid} to {target}")
             _ok(client.uid("STORE", uid, "+FLAGS.SILENT", r"(\Deleted)"), f"delete {uid}")
             # UID EXPUNGE removes this message alone; a plain EXPUNGE, all flagged \Deleted.
             if self.uid_expunge:
@@ -120,8 +124,24 @@ class ImapFolder:
 
 
 def quoted(text: str) -> str:
-    """`text` as an IMAP quoted string."""
+    """`text` (a user name) as an IMAP quoted string: printable ASCII only."""
+    if _UNPRINTABLE.search(text):
+        raise MailboxError(f"{text!r} is not printable ASCII, which IMAP's LOGIN needs")
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def mailbox_name(name: str) -> str:
+    """A folder's `name` as IMAP sends it: modified UTF-7 (RFC 3501 5.1.3), quoted."""
+    return quoted(_UNPRINTABLE.sub(lambda run: _utf7(run.group()), name.replace("&", "&-")))
+
+
+_UNPRINTABLE = re.compile(r"[^\x20-\x7e]+")  # a run of what modified UTF-7 must encode
+
+
+def _utf7(run: str) -> str:
+    """A run of characters outside printable ASCII: "&", base64 of its UTF-16 (, for /), "-"."""
+    encoded = base64.b64encode(run.encode("utf-16-be")).decode("ascii").rstrip("=")
+    return "&" + encoded.replace("/", ",") + "-"
 
 
 def _ok(answer: tuple[str, list[Any]], what: str) -> list[Any]:
