@@ -47,7 +47,7 @@ class MailboxReading:
     recorded: int = 0  # reports recorded (or found recorded before) and marked read
     ignored: int = 0  # not reports (auto-replies, ...): marked read, nothing recorded
     failed: int = 0  # could not be recorded: left unread for the next poll
-    error: str = ""  # the mailbox could not be read at all (or stopped being readable)
+    error: str = ""  # why the mailbox could not be read (or a message not recorded), if so
 
     @property
     def ok(self) -> bool:
@@ -117,7 +117,7 @@ def _take_one(reading: MailboxReading, take: Take, raw: bytes, reference: str) -
         reading.failed += 1
         where = logfmt(reference)
         log.exception("bounce not recorded source=%s reference=%s", reading.source, where)
-        reading.error = reading.error or f"{type(error).__name__}: {error}"
+        reading.error = reading.error or reason(error)
         return False
     if taken.ignored:
         reading.ignored += 1
@@ -148,7 +148,7 @@ def read_maildir(folder: Path, take: Take, stop: threading.Event) -> MailboxRead
             if _take_one(reading, take, raw, f"maildir:{path.name.partition(INFO)[0]}"):
                 mark_seen(folder, path)
     except (OSError, SQLAlchemyError) as error:
-        reading.error = f"{type(error).__name__}: {error}"
+        reading.error = reason(error)
     return reading
 
 
@@ -189,5 +189,11 @@ def read_imap(mailbox: ImapMailbox, take: Take, stop: threading.Event) -> Mailbo
                 if _take_one(reading, take, raw, folder.reference(uid)):
                     folder.done(uid)
     except (MailboxError, OSError, SQLAlchemyError) as error:
-        reading.error = f"{type(error).__name__}: {error}"
+        reading.error = reason(error)
     return reading
+
+
+def reason(error: Exception) -> str:
+    """An error as one short line: its type and its first line (not a statement's parameters)."""
+    lines = str(error).splitlines()
+    return f"{type(error).__name__}: {lines[0] if lines else ''}".strip()
