@@ -204,13 +204,14 @@ def test_reports_are_read_over_tls_and_starttls(
     assert len(dovecot.messages("Processed")) == 1
 
 
+@pytest.mark.parametrize("security", ["tls", "starttls"])
 def test_a_server_whose_certificate_is_not_trusted_is_refused(
-    sqlite_engine: Engine, dovecot: Dovecot
+    sqlite_engine: Engine, dovecot: Dovecot, security: str
 ) -> None:
     """The default context verifies: a self-signed certificate stops the reading, nothing moved."""
     [ada, *_] = reports(sqlite_engine)
     dovecot.append(ada)
-    settings = settings_for(imap=dovecot.settings("tls").model_dump())
+    settings = settings_for(imap=dovecot.settings(security).model_dump())
     [reading] = read_bounce_mailboxes(sqlite_engine, settings)
     assert counts(reading) == (0, 0, 0, 0)
     assert "CERTIFICATE_VERIFY_FAILED" in reading.error

@@ -10,6 +10,7 @@ one argument.
 from __future__ import annotations
 
 import base64
+import contextlib
 import imaplib
 import re
 import ssl
@@ -66,7 +67,12 @@ class ImapMailbox:
             )
         client = imaplib.IMAP4(settings.host, settings.port, timeout=TIMEOUT)
         if settings.security == "starttls":
-            client.starttls(ssl_context=self.tls_context)
+            try:
+                client.starttls(ssl_context=self.tls_context)
+            except BaseException:  # not offered, or the certificate refused: close the socket
+                with contextlib.suppress(OSError):  # (a failed handshake closed it already)
+                    client.shutdown()
+                raise
         return client
 
 
