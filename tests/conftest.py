@@ -18,6 +18,8 @@ pytest_plugins = [
     "tests.support.smtp_server",  # serve: aiosmtpd servers on loopback
     "tests.support.chromium",  # browser: headless Chromium, for the browser tests
     "tests.support.service",  # demo_corpus, services: `syndicate run` in a subprocess
+    "tests.support.dovecot",  # dovecot: a private IMAP server on loopback
+    "tests.support.postfix",  # postfix_relay: private Postfix instances on loopback
 ]
 
 # Property tests must not depend on the machine's speed: no per-example deadline, no health

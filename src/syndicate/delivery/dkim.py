@@ -37,6 +37,9 @@ SIGNED_HEADERS = (
     b"mime-version",
     b"content-type",
 )
+# X-Syndicate-Mail (the VERP token) is left unsigned: the token carries its own HMAC, so an
+# altered one attributes nothing whether DKIM covers it or not, and a relay that drops X-
+# headers (some do) leaves the signature whole.
 # Named once more though each occurs once: a second From, Subject or List-Unsubscribe added on
 # the way then breaks the signature instead of riding on it (RFC 6376 8.15, "oversigning").
 OVERSIGNED = (b"from", b"to", b"subject", b"list-unsubscribe", b"list-unsubscribe-post")

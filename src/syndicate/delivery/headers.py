@@ -50,6 +50,11 @@ _URL = re.compile(r"https?://[A-Za-z0-9._~:/?#\[\]@!$&'()*+,;=%-]{1,900}")
 _ATOMS = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~ -]+")  # a phrase that needs no quotes
 # Gmail's Feedback Loop: "a:b:c:SenderId", up to four identifiers, the last naming the sender.
 _FEEDBACK_ID = re.compile(r"[A-Za-z0-9._-]{1,64}(?::[A-Za-z0-9._-]{1,64}){0,3}")
+# A VERP token as subscribers.verp mints it: lower-case base32, no padding.
+_MAIL_TOKEN = re.compile(r"[a-z2-7]{1,80}")
+# The name subscribers.verp.MAIL_REF_HEADER gives it; the two rooms may not import each other,
+# so tests/test_verp_mail.py holds the names equal.
+MAIL_REF_NAME = "X-Syndicate-Mail"
 # Unicode categories a non-ASCII character of a local part may not have: controls, formats,
 # surrogates, private use, unassigned (C*), and separators (Z*), which no address holds.
 _UNSAFE = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zs", "Zl", "Zp"})
@@ -257,6 +262,15 @@ def feedback_id(value: str) -> bytes:
     if not _FEEDBACK_ID.fullmatch(value):
         raise MessageError(f"not a Feedback-ID (a:b:c:SenderId): {value!r}")
     return header("Feedback-ID", [value])
+
+
+def mail_ref(token: str) -> bytes:
+    """The X-Syndicate-Mail field naming the message by its VERP token, or nothing for none."""
+    if not token:
+        return b""
+    if not _MAIL_TOKEN.fullmatch(token):
+        raise MessageError(f"not a mail token: {token!r}")
+    return header(MAIL_REF_NAME, [token])
 
 
 def date(moment: datetime | None) -> bytes:

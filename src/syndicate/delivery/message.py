@@ -92,6 +92,7 @@ class Letter:
     message_id_domain: str = ""  # empty for the From address's domain
     date: datetime | None = None  # timezone-aware; empty for now
     feedback_id: str = ""  # Gmail's Feedback-ID ("a:b:c:SenderId"); empty for none
+    mail_token: str = ""  # the VERP token naming recipient and edition (X-Syndicate-Mail)
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +114,7 @@ class Notice:
     unsubscribe_mailto: str = ""  # an address; empty for unsubscribe@ the From address's domain
     list_id: str = ""  # such as "confirmation.en.site.example"
     list_name: str = ""
+    mail_token: str = ""  # the VERP token naming recipient and mail (X-Syndicate-Mail)
 
 
 def build_message(
@@ -144,6 +146,7 @@ def build_message(
                 headers.list_unsubscribe(letter.unsubscribe_url, mailto),
                 ONE_CLICK,
                 headers.feedback_id(letter.feedback_id),
+                headers.mail_ref(letter.mail_token),
                 *_alternative(message_id, *parts),
             )
         )
@@ -177,6 +180,7 @@ def build_notice(notice: Notice) -> MessageBytes:
                 AUTO_SUBMITTED,
                 *unsubscribe,
                 headers.feedback_id(notice.feedback_id),
+                headers.mail_ref(notice.mail_token),
                 *_alternative(
                     message_id,
                     encode_readable(notice.text, _boundary(message_id)),

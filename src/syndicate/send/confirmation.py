@@ -1,7 +1,8 @@
 """The confirmation mail: a new subscriber's link, sent the moment the subscription page asks.
 
-Built like a digest's messages (send.plan's sender domain and Feedback-ID) and sent at once
-through the transport [mail] names; no ledger records it.
+Built like a digest's messages (send.plan's sender domain and Feedback-ID, send.envelopes'
+VERP sender and X-Syndicate-Mail token) and sent at once through the transport [mail] names;
+no ledger records it.
 """
 
 from __future__ import annotations
@@ -9,31 +10,42 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from email.utils import parseaddr
 
 from syndicate.delivery.configured import transport_from_settings
 from syndicate.delivery.message import MessageBytes, Notice, build_notice, make_message_id
 from syndicate.i18n.catalogs import direction, gettext
 from syndicate.i18n.templating import environment
+from syndicate.send.envelopes import Envelope, Envelopes
 from syndicate.send.plan import feedback_id, sender_domain
 from syndicate.settings import Settings
 from syndicate.subscribers.links import ConfirmationRequest
+from syndicate.subscribers.verp import CONFIRMATION
 
 log = logging.getLogger(__name__)
 
 
-def confirmation_sender(settings: Settings) -> Callable[[ConfirmationRequest], None]:
-    """A function that mails a confirmation link (the subscription pages call it)."""
+def confirmation_sender(
+    settings: Settings, secret: str = ""
+) -> Callable[[ConfirmationRequest], None]:
+    """A function that mails a confirmation link (the subscription pages call it).
+
+    With `secret` (the key the links are signed with), a request that names its subscriber
+    is sent with a VERP envelope sender and token, as a digest is.
+    """
+    envelopes = Envelopes(settings.mail, secret)
 
     def send(request: ConfirmationRequest) -> None:
-        message = confirmation_message(settings, request)
-        asyncio.run(_deliver_one(settings, request.email, message))
+        envelope = envelopes.plain if request.pk is None else envelopes.of(request.pk, CONFIRMATION)
+        message = confirmation_message(settings, request, mail_token=envelope.mail_token)
+        asyncio.run(_deliver_one(settings, request.email, message, envelope))
         log.info("confirmation sent language=%s", request.language)
 
     return send
 
 
-def confirmation_message(settings: Settings, request: ConfirmationRequest) -> MessageBytes:
+def confirmation_message(
+    settings: Settings, request: ConfirmationRequest, *, mail_token: str = ""
+) -> MessageBytes:
     """The confirmation mail: a short text and HTML note with the link, in the reader's language.
 
     Built like a digest, header by header, never by the email package's folding: a name
@@ -66,14 +78,16 @@ def confirmation_message(settings: Settings, request: ConfirmationRequest) -> Me
             unsubscribe_mailto=settings.mail.unsubscribe_mailto,
             list_id=f"confirmation.{language}.{domain}",
             list_name=site,
+            mail_token=mail_token,
         )
     )
 
 
-async def _deliver_one(settings: Settings, recipient: str, message: bytes) -> None:
+async def _deliver_one(
+    settings: Settings, recipient: str, message: bytes, envelope: Envelope
+) -> None:
     transport = transport_from_settings(settings.mail)
     try:
-        envelope_from = parseaddr(settings.mail.from_address)[1]
-        await transport.send(envelope_from, recipient, message)
+        await transport.send(envelope.sender, recipient, message)
     finally:
         await transport.close()

@@ -32,6 +32,7 @@ from syndicate.digests.model import Edition
 from syndicate.digests.render import CompiledEdition, EditionRenderer
 from syndicate.domain.periods import DIGEST_KINDS
 from syndicate.i18n.catalogs import gettext
+from syndicate.send.envelopes import Envelopes
 from syndicate.settings import MailSettings, Settings
 from syndicate.store.database import reading
 from syndicate.store.schema import subscriber
@@ -44,8 +45,12 @@ log = logging.getLogger(__name__)
 
 def subscription_links(engine: Engine, settings: Settings) -> SubscriptionLinks:
     """Link minting with the configured (or stored) secret key."""
-    secret = secret_key(engine, settings.security.secret_key.get_secret_value())
-    return SubscriptionLinks(Tokens(secret), str(settings.web.public_url))
+    return SubscriptionLinks(Tokens(signing_key(engine, settings)), str(settings.web.public_url))
+
+
+def signing_key(engine: Engine, settings: Settings) -> str:
+    """The secret key that signs links and VERP tokens: configured, or kept in the store."""
+    return secret_key(engine, settings.security.secret_key.get_secret_value())
 
 
 def sender_domain(from_address: str) -> str:
@@ -66,7 +71,9 @@ def plan_send(
     signer: DkimSigner | None,
 ) -> SendPlan:
     """Everything the ledger needs to send `edition`: recipients, composing, sending."""
-    composer = EditionComposer(edition, settings, subscription_links(engine, settings), signer)
+    secret = signing_key(engine, settings)
+    links = SubscriptionLinks(Tokens(secret), str(settings.web.public_url))
+    composer = EditionComposer(edition, settings, links, signer, Envelopes(settings.mail, secret))
     # What every letter shares is checked once, on a letter to nobody: a From address or a
     # Feedback-ID that cannot be sent would fail everyone alike, so it stops the send first.
     composer.check_shared()
@@ -108,8 +115,13 @@ class EditionComposer:
         settings: Settings,
         links: SubscriptionLinks,
         signer: DkimSigner | None,
+        envelopes: Envelopes | None = None,
     ) -> None:
-        """Prepare what every message of `edition` shares: its renderer and list headers."""
+        """Prepare what every message of `edition` shares: its renderer and list headers.
+
+        `envelopes` gives each message its envelope sender and token (VERP); without, every
+        message leaves from the From address and carries no token.
+        """
         site_title = settings.site.title_in(edition.language)
         self.renderer = EditionRenderer(
             edition,
@@ -122,7 +134,7 @@ class EditionComposer:
         self.links = links
         self.signer = signer
         self.domain = sender_domain(self.mail.from_address)
-        self.envelope_from = parseaddr(self.mail.from_address)[1]
+        self.envelopes = envelopes or Envelopes(self.mail, "")
         self.list_id = f"{edition.kind}.{edition.language}.{self.domain}"
         self.list_name = (
             f"{site_title}: {gettext(edition.language, DIGEST_KINDS[edition.kind].title)}"
@@ -134,6 +146,7 @@ class EditionComposer:
     def check_shared(self) -> None:
         """Build a letter to nobody, so what every letter shares fails here if it must."""
         nobody = f"nobody@{self.domain}"
+        envelope = self.envelopes.of(0, self.edition.id)  # an edition no token can name fails here
         build_message(
             Letter(
                 from_address=self.mail.from_address,
@@ -146,6 +159,7 @@ class EditionComposer:
                 unsubscribe_url=self.links.unsubscribe(0, nobody, self.edition.language),
                 unsubscribe_mailto=self.mail.unsubscribe_mailto,
                 feedback_id=self.feedback,
+                mail_token=envelope.mail_token,
             )
         )
 
@@ -160,6 +174,7 @@ class EditionComposer:
             links.preferences(recipient.pk, recipient.email, recipient.language),
         )
         message_id = make_message_id(self.domain)
+        envelope = self.envelopes.of(recipient.pk, self.edition.id)
         data: bytes = build_message(
             Letter(
                 from_address=self.mail.from_address,
@@ -174,12 +189,13 @@ class EditionComposer:
                 unsubscribe_mailto=self.mail.unsubscribe_mailto,
                 message_id=message_id,
                 feedback_id=self.feedback,
+                mail_token=envelope.mail_token,
             ),
             bodies=(text.fill(in_text), html.fill(in_html)),
         )
         if self.signer is not None:
             data = self.signer.sign(data)
-        return Outgoing(self.envelope_from, recipient.email, message_id, data)
+        return Outgoing(envelope.sender, recipient.email, message_id, data)
 
     def _variant(self, topics: tuple[str, ...]) -> Variant:
         """The edition compiled for a reader of `topics`, with its bodies encoded."""

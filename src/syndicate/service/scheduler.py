@@ -38,6 +38,7 @@ from syndicate.feeds.config import FeedConfig
 from syndicate.feeds.websub import announce_build
 from syndicate.observe import metrics
 from syndicate.observe.logs import logfmt
+from syndicate.service import bounce_mailboxes
 from syndicate.service.digests import run_digest
 from syndicate.service.jobstate import JobResult, JobRun, first_run, last_runs, record_run
 from syndicate.service.requests import DigestRequest, take_requests
@@ -148,6 +149,12 @@ class Scheduler:
         jobs.add_job(
             self.tidy, IntervalTrigger(hours=TIDY_HOURS), id="tidy", misfire_grace_time=None
         )
+        if bounce_mailboxes.configured(self.settings):
+            every = self.settings.bounces.poll_seconds
+            jobs.add_job(
+                self.bounces, IntervalTrigger(seconds=every), id="bounces",
+                misfire_grace_time=every, next_run_time=now,
+            )  # fmt: skip
         jobs.start()
         log.info(
             "scheduler started holder=%s leading=%s poll_seconds=%d digests=%s timezone=%s",
@@ -230,6 +237,16 @@ class Scheduler:
         if forgotten:
             log.info("subscribers forgotten unconfirmed=%d older_than_hours=%d", forgotten, hours)
         return JobResult.OK, f"{forgotten} unconfirmed subscriptions forgotten"
+
+    def bounces(self) -> None:
+        """Read the bounce mailboxes ([bounces] maildir, [bounces.imap]) and record the reports."""
+        self._run("bounces", datetime.now(UTC), self._bounces)
+
+    def _bounces(self) -> tuple[JobResult, str]:
+        readings = bounce_mailboxes.read_bounce_mailboxes(self.engine, self.settings, self.stop)
+        detail = "; ".join(reading.summary() for reading in readings)
+        ok = all(reading.ok for reading in readings)
+        return (JobResult.OK if ok else JobResult.ERROR), detail
 
     def digest(self, kind: Kind, moment: datetime | None = None) -> None:
         """Build and send the `kind` digest due at `moment` (by default the latest due)."""

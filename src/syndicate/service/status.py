@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import ColumnElement, Engine, case, func, select
 
 from syndicate.delivery.recorder import DeliveryStatus
+from syndicate.service import bounce_mailboxes
 from syndicate.service.jobstate import JobRun, last_runs
 from syndicate.service.requests import DigestRequest, pending_requests
 from syndicate.service.scheduler import LEASE_NAME, TIDY_HOURS, digest_triggers
@@ -66,6 +67,11 @@ def read_status(engine: Engine, settings: Settings, now: datetime | None = None)
     tidy = runs.get("tidy")
     tidy_next = (tidy.started if tidy else now) + timedelta(hours=TIDY_HOURS)
     jobs.append(JobStatus("tidy", f"every {TIDY_HOURS} h", tidy, tidy_next))
+    if bounce_mailboxes.configured(settings):
+        every = settings.bounces.poll_seconds
+        bounces = runs.get("bounces")
+        bounces_next = (bounces.started if bounces else now) + timedelta(seconds=every)
+        jobs.append(JobStatus("bounces", f"every {every} s", bounces, bounces_next))
     requests = {request.kind: request for request in pending_requests(engine)}
     for kind, trigger in digest_triggers(settings).items():
         when = getattr(schedule, f"{kind}_at")

@@ -13,6 +13,14 @@ from syndicate.settings.fields import Section, unset_when_empty
 
 # Gmail's Feedback-ID, "a:b:c:SenderId"; the message builder holds every header to this shape.
 FEEDBACK_ID_PATTERN = r"[A-Za-z0-9._-]{1,64}(?::[A-Za-z0-9._-]{1,64}){0,3}"
+# VERP adds "+" and a token of at most this many characters to [mail] bounce_address's local
+# part (subscribers.verp: 36 for the largest subscriber id; a margin for what may be added).
+VERP_TOKEN_ROOM = 40
+LOCAL_PART_OCTETS = 64  # SMTP's limit on a local part (RFC 5321 4.5.3.1.1)
+_ATEXT = r"A-Za-z0-9!#$%&'*/=?^_`{|}~-"  # atext without "+", which VERP's own separator is
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+# A plain ASCII address: a dot-atom local part at a domain of LDH labels, with at least one dot.
+PLAIN_ADDRESS = re.compile(rf"[{_ATEXT}]+(?:\.[{_ATEXT}]+)*@{_LABEL}(?:\.{_LABEL})+")
 
 
 class SmtpSettings(Section):
@@ -88,6 +96,26 @@ class MailSettings(Section):
                 f"{value!r} is not a Feedback-ID: up to four fields separated by ':' (the last "
                 "naming the sender), each 1 to 64 letters, digits, '.', '_' or '-', or the "
                 "placeholders {kind} and {language}"
+            )
+        return value
+
+    @field_validator("bounce_address")
+    @classmethod
+    def _bounce_address_leaves_room_for_verp(cls, value: str) -> str:
+        if not value:
+            return value
+        if not PLAIN_ADDRESS.fullmatch(value) or len(value) > 254:
+            raise ValueError(
+                f"[mail] bounce_address {value!r} is not a plain address such as "
+                "bounces@news.example (no name, no angle brackets, no '+', ASCII only)"
+            )
+        room = LOCAL_PART_OCTETS - 1 - VERP_TOKEN_ROOM
+        local = value.rpartition("@")[0]
+        if len(local) > room:
+            raise ValueError(
+                f"[mail] bounce_address {value!r}: its local part {local!r} has {len(local)} "
+                f"characters; at most {room} leave room for '+' and the {VERP_TOKEN_ROOM}-character "
+                f"VERP token within SMTP's {LOCAL_PART_OCTETS}-octet limit"
             )
         return value
 

@@ -30,6 +30,7 @@ class ConfirmationRequest:
     language: str
     confirm_url: str
     cancel_url: str
+    pk: int | None = None  # the pending subscriber's, which the mail's VERP token names
 
 
 class SubscriptionLinks:
@@ -50,6 +51,11 @@ class SubscriptionLinks:
     def confirm(self, pk: int, email: str, language: str) -> str:
         """The link in a confirmation mail."""
         return self.link(Purpose.CONFIRM, pk, email, language)
+
+    def confirmation(self, pk: int, email: str, name: str, language: str) -> ConfirmationRequest:
+        """The confirmation mail to send pending subscriber `pk`: its confirm and cancel links."""
+        confirm, cancel = self.confirm(pk, email, language), self.unsubscribe(pk, email, language)
+        return ConfirmationRequest(email, name, language, confirm, cancel, pk)
 
     def unsubscribe(self, pk: int, email: str, language: str) -> str:
         """The unsubscribe link of a digest: List-Unsubscribe (one-click POST) and the footer."""

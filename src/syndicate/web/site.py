@@ -32,14 +32,15 @@ def create_site(
     # A reader waiting for a page is not a batch job: requests give up on SQLite's write lock
     # sooner ([web] lock_timeout) and answer 503, while jobs on `engine` wait their own bound.
     requests = with_lock_timeout(engine, settings.web.lock_timeout)
+    secret = secret_key(engine, settings.security.secret_key.get_secret_value())
     subscriptions = create_subscription_app(
         requests,
         site=settings.site,
         web=settings.web,
         subscribers=settings.subscribers,
         digests=settings.digests,
-        secret_key=secret_key(engine, settings.security.secret_key.get_secret_value()),
-        send_confirmation=confirmation_sender(settings),
+        secret_key=secret,
+        send_confirmation=confirmation_sender(settings, secret),
     )
     routes = [
         Mount(MOUNT_PATH, app=subscriptions),

@@ -197,9 +197,7 @@ class SubscriptionPages:
         pending = registry.subscribe(self.engine, address, preferences, self.choices)
         if pending is None or not mail_allowed:
             return None
-        url = self.links.confirm(pending.pk, pending.email, pending.language)
-        cancel = self.links.unsubscribe(pending.pk, pending.email, pending.language)
-        return ConfirmationRequest(pending.email, pending.name, pending.language, url, cancel)
+        return self.links.confirmation(pending.pk, pending.email, pending.name, pending.language)
 
     def _send(self, confirmation: ConfirmationRequest) -> None:
         try:
