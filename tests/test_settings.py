@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from pydantic import BaseModel, SecretStr
 
 from syndicate.i18n.catalogs import LOCALE_DIR
-from syndicate.settings import SERVED_LANGUAGES, SettingsError, load_settings, masked
+from syndicate.settings import SERVED_LANGUAGES, Settings, SettingsError, load_settings, masked
 from tests.support.cli import syndicate
 
 ROOT = Path(__file__).parents[1]
@@ -331,3 +331,16 @@ def test_settings_file_shows_every_key_with_its_default() -> None:
         assert value == defaults[key], (
             f"settings.toml shows {key} = {value!r}, default {defaults[key]!r}"
         )
+
+
+def test_a_file_loaded_once_is_not_read_again_by_later_settings(tmp_path: Path) -> None:
+    """After load_settings(file), good or bad, plain Settings() is the defaults again."""
+    good = tmp_path / "good.toml"
+    good.write_text('[site]\ntitle = "From a file"\n', encoding="utf-8")
+    assert load_settings(good).site.title == "From a file"
+    assert Settings().site.title != "From a file"
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[feeds]\nitems = -1\n", encoding="utf-8")
+    with pytest.raises(SettingsError):
+        load_settings(bad)
+    assert Settings().feeds.items > 0

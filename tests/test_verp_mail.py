@@ -182,8 +182,6 @@ def test_a_bounce_address_without_room_for_verp_stops_the_settings(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, value: str, words: str
 ) -> None:
     """A name, a '+', no domain or too long a local part: one line naming [mail] bounce_address."""
-    # load_settings names its file on the Settings class; put it back for the tests after.
-    monkeypatch.setattr(Settings, "config_path", None)
     config = tmp_path / "settings.toml"
     quoted = value.replace("\\", "\\\\").replace("\r", "\\r").replace("\n", "\\n")
     config.write_text(f'[mail]\nbounce_address = "{quoted}"\n', encoding="utf-8")

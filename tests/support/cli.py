@@ -21,7 +21,6 @@ from click.testing import CliRunner
 
 from syndicate.cli.commands import main
 from syndicate.cli.context import Context
-from syndicate.settings import Settings
 
 SETTINGS_PREFIX = "SYNDICATE_"
 
@@ -83,11 +82,10 @@ def _status(code: object) -> int:
 
 @contextlib.contextmanager
 def _process_state_put_back() -> Iterator[None]:
-    """Undo what a command sets for its whole process: logging, and the settings file it read."""
+    """Undo what a command sets for its whole process: its logging."""
     root = logging.getLogger()
     handlers, level = root.handlers[:], root.level
     quiet = {name: logging.getLogger(name).level for name in ("alembic", "apscheduler", "httpx")}
-    config_path = Settings.config_path
     try:
         yield
     finally:
@@ -95,7 +93,6 @@ def _process_state_put_back() -> Iterator[None]:
         root.setLevel(level)
         for name, quiet_level in quiet.items():
             logging.getLogger(name).setLevel(quiet_level)
-        Settings.config_path = config_path
 
 
 def run_process(

@@ -99,6 +99,10 @@ def load_settings(explicit: Path | None = None) -> Settings:
         raise SettingsError(_describe(error, path)) from None
     except (ValueError, OSError) as error:  # a TOML syntax error surfaces as ValueError
         raise SettingsError(f"{path}: {error}") from None
+    finally:
+        # Only this construction reads the file: a later `Settings()` (defaults and the
+        # environment) must not find the last file loaded, good or bad, behind it.
+        Settings.config_path = None
 
 
 def _describe(error: ValidationError, path: Path | None) -> str:
