@@ -128,7 +128,13 @@ def send_digest(edition_id: str) -> None:
         click.echo(f"syndicate: the send stopped: {error}; run it again to go on", err=True)
         sys.exit(1)
     click.echo(report.summary())
-    if report.stopped:
+    if report.paused:
+        click.echo(
+            f"syndicate: the send paused itself: {report.paused}; find out why addresses "
+            "bounce (or raise [bounces] pause_rate), then run it again to go on",
+            err=True,
+        )
+    elif report.stopped:
         click.echo("syndicate: the send was stopped; run it again to go on", err=True)
     sys.exit(1 if report.failed or report.stopped else 0)
 

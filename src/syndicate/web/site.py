@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import Engine
 from starlette.routing import Mount
 
+from syndicate.feedback.rate_metrics import deliverability_registry
 from syndicate.send.confirmation import confirmation_sender
 from syndicate.settings import Settings
 from syndicate.store.database import with_lock_timeout
@@ -49,4 +50,5 @@ def create_site(engine: Engine, settings: Settings) -> Callable[..., Any]:
         public_url=str(settings.web.public_url),
         languages=settings.site.languages,
         timezone=settings.schedule.timezone,
+        more_metrics=[deliverability_registry(requests)],
     )
