@@ -97,8 +97,10 @@ def send_digest(edition_id: str) -> None:
     from syndicate.delivery.send_lease import SendInProgress
     from syndicate.digests.editions import load_edition
     from syndicate.send.processes import SendAborted, send
+    from syndicate.service.preflight import warn_about_settings
 
     settings, engine = _context_settings()
+    warn_about_settings(settings)  # as `syndicate run` does: this sends mail too
     processes = _context().worker_processes()
     edition = load_edition(engine, edition_id)
     if edition is None:
