@@ -187,15 +187,17 @@ def _newsletter_more(engine: Engine, edition: Edition, server: Recorder) -> int:
 # The command line ------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("processes", ["1", "2"])
 def test_digest_send_says_it_paused_and_resumes_only_under_the_limit(
-    tmp_path: Path, serve: Serve
+    tmp_path: Path, serve: Serve, processes: str
 ) -> None:
     """A send stopped mid-way over the limit: `digest send` again stops at once, saying why."""
     server, smtp = serve()
     room = Newsroom(tmp_path, smtp.port, 200)
     for address in addresses(200)[:60:2]:
         server.refuse[address] = REFUSAL
-    # First run: no pause (a rate is never over 100 %), killed once 30 messages were taken.
+    # First, from one process: no pause (a rate is never over 100 %), killed once 30 messages
+    # were taken, half of the 60 or so handed over refused.
     room.env["SYNDICATE_BOUNCES__PAUSE_RATE"] = "1"
     server.gate, server.hold_from = threading.Event(), 30
     room.env["SYNDICATE_MAIL__SMTP__TIMEOUT"] = "600"  # a held message never times out
@@ -207,6 +209,8 @@ def test_digest_send_says_it_paused_and_resumes_only_under_the_limit(
     server.gate.set()
     taken = len(server.received)
 
+    # Then over the limit, from one process or two: each stops before its first message.
+    room.env["SYNDICATE_MAIL__PROCESSES"] = processes
     room.env["SYNDICATE_BOUNCES__PAUSE_RATE"] = "0.1"
     room.env["SYNDICATE_BOUNCES__PAUSE_SAMPLE"] = "20"
     paused = room.send()

@@ -14,14 +14,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
 from sqlalchemy import Connection, Engine
+from sqlalchemy.exc import SQLAlchemyError
 
+from syndicate.observe.logs import logfmt
 from syndicate.store.database import reading
+
+log = logging.getLogger(__name__)
 
 # (connection, addresses) -> the suppressed ones among them, with why: {email: reason}
 SuppressedAmong = Callable[[Connection, Collection[str]], Mapping[str, str]]
@@ -151,7 +156,11 @@ class PauseWatch:
             with contextlib.suppress(TimeoutError):  # a while without messages: look anyway
                 await asyncio.wait_for(self.due.wait(), timeout=self.seconds)
             self.due.clear()
-            reason = await asyncio.to_thread(self._ask)
+            try:
+                reason = await asyncio.to_thread(self._ask)
+            except SQLAlchemyError as error:  # the ledger's own writes will say if it lasts
+                log.warning("bounce rate unreadable error=%s", logfmt(str(error)))
+                continue
             if reason is not None:
                 stop(reason)
                 return

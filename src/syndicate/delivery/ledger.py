@@ -85,7 +85,9 @@ class SendReport:
     paused: str = ""  # why the send stopped itself (its hard-bounce rate), when it did
 
     def pause(self, why: Pause) -> None:
-        """Stop the send as SIGTERM does (messages in flight finish), saying why."""
+        """Stop the send as SIGTERM does (messages in flight finish), saying why, once."""
+        if self.paused:
+            return
         self.stopped = True
         self.paused = why.reason()
         log.warning("send paused edition=%s %s", self.edition_id, why.fields())
