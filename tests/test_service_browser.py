@@ -85,5 +85,5 @@ def test_subscribe_confirm_manage_and_unsubscribe_in_a_browser(
     [row] = [
         line for line in site.cli("subscribers", "export").stdout.splitlines() if ADDRESS in line
     ]
-    assert row == f"{ADDRESS},Sara,en,daily,resistance,unsubscribed"
+    assert row == f"{ADDRESS},Sara,en,daily,resistance,unsubscribed,unsubscribed: web page"
     assert service.terminate() == 0

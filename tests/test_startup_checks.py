@@ -1,4 +1,4 @@
-"""`syndicate run` warns, once, about settings real mail would suffer from.
+"""`syndicate run` and `digest send` warn, once, about settings real mail would suffer from.
 
 The warnings are logged before the server answers, so once /healthz answers the log holds
 every warning this start will give.
@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.newsroom import Newsroom
 from tests.support.service import Service, Site
 from tests.support.smtp_server import Serve
 
@@ -55,3 +56,22 @@ def test_an_http_public_url_with_smtp_mail_is_warned_about_once(
     assert "transport=smtp" in line
     assert "https one-click unsubscribe" in line
     assert "Gmail and Yahoo" in line
+
+
+@pytest.mark.parametrize(
+    ("public_url", "warned"), [("http://news.example/", True), ("https://news.example/", False)]
+)
+def test_digest_send_warns_about_http_unsubscribe_links_too(
+    tmp_path: Path, serve: Serve, public_url: str, warned: bool
+) -> None:
+    """A send by hand mails the same links: the same warning, once, before it sends."""
+    _, smtp = serve()
+    room = Newsroom(tmp_path, smtp.port, 3)
+    room.env["SYNDICATE_WEB__PUBLIC_URL"] = public_url
+    sent = room.send()
+    assert sent.returncode == 0, sent.stderr
+    lines = [line for line in sent.stderr.splitlines() if EVENT in line]
+    assert len(lines) == (1 if warned else 0), sent.stderr
+    if warned:
+        assert "level=warning" in lines[0]
+        assert f"public_url={public_url}" in lines[0]

@@ -8,6 +8,7 @@ import json
 import re
 import unicodedata
 from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,8 @@ from hypothesis import strategies as st
 from sqlalchemy import Engine
 
 from syndicate.delivery.message import build_message
+from syndicate.feedback.model import Feedback, FeedbackKind, Provider
+from syndicate.feedback.record import FeedbackRules, record_feedback
 from syndicate.store import open_database
 from syndicate.store.schema import subscriber
 from syndicate.subscribers import audience, registry
@@ -192,12 +195,12 @@ def test_export_round_trips_through_import(engine: Engine, tmp_path: Path) -> No
     registry.unsubscribe(engine, d.pk)
     exported = _export(engine)
     assert exported.splitlines() == [
-        "email,name,language,digests,topics,status",
-        "a@example.com,Ali,ar,daily weekly,kurds nato,confirmed",
-        'b@example.com,"\'=HYPERLINK(""http://evil.example"")",en,monthly,,confirmed',
-        "c@example.com,Cyrus,fa,daily,,bounced",
-        "d@example.com,Dana,en,weekly,resistance,unsubscribed",
-        "pending@example.com,,en,daily,,pending",
+        "email,name,language,digests,topics,status,suppressed_because",
+        "a@example.com,Ali,ar,daily weekly,kurds nato,confirmed,",
+        'b@example.com,"\'=HYPERLINK(""http://evil.example"")",en,monthly,,confirmed,',
+        "c@example.com,Cyrus,fa,daily,,bounced,bounced: 550",
+        "d@example.com,Dana,en,weekly,resistance,unsubscribed,unsubscribed",
+        "pending@example.com,,en,daily,,pending,",
     ]
     fresh = open_database(f"sqlite:///{tmp_path / 'fresh.db'}")
     try:
@@ -216,12 +219,56 @@ def test_export_round_trips_through_import(engine: Engine, tmp_path: Path) -> No
         fresh.dispose()
 
 
+def _report(
+    engine: Engine, kind: FeedbackKind, email: str, key: str, provider: Provider, **more: Any
+) -> None:
+    """Record what a report or webhook says, the way every path records it."""
+    record_feedback(
+        engine,
+        Feedback(provider, kind, email, key, datetime.now(UTC) - timedelta(hours=1), **more),
+        FeedbackRules(soft_limit=3, soft_days=14),
+    )
+
+
+def test_the_export_says_why_each_address_is_suppressed_and_imports_back(
+    engine: Engine, tmp_path: Path
+) -> None:
+    """Bounces, complaints and soft bounces recorded as reports show their reason and survive import."""
+    people = ["hard@example.com", "spam@example.com", "full@example.com", "fine@example.com"]
+    _import(engine, "email\n" + "\n".join(people) + "\n", confirmed=True)
+    diagnostic = "=cmd|' /C calc'!A0 550 5.1.1 user unknown"  # a remote server's words
+    _report(engine, FeedbackKind.HARD, people[0], "dsn-1", Provider.MAIL, status="5.1.1",
+            diagnostic=diagnostic)  # fmt: skip
+    _report(engine, FeedbackKind.COMPLAINT, people[1], "ses-1", Provider.SES)
+    for number in range(3):
+        _report(engine, FeedbackKind.SOFT, people[2], f"soft-{number}", Provider.POSTMARK,
+                status="4.2.2", diagnostic="mailbox full")  # fmt: skip
+    exported = _export(engine)
+    because = {
+        row["email"]: row["suppressed_because"] for row in csv.DictReader(io.StringIO(exported))
+    }
+    assert because == {
+        "hard@example.com": "bounced: mail 5.1.1 " + diagnostic,  # the reason first: no formula
+        "spam@example.com": "complained: ses",
+        "full@example.com": "bounced: 3 soft bounces in 14 days; last: postmark 4.2.2 mailbox full",
+        "fine@example.com": "",
+    }
+    fresh = open_database(f"sqlite:///{tmp_path / 'fresh.db'}")
+    try:
+        report, errors = _import(fresh, exported, confirmed=True)
+        assert (errors, report.created) == ([], 4)
+        assert _export(fresh) == exported
+        assert registry.suppression_reason(fresh, "spam@example.com") == "complained"
+    finally:
+        fresh.dispose()
+
+
 def test_export_carries_nothing_that_could_forge_a_link(engine: Engine) -> None:
     """The export has the documented columns only: no keys, tokens or database ids."""
     _import(engine, "email\nreader@example.com\n", confirmed=True)
     header, row = _export(engine).splitlines()
-    assert header == "email,name,language,digests,topics,status"
-    assert row == "reader@example.com,,en,daily,,confirmed"
+    assert header == "email,name,language,digests,topics,status,suppressed_because"
+    assert row == "reader@example.com,,en,daily,,confirmed,"
 
 
 # Bytes that are not UTF-8, and rows of garbage ---------------------------------------------

@@ -46,6 +46,9 @@ class Recorder:
     hold_from: int = 0  # … once this many messages have been taken (0: every DATA waits)
     connections: int = 0  # sessions open just now (a test waits for 0 after killing a sender)
     arrived: bytearray = field(default_factory=bytearray)  # every byte read from clients
+    # Called in the server's thread as message N (from 1) ends, before it is taken: a test acts
+    # at a given moment of a send (records a complaint, say), the sender waiting for the reply.
+    at_message: dict[int, Callable[[], None]] = field(default_factory=dict)
 
     def held(self) -> bool:
         """Whether a DATA that ends now must wait for the gate."""
@@ -83,6 +86,9 @@ class Recorder:
             await asyncio.sleep(self.delay)
         while self.held():
             await asyncio.sleep(0.01)  # the test holds the message until it has looked
+        action = self.at_message.pop(len(self.received) + 1, None)
+        if action is not None:
+            action()
         if self.data_replies:
             return self.data_replies.pop(0)
         assert isinstance(envelope.content, bytes)

@@ -97,8 +97,10 @@ def send_digest(edition_id: str) -> None:
     from syndicate.delivery.send_lease import SendInProgress
     from syndicate.digests.editions import load_edition
     from syndicate.send.processes import SendAborted, send
+    from syndicate.service.preflight import warn_about_settings
 
     settings, engine = _context_settings()
+    warn_about_settings(settings)  # as `syndicate run` does: this sends mail too
     processes = _context().worker_processes()
     edition = load_edition(engine, edition_id)
     if edition is None:
@@ -128,7 +130,13 @@ def send_digest(edition_id: str) -> None:
         click.echo(f"syndicate: the send stopped: {error}; run it again to go on", err=True)
         sys.exit(1)
     click.echo(report.summary())
-    if report.stopped:
+    if report.paused:
+        click.echo(
+            f"syndicate: the send paused itself: {report.paused}; find out why addresses "
+            "bounce (or raise [bounces] pause_rate), then run it again to go on",
+            err=True,
+        )
+    elif report.stopped:
         click.echo("syndicate: the send was stopped; run it again to go on", err=True)
     sys.exit(1 if report.failed or report.stopped else 0)
 

@@ -22,6 +22,13 @@ from typing import Protocol
 
 from sqlalchemy import ColumnElement, Connection, Engine, exists, func, select
 
+from syndicate.delivery.guards import (
+    Pause,
+    PauseCheck,
+    PauseWatch,
+    SuppressedAmong,
+    SuppressionRecheck,
+)
 from syndicate.delivery.recorder import DeliveryStatus, Gate, Outcome, Recorder
 from syndicate.delivery.send_lease import acquire_send_lease, lease_name
 from syndicate.observe.logs import logfmt
@@ -75,14 +82,24 @@ class SendReport:
     skipped: int = 0
     seconds: float = 0.0
     stopped: bool = False  # asked to stop before everyone was reached: run the send again
+    paused: str = ""  # why the send stopped itself (its hard-bounce rate), when it did
+
+    def pause(self, why: Pause) -> None:
+        """Stop the send as SIGTERM does (messages in flight finish), saying why, once."""
+        if self.paused:
+            return
+        self.stopped = True
+        self.paused = why.reason()
+        log.warning("send paused edition=%s %s", self.edition_id, why.fields())
 
     def summary(self) -> str:
         """One line for people: what happened to everyone."""
         rate = self.sent / self.seconds if self.seconds else 0.0
+        ending = f"; paused: {self.paused}" if self.paused else "; stopped early"
         return (
             f"{self.edition_id}: {self.sent} sent, {self.failed} failed, "
             f"{self.suppressed} suppressed, {self.skipped} skipped (already sent) "
-            f"in {self.seconds:.1f}s ({rate:.0f}/s)" + ("; stopped early" if self.stopped else "")
+            f"in {self.seconds:.1f}s ({rate:.0f}/s)" + (ending if self.stopped else "")
         )
 
 
@@ -123,6 +140,15 @@ class SendPlan:
     # whose subscriber id leaves remainder `part` divided by `parts`.
     part: int = 0
     parts: int = 1
+    # The suppressed addresses among some (with their reasons), looked up again while the send
+    # runs, at most every `recheck_seconds`, so a suppression made mid-send is honoured.
+    suppressed_among: SuppressedAmong | None = None
+    recheck_seconds: float = 0.05
+    # Why the send must stop itself now (its bounce rate), asked before the first message and
+    # then every `pause_every` messages or `pause_seconds`.
+    pause: PauseCheck | None = None
+    pause_every: int = 50
+    pause_seconds: float = 5.0
 
     def mine(self, recipient: Recipient) -> bool:
         """Whether `recipient` is in this process's part."""
@@ -201,26 +227,21 @@ async def _send_all(
     stop: Stop | None,
 ) -> None:
     work: asyncio.Queue[Recipient | None] = asyncio.Queue(maxsize=plan.concurrency * 4)
-
-    def stopping() -> bool:
-        if stop is not None and stop.is_set():
-            report.stopped = True
-        return report.stopped
+    recheck = SuppressionRecheck(engine, plan.suppressed_among, plan.recheck_seconds)
+    pause = PauseWatch(engine, plan.pause, plan.pause_every, plan.pause_seconds)
 
     async def worker() -> None:
         # The previous message's ledger record is committed while this connection carries
         # the next message, which the transport completes (SMTP's final dot) only once that
         # record is in: a connection never has more than one delivered, unrecorded message.
         recorded: Gate | None = None
-        while not stopping() and (recipient := await work.get()) is not None:
-            outcome = await _deliver(plan, recipient, recorded)
+        while not _stopping(report, stop) and (recipient := await work.get()) is not None:
+            outcome = await _outcome(plan, recipient, recorded, recheck)
             if recorded is not None:
                 await recorded  # at once, unless this message failed before it was due
             recorded = recorder.submit(outcome)
-            if outcome.status == DeliveryStatus.SENT:
-                report.sent += 1
-            else:
-                report.failed += 1
+            _count(report, outcome.status)
+            pause.count()
             if on_progress:
                 on_progress(1)
         if recorded is not None:
@@ -228,8 +249,11 @@ async def _send_all(
 
     async def feed() -> None:
         after: int | None = 0
-        while after is not None and not stopping():
+        while after is not None and not _stopping(report, stop):
             batch, after = await asyncio.to_thread(_next_batch, engine, plan, after, report)
+            recheck.expect(batch)
+            if batch and await pause.stops_first(report.pause):
+                break  # a resumed send whose edition is still over the limit sends nothing
             for recipient in batch:
                 await work.put(recipient)
         for _ in workers:
@@ -237,6 +261,7 @@ async def _send_all(
 
     workers = [asyncio.create_task(worker()) for _ in range(plan.concurrency)]
     feeder = asyncio.create_task(feed())
+    watcher = asyncio.create_task(pause.watch(report.pause))
     try:
         # Workers end at the end of the list, or on a stop once their message is recorded;
         # a feeder still waiting for room in the queue then has nobody to wait for.
@@ -246,10 +271,48 @@ async def _send_all(
         with contextlib.suppress(asyncio.CancelledError):
             await feeder
     finally:
-        for task in [*workers, feeder]:
+        for task in [*workers, feeder, watcher]:
             task.cancel()
         if plan.finish is not None:
             await plan.finish()
+
+
+def _stopping(report: SendReport, stop: Stop | None) -> bool:
+    """Whether the send is to stop: told to (`stop`), or paused; the report then says so."""
+    if stop is not None and stop.is_set():
+        report.stopped = True
+    return report.stopped
+
+
+async def _outcome(
+    plan: SendPlan, recipient: Recipient, recorded: Gate | None, recheck: SuppressionRecheck
+) -> Outcome:
+    """Deliver to `recipient`, unless suppressed since the send read their page."""
+    why = await recheck.reason(recipient)
+    if why is not None:
+        return _suppressed(plan, recipient, why)
+    return await _deliver(plan, recipient, recorded)
+
+
+def _count(report: SendReport, status: DeliveryStatus) -> None:
+    """Count one outcome in the report."""
+    if status == DeliveryStatus.SENT:
+        report.sent += 1
+    elif status == DeliveryStatus.SUPPRESSED:
+        report.suppressed += 1
+    else:
+        report.failed += 1
+
+
+def _suppressed(plan: SendPlan, recipient: Recipient, why: str) -> Outcome:
+    """The outcome of a recipient suppressed after the send read their page: not mailed."""
+    log.info(
+        "message suppressed edition=%s subscriber=%d reason=%s",
+        plan.edition_id, recipient.pk, logfmt(why),
+    )  # fmt: skip
+    return Outcome(
+        recipient.pk, recipient.email, DeliveryStatus.SUPPRESSED, "", f"suppressed: {why}"
+    )
 
 
 def _next_batch(

@@ -33,6 +33,7 @@ class DeliveryStatus(StrEnum):
     BOUNCED = "bounced"  # refused for good: the address is suppressed
     DEFERRED = "deferred"  # refused for now: tried again by the next send
     FAILED = "failed"  # not sendable (cannot be composed or carried): tried again too
+    SUPPRESSED = "suppressed"  # suppressed while the send ran, before its message was composed
 
 
 @dataclass(frozen=True, slots=True)

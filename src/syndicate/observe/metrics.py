@@ -63,6 +63,6 @@ job_lag = Gauge(
 )
 
 
-def exposition() -> bytes:
-    """Every metric in Prometheus text format."""
-    return generate_latest(REGISTRY)
+def exposition(*more: CollectorRegistry) -> bytes:
+    """Every metric of this process, then those of `more` registries, in Prometheus text format."""
+    return b"".join(generate_latest(registry) for registry in (REGISTRY, *more))

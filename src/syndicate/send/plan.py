@@ -33,6 +33,7 @@ from syndicate.digests.render import CompiledEdition, EditionRenderer
 from syndicate.domain.periods import DIGEST_KINDS
 from syndicate.i18n.catalogs import gettext
 from syndicate.send.envelopes import Envelopes
+from syndicate.send.pause import bounce_pause, check_every
 from syndicate.settings import MailSettings, Settings
 from syndicate.store.database import reading
 from syndicate.store.schema import subscriber
@@ -96,6 +97,9 @@ def plan_send(
         concurrency=mail.smtp.pool_size if mail.transport == "smtp" else 1,
         suppressed=suppressed,
         finish=transport.close,
+        suppressed_among=audience.suppressed_among,
+        pause=bounce_pause(settings.bounces, edition.id),
+        pause_every=check_every(settings.bounces),
     )
 
 

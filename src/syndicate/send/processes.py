@@ -185,8 +185,9 @@ def _combined(
             report.sent += outcome.sent
             report.failed += outcome.failed
             report.skipped += outcome.skipped
-            report.suppressed = max(report.suppressed, outcome.suppressed)
+            report.suppressed += outcome.suppressed  # before the send: the first part's only
             report.stopped |= outcome.stopped
+            report.paused = report.paused or outcome.paused
     errors = [outcome for outcome in outcomes if isinstance(outcome, str)]
     if errors or len(outcomes) < processes:
         raise SendAborted(errors[0] if errors else "a sending process died", report)

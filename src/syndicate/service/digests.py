@@ -56,7 +56,8 @@ class DigestRun:
         """One line for the log and `syndicate status`."""
         parts = [
             f"{report.edition_id}: {report.sent} sent, {report.failed} failed"
-            + (" (stopped)" if report.stopped else "")
+            + (f" (paused: {report.paused})" if report.paused else "")
+            + (" (stopped)" if report.stopped and not report.paused else "")
             for report in self.sent
         ]
         parts += [f"skipped {reason}" for reason in self.skipped]

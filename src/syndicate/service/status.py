@@ -1,18 +1,19 @@
 """`syndicate status`: what the scheduler is doing, read from the database by any process.
 
-It shows who holds the scheduler lease, each job's last run and next run, the last feed build
-and the last sends. Next runs are worked out from the settings, the same rules the scheduler
+It shows who holds the scheduler lease, each job's last run and next run, the last feed build,
+the last sends, and the deliverability rates of recent editions and days (feedback.rates). Next runs are worked out from the settings, the same rules the scheduler
 uses; a poll's next run follows its last one.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import ColumnElement, Engine, case, func, select
 
 from syndicate.delivery.recorder import DeliveryStatus
+from syndicate.feedback.rates import Rates, rate_table, recent_days, recent_editions
 from syndicate.service import bounce_mailboxes
 from syndicate.service.jobstate import JobRun, last_runs
 from syndicate.service.requests import DigestRequest, pending_requests
@@ -20,6 +21,9 @@ from syndicate.service.scheduler import LEASE_NAME, TIDY_HOURS, digest_triggers
 from syndicate.settings import Settings
 from syndicate.store.database import reading
 from syndicate.store.schema import delivery, lease, state
+
+RATE_EDITIONS = 6  # editions, and days, whose deliverability rates status shows
+RATE_DAYS = 7
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +47,7 @@ class SendStatus:
     deferred: int
     failed: int  # could not be composed or carried (an SMTPUTF8 address, say); tried again
     last_at: datetime
+    suppressed: int = 0  # suppressed while the send ran, before their message was composed
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +59,8 @@ class Status:
     jobs: list[JobStatus]
     built_at: datetime | None
     sends: list[SendStatus]
+    edition_rates: list[Rates] = field(default_factory=list)  # newest sent editions first
+    day_rates: list[Rates] = field(default_factory=list)  # the last days (UTC), newest first
 
 
 def read_status(engine: Engine, settings: Settings, now: datetime | None = None) -> Status:
@@ -91,6 +98,7 @@ def read_status(engine: Engine, settings: Settings, now: datetime | None = None)
                 row.deferred or 0,
                 row.failed or 0,
                 row.at,
+                row.suppressed or 0,
             )
             for row in connection.execute(
                 select(
@@ -110,6 +118,8 @@ def read_status(engine: Engine, settings: Settings, now: datetime | None = None)
         jobs,
         datetime.fromisoformat(built) if built else None,
         sends,
+        recent_editions(engine, RATE_EDITIONS),
+        recent_days(engine, RATE_DAYS, now),
     )
 
 
@@ -151,7 +161,14 @@ def format_status(status: Status, settings: Settings) -> str:
     lines += ["", f"Last feed build: {at(status.built_at)}", "Last sends:"]
     lines += [
         f"  {send.edition_id}  {send.sent} sent, {send.bounced} bounced, "
-        f"{send.deferred} deferred, {send.failed} failed; last at {at(send.last_at)}"
+        f"{send.deferred} deferred, {send.failed} failed, {send.suppressed} suppressed; "
+        f"last at {at(send.last_at)}"
         for send in status.sends
     ] or ["  none"]
+    lines += [
+        "",
+        "Deliverability (shares of sent; hard bounces include refusals while sending):",
+        *rate_table("edition", status.edition_rates),
+        *rate_table("day (UTC)", status.day_rates),
+    ]
     return "\n".join(lines) + "\n"

@@ -1,11 +1,12 @@
 """An edition's audience: confirmed, unsuppressed subscribers of its kind and language.
 
-What a send reads of the registry: its recipients, a page at a time, and how many the
-suppression list keeps out.
+What a send reads of the registry: its recipients, a page at a time, how many the suppression
+list keeps out, and which of a page's addresses it has taken in since the page was read.
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 
 from sqlalchemy import Connection, and_, exists, func, select
@@ -13,6 +14,8 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.sql.elements import ColumnElement
 
 from syndicate.store.schema import subscriber, suppression
+
+LOOKUP_CHUNK = 500  # addresses a query: well under every driver's limit on parameters
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,3 +87,19 @@ def count_suppressed(connection: Connection, kind: str, language: str) -> int:
         )
         or 0
     )
+
+
+def suppressed_among(connection: Connection, emails: Collection[str]) -> dict[str, str]:
+    """Which of `emails` (as stored) the suppression list holds now, with each one's reason."""
+    found: dict[str, str] = {}
+    listed = list(emails)
+    for start in range(0, len(listed), LOOKUP_CHUNK):
+        chunk = listed[start : start + LOOKUP_CHUNK]
+        rows = connection.execute(
+            select(suppression.c.email, suppression.c.reason, suppression.c.detail).where(
+                suppression.c.email.in_(chunk)
+            )
+        )
+        for email, reason, detail in rows:
+            found[email] = f"{reason}: {detail}" if detail else reason
+    return found

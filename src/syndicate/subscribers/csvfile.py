@@ -1,7 +1,9 @@
 """Subscriber lists as CSV: import an operator's list, export the current one.
 
 Columns: email, name, language, digests, topics (digests and topics are words separated by
-spaces or semicolons), and on export status. A bad row is reported by its line number and the
+spaces or semicolons), and on export status and suppressed_because (why an address is
+suppressed: `bounced: mail 5.1.1 550 user unknown`). An import takes its own export: a
+suppressed row is stored suppressed with that detail. A bad row is reported by its line number and the
 rest are imported; addresses are normalised, so spellings of one address merge into one
 subscriber. An address on the suppression list is never subscribed again by an import.
 
@@ -36,7 +38,7 @@ from syndicate.subscribers.registry import (
 from syndicate.subscribers.topics import topic_slugs
 
 COLUMNS = ("email", "name", "language", "digests", "topics")
-EXPORT_COLUMNS = (*COLUMNS, "status")
+EXPORT_COLUMNS = (*COLUMNS, "status", "suppressed_because")
 # A spreadsheet runs a cell starting with one of these as a formula; export prefixes such a
 # cell with an apostrophe (OWASP's advice) and import takes the apostrophe off again.
 FORMULA_STARTS = ("=", "+", "-", "@")
@@ -90,6 +92,7 @@ class _Row:
     digests: tuple[str, ...] | None
     topics: tuple[str, ...] | None
     status: str | None
+    suppressed_because: str | None = None  # "bounced: mail 5.1.1 …", as an export writes it
 
 
 def _defuse(value: str) -> str:
@@ -142,6 +145,7 @@ def _parse(names: list[str], cells: list[str]) -> _Row:
         digests=tuple(kind.lower() for kind in split_choices(digests)) if digests else None,
         topics=split_choices(topics) if topics else None,
         status=status,
+        suppressed_because=cell("suppressed_because"),
     )
 
 
@@ -257,15 +261,26 @@ class _Importer:
             self.connection.execute(update(subscriber).where(subscriber.c.pk == pk).values(values))
             outcome = "updated"
         if row.status in SUPPRESSION_REASONS:
-            registry.suppress(
-                self.connection,
-                row.email,
-                row.status,
-                "imported",
-                now=self.now,
-            )
+            registry.suppress(self.connection, row.email, row.status, _detail(row), now=self.now)
         self.seen.add(pk)
         return outcome
+
+
+def _detail(row: _Row) -> str:
+    """The suppression detail of a suppressed row: its export's words, else "imported"."""
+    because = row.suppressed_because
+    if because is None:
+        return "imported"
+    if because == row.status:  # exported without a detail
+        return ""
+    return because.removeprefix(f"{row.status}:").strip()
+
+
+def _because(reason: str | None, detail: str) -> str:
+    """Why an address is suppressed, for the export: `bounced: mail 5.1.1 …`, or ""."""
+    if reason is None:
+        return ""
+    return f"{reason}: {detail}" if detail else reason
 
 
 def import_csv(
@@ -330,7 +345,7 @@ def export_csv(engine: Engine, stream: TextIO) -> int:
     writer = csv.writer(stream)
     writer.writerow(EXPORT_COLUMNS)
     written = 0
-    for person, reason in registry.all_subscribers(engine):
+    for person, reason, detail in registry.all_with_suppressions(engine):
         writer.writerow(
             [
                 _defuse(person.email),
@@ -339,6 +354,7 @@ def export_csv(engine: Engine, stream: TextIO) -> int:
                 " ".join(person.digests),
                 " ".join(person.topics),
                 reason or person.status,
+                _defuse(_because(reason, detail)),  # a remote server's words: untrusted
             ]
         )
         written += 1

@@ -346,11 +346,19 @@ def _suppress(
 
 def all_subscribers(bind: Bind, *, batch: int = 1000) -> Iterator[tuple[Subscriber, str | None]]:
     """Every subscriber in pk order with its suppression reason, read in batches."""
+    for person, reason, _detail in all_with_suppressions(bind, batch=batch):
+        yield person, reason
+
+
+def all_with_suppressions(
+    bind: Bind, *, batch: int = 1000
+) -> Iterator[tuple[Subscriber, str | None, str]]:
+    """Every subscriber in pk order with its suppression's reason and detail ("" if none)."""
     after = 0
     while True:
         with transaction(bind) as connection:
             rows = connection.execute(
-                select(subscriber, suppression.c.reason)
+                select(subscriber, suppression.c.reason, suppression.c.detail)
                 .select_from(
                     subscriber.outerjoin(suppression, suppression.c.email == subscriber.c.email)
                 )
@@ -361,7 +369,7 @@ def all_subscribers(bind: Bind, *, batch: int = 1000) -> Iterator[tuple[Subscrib
         if not rows:
             return
         for row in rows:
-            yield _subscriber(row), row.reason
+            yield _subscriber(row), row.reason, row.detail or ""
         after = rows[-1].pk
 
 

@@ -11,8 +11,10 @@ from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from prometheus_client import CollectorRegistry
 from sqlalchemy.exc import OperationalError
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
@@ -66,12 +68,14 @@ def create_app(
     public_url: str | None = None,
     languages: Sequence[str] | None = None,
     timezone: str = "UTC",
+    more_metrics: Sequence[CollectorRegistry] = (),
 ) -> FeedsFirst:
     """The ASGI app: `feeds_dir` at /feeds/, tag and topic pages, /healthz, /metrics, `routes`.
 
     `public_url` is [web] public_url: the pages' feed links point under {public_url}/feeds/,
     and an https URL turns on Strict-Transport-Security (without it, links are root-relative).
     `languages` limits the page languages; `timezone` is the zone pages show dates in.
+    `more_metrics` are served at /metrics after the process's own (the store's deliverability).
     """
     folder = Path(feeds_dir)
     feeds = FeedFiles(folder, max_age=max_age)
@@ -89,7 +93,7 @@ def create_app(
             Route("/", to_feeds, methods=["GET", "HEAD"]),
             Route("/feeds", to_feeds, methods=["GET", "HEAD"]),
             Route("/healthz", _health_check(folder), methods=["GET", "HEAD"]),
-            Route("/metrics", metrics_text, methods=["GET", "HEAD"]),
+            Route("/metrics", _metrics_text(more_metrics), methods=["GET", "HEAD"]),
             # Given routes come before the pages' patterns, so theirs win where both match.
             *routes,
             *pages.routes(),
@@ -117,12 +121,18 @@ def _health_check(folder: Path) -> Endpoint:
     return healthz
 
 
-async def metrics_text(request: Request) -> Response:
-    """The service's counters in Prometheus text format."""
-    return Response(
-        metrics.exposition(),
-        headers={"content-type": metrics.CONTENT_TYPE, "cache-control": "no-store"},
-    )
+def _metrics_text(more: Sequence[CollectorRegistry]) -> Endpoint:
+    """The /metrics endpoint: this process's counters, then those of `more`."""
+
+    async def metrics_text(request: Request) -> Response:
+        """The service's counters in Prometheus text format."""
+        # `more` may read the database: in a worker thread, never on the event loop.
+        text = await run_in_threadpool(metrics.exposition, *more)
+        return Response(
+            text, headers={"content-type": metrics.CONTENT_TYPE, "cache-control": "no-store"}
+        )
+
+    return metrics_text
 
 
 async def to_feeds(request: Request) -> Response:
