@@ -14,7 +14,9 @@ import pytest
 from sqlalchemy import Engine, func, select
 
 from syndicate.settings import Settings, SourceSettings
-from syndicate.sources import SourceError, SourceReport, poll_inbox, poll_sources
+from syndicate.sources.inbox import poll_inbox
+from syndicate.sources.polling import poll_sources
+from syndicate.sources.report import SourceError, SourceReport
 from syndicate.store.schema import article, pick
 from tests.support.fixture_corpus import LANGUAGES
 

@@ -21,8 +21,9 @@ from sqlalchemy import Engine, select
 
 from syndicate.observe import metrics
 from syndicate.settings import IngestSettings, Settings, SourceSettings, WordPressSettings
-from syndicate.sources import SourceError, SourceReport, poll_sources, poll_wordpress
-from syndicate.sources.wordpress import CURSOR_STATE, read_cursor, save_cursor
+from syndicate.sources.polling import poll_sources
+from syndicate.sources.report import SourceError, SourceReport
+from syndicate.sources.wordpress import CURSOR_STATE, poll_wordpress, read_cursor, save_cursor
 from syndicate.sources.wordpress_posts import Vocabulary, article_record
 from syndicate.store.schema import article, article_tag, article_topic, state, tag, topic
 from tests.support.fixture_corpus import LANGUAGES, ingest_text

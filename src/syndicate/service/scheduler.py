@@ -44,7 +44,7 @@ from syndicate.service.jobstate import JobResult, JobRun, first_run, last_runs, 
 from syndicate.service.requests import DigestRequest, take_requests
 from syndicate.service.send_times import digest_trigger, previous_fire
 from syndicate.settings import Settings
-from syndicate.sources import poll_sources
+from syndicate.sources.polling import poll_sources
 from syndicate.store import leases
 from syndicate.subscribers.registry import forget_unconfirmed
 from syndicate.workers import WorkerProcesses

@@ -9,10 +9,13 @@ transaction (`StoreWriter.mark_dirty`).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 
-@dataclass(frozen=True, slots=True)
-class Placement:
+# A named tuple, not a frozen dataclass: ingest makes one per article, and a tuple is built
+# and hashed in C where a frozen dataclass sets each field through object.__setattr__ and
+# hashes in Python (measured: about 0.8 % of the instructions ingest spends on an article).
+class Placement(NamedTuple):
     """Where an article is listed for what it is: its language, section, tags and topics."""
 
     language: str
