@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine
 
 from syndicate.delivery.ledger import SendReport, send_edition
 from syndicate.delivery.smtp import SmtpTransport
@@ -22,10 +22,10 @@ from syndicate.feedback.record import FeedbackRules, record_feedback
 from syndicate.send.plan import plan_send
 from syndicate.settings import BounceSettings, MailSettings, Settings, SmtpSettings
 from syndicate.store.leases import holder_name
-from syndicate.store.schema import delivery, subscriber
 from syndicate.subscribers import registry
 from tests.support.cli import start_process
 from tests.support.digest_corpus import build, digest_corpus, ingest
+from tests.support.ledger import ledger
 from tests.support.newsroom import Newsroom, addresses
 from tests.support.smtp_server import Recorder, Serve
 from tests.support.subscribers import add_subscribers
@@ -60,17 +60,6 @@ def _send(engine: Engine, settings: Settings, edition: Edition, **plan: float) -
     return send_edition(engine, replace(sending, **plan), holder=HOLDER)
 
 
-def _ledger(engine: Engine, edition_id: str) -> dict[str, tuple[str, str]]:
-    """Each address's (status, detail) in the edition's ledger."""
-    with engine.connect() as connection:
-        rows = connection.execute(
-            select(subscriber.c.email, delivery.c.status, delivery.c.detail)
-            .join(delivery, delivery.c.subscriber_pk == subscriber.c.pk)
-            .where(delivery.c.edition_id == edition_id)
-        ).all()
-    return {email: (status, detail) for email, status, detail in rows}
-
-
 # A suppression made while the send runs -----------------------------------------------------
 
 
@@ -91,7 +80,7 @@ def test_an_address_suppressed_mid_send_is_not_mailed_and_is_recorded_suppressed
     assert _reader(4) not in server.addresses()
     assert Counter(server.addresses()) == Counter(_reader(n) for n in range(8) if n != 4)
     assert (report.sent, report.suppressed, report.failed) == (7, 1, 0)
-    assert _ledger(engine, edition.id)[_reader(4)] == ("suppressed", "suppressed: complained: ses")
+    assert ledger(engine, edition.id)[_reader(4)] == ("suppressed", "suppressed: complained: ses")
     again = _send(engine, _settings(smtp), edition)
     assert (again.sent, again.skipped, again.suppressed) == (0, 7, 1)  # left out from the start
 
@@ -145,10 +134,10 @@ def test_a_send_pauses_itself_past_the_hard_bounce_rate_and_a_resumed_one_stops_
         rf"send paused edition={edition.id} hard_bounce_rate=0\.\d{{4}} sample=(\d+) pause_rate=0\.1",
         line,
     ), line
-    ledger = _ledger(engine, edition.id)
-    assert 20 <= len(ledger) <= 40 < 60
+    recorded = ledger(engine, edition.id)
+    assert 20 <= len(recorded) <= 40 < 60
     # A clean stop: every message the server took is recorded as sent, nothing else is.
-    assert sorted(server.addresses()) == sorted(a for a, (s, _) in ledger.items() if s == "sent")
+    assert sorted(server.addresses()) == sorted(a for a, (s, _) in recorded.items() if s == "sent")
     taken = len(server.received)
 
     resumed = _send(engine, paused_settings, edition)

@@ -29,6 +29,7 @@ from syndicate.store.schema import delivery, subscriber, suppression
 from syndicate.subscribers import registry
 from syndicate.subscribers.registry import Choices, Preferences
 from tests.support.digest_corpus import build, digest_corpus, ingest
+from tests.support.ledger import ledger
 from tests.support.newsroom import DAY, Newsroom, subscribers_csv
 from tests.support.smtp_server import Serve
 from tests.support.subscribers import add_subscribers, confirmed
@@ -82,7 +83,7 @@ def test_the_pending_count_matches_what_a_send_pages_through(engine: Engine) -> 
     assert pending_count(engine, replace(plan, count=None)) == (7, 2)
 
 
-def test_a_send_records_every_outcome_in_the_ledger(engine: Engine) -> None:
+def test_a_send_records_every_outcome_in_theledger(engine: Engine) -> None:
     """On each database: sent and bounced rows with their times, the bounce suppressed, no repeat."""
     ingest(engine, *digest_corpus())
     edition = build(engine)
@@ -112,17 +113,6 @@ def test_a_send_records_every_outcome_in_the_ledger(engine: Engine) -> None:
 
 
 # One recipient never stops a send ---------------------------------------------------------
-
-
-def ledger(engine: Engine, edition_id: str) -> dict[str, tuple[str, str]]:
-    """Each subscriber's address and the ledger's (status, detail) for the edition."""
-    with engine.connect() as connection:
-        rows = connection.execute(
-            select(subscriber.c.email, delivery.c.status, delivery.c.detail)
-            .join(delivery, delivery.c.subscriber_pk == subscriber.c.pk)
-            .where(delivery.c.edition_id == edition_id)
-        ).all()
-    return {email: (status, detail) for email, status, detail in rows}
 
 
 class BrokenSigner(DkimSigner):
