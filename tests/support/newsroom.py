@@ -7,6 +7,7 @@ sends themselves run as processes of their own, since processes are what they ar
 from __future__ import annotations
 
 import subprocess
+from collections.abc import Mapping
 from pathlib import Path
 
 from tests.support.cli import Ran, operator_env, run_process, syndicate
@@ -28,8 +29,13 @@ def subscribers_csv(rows: list[str]) -> str:
 class Newsroom:
     """A store with a demo corpus, `count` confirmed English subscribers and a built edition."""
 
-    def __init__(self, folder: Path, smtp_port: int, count: int) -> None:
-        """Set it all up through the command line, mailing through the SMTP server on `smtp_port`."""
+    def __init__(
+        self, folder: Path, smtp_port: int, count: int, settings: Mapping[str, str] | None = None
+    ) -> None:
+        """Set it all up through the command line, mailing through the SMTP server on `smtp_port`.
+
+        `settings` (SYNDICATE_ variables) add to or replace the newsroom's own, e.g. its store.
+        """
         self.folder = folder
         self.env = operator_env(
             {
@@ -42,6 +48,7 @@ class Newsroom:
                 "SYNDICATE_MAIL__SMTP__RETRIES": "2",
                 "SYNDICATE_SECURITY__SECRET_KEY": "a test secret that is long enough",
                 "SYNDICATE_WEB__PUBLIC_URL": "https://news.example/",
+                **(settings or {}),
             }
         )
         demo = self.cli("demo-data", "--articles", "400", "--now", "2026-11-21T12:00:00+0000")
