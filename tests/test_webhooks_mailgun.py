@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import itertools
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,7 +11,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.support.webhooks import JSON_VALUES, NOW, WebhookSite, as_json, served_site
+from tests.support.webhooks import (
+    JSON_VALUES,
+    NOW,
+    WebhookSite,
+    as_json,
+    mailgun_body,
+    served_site,
+)
 
 KEY = "key-mailgun-test-signing-key"
 TOKENS = (f"token-{number:044d}" for number in itertools.count())  # each signature its own
@@ -29,12 +34,8 @@ def site(tmp_path: Path) -> Iterator[WebhookSite]:
 def signed(
     event_data: Any, *, key: str = KEY, at: float = NOW.timestamp(), token: str = "t" * 50
 ) -> str:
-    """A webhook body signed as Mailgun signs it: hex HMAC-SHA256 of timestamp + token."""
-    timestamp = str(int(at))
-    signature = hmac.new(key.encode(), f"{timestamp}{token}".encode(), hashlib.sha256).hexdigest()
-    body = {"signature": {"timestamp": timestamp, "token": token, "signature": signature},
-            "event-data": event_data}  # fmt: skip
-    return as_json(body)
+    """A webhook body signed as Mailgun signs it, with `key` at `at`."""
+    return mailgun_body(event_data, key=key, timestamp=str(int(at)), token=token)
 
 
 def event(

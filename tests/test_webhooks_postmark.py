@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -11,7 +10,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.support.webhooks import JSON_VALUES, READERS, WebhookSite, as_json, served_site
+from tests.support.webhooks import (
+    JSON_VALUES,
+    READERS,
+    WebhookSite,
+    as_json,
+    basic_auth,
+    served_site,
+)
 
 USER, PASSWORD = "postmark", "a long webhook password"
 READER = READERS[0]
@@ -25,8 +31,7 @@ def site(tmp_path: Path) -> Iterator[WebhookSite]:
 
 def basic(user: str = USER, password: str = PASSWORD) -> dict[str, str]:
     """The Authorization header Postmark sends for credentials in the webhook URL."""
-    token = base64.b64encode(f"{user}:{password}".encode()).decode()
-    return {"authorization": f"Basic {token}", "content-type": "application/json"}
+    return basic_auth(user, password)
 
 
 def bounce(bounce_type: str = "HardBounce", **more: Any) -> dict[str, Any]:

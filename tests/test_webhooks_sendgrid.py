@@ -8,13 +8,21 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from syndicate.settings import Settings
-from tests.support.webhooks import JSON_VALUES, NOW, READERS, WebhookSite, as_json, served_site
+from tests.support.webhooks import (
+    JSON_VALUES,
+    NOW,
+    READERS,
+    WebhookSite,
+    as_json,
+    sendgrid_headers,
+    served_site,
+)
 
 SIGNING_KEY = ec.generate_private_key(ec.SECP256R1())  # SendGrid's, made for this test run
 PUBLIC_KEY = base64.b64encode(
@@ -36,13 +44,8 @@ def site(tmp_path: Path) -> Iterator[WebhookSite]:
 
 
 def signature(body: str, key: ec.EllipticCurvePrivateKey = SIGNING_KEY) -> dict[str, str]:
-    """The headers SendGrid signs a body with: ECDSA P-256 over timestamp + body, base64 DER."""
-    signed = key.sign(TIMESTAMP.encode() + body.encode(), ec.ECDSA(hashes.SHA256()))
-    return {
-        "X-Twilio-Email-Event-Webhook-Signature": base64.b64encode(signed).decode(),
-        "X-Twilio-Email-Event-Webhook-Timestamp": TIMESTAMP,
-        "content-type": "application/json",
-    }
+    """The headers SendGrid signs a body with, by `key` at TIMESTAMP."""
+    return sendgrid_headers(body, key, TIMESTAMP)
 
 
 def event(site: WebhookSite, name: str, email: str = READER, **more: Any) -> dict[str, Any]:

@@ -10,8 +10,6 @@ token) and SendGrid (ECDSA over timestamp and body). The secrets are the tests' 
 from __future__ import annotations
 
 import base64
-import hashlib
-import hmac
 import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -19,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from sqlalchemy import Engine
 
@@ -29,7 +27,15 @@ from syndicate.web.webhooks.receiving import Outside
 from tests.support.feedback_loop import Sent
 from tests.support.ports import free_port
 from tests.support.web_server import serve_in_thread
-from tests.support.webhooks import NOW, TOPIC, AmazonStandIn, as_json
+from tests.support.webhooks import (
+    NOW,
+    TOPIC,
+    AmazonStandIn,
+    as_json,
+    basic_auth,
+    mailgun_body,
+    sendgrid_headers,
+)
 
 POSTMARK_USER, POSTMARK_PASSWORD = "postmark", "a long webhook password"
 MAILGUN_KEY = "key-mailgun-test-signing-key"
@@ -145,8 +151,7 @@ def postmark_posts(amazon: AmazonStandIn, bounced: Sent, complained: Sent) -> li
         "MessageID": "a4909a96-73d2-4000-8b4c-3d0ab3bb7bd4", "Details": "",
         "Description": "The subscriber explicitly marked this message as spam.",
     }  # fmt: skip
-    token = base64.b64encode(f"{POSTMARK_USER}:{POSTMARK_PASSWORD}".encode()).decode()
-    headers = {"authorization": f"Basic {token}", "content-type": "application/json"}
+    headers = basic_auth(POSTMARK_USER, POSTMARK_PASSWORD)
     return [Post(as_json(bounce), headers), Post(as_json(complaint), headers)]
 
 
@@ -179,11 +184,8 @@ def _mailgun_headers(sent: Sent) -> dict[str, str]:
 def mailgun_signed(event_data: dict[str, Any], token: str) -> Post:
     """A webhook body signed as Mailgun signs it: hex HMAC-SHA256 of timestamp + token."""
     timestamp = str(int(NOW.timestamp()))
-    signature = hmac.new(MAILGUN_KEY.encode(), f"{timestamp}{token}".encode(), hashlib.sha256)
-    body = {"signature": {"timestamp": timestamp, "token": token,
-                          "signature": signature.hexdigest()},
-            "event-data": event_data}  # fmt: skip
-    return Post(as_json(body), {"content-type": "application/json"})
+    body = mailgun_body(event_data, key=MAILGUN_KEY, timestamp=timestamp, token=token)
+    return Post(body, {"content-type": "application/json"})
 
 
 # SendGrid ----------------------------------------------------------------------------------
@@ -201,13 +203,7 @@ def sendgrid_posts(amazon: AmazonStandIn, bounced: Sent, complained: Sent) -> li
          "sg_message_id": "14c5d75ce93.dfd.64b469.filter0001.16648.5515E0B88.1"},
     ]  # fmt: skip
     body = as_json(events)
-    timestamp = str(int(NOW.timestamp()))
-    signed = SENDGRID_KEY.sign(timestamp.encode() + body.encode(), ec.ECDSA(hashes.SHA256()))
-    headers = {
-        "X-Twilio-Email-Event-Webhook-Signature": base64.b64encode(signed).decode(),
-        "X-Twilio-Email-Event-Webhook-Timestamp": timestamp,
-        "content-type": "application/json",
-    }
+    headers = sendgrid_headers(body, SENDGRID_KEY, str(int(NOW.timestamp())))
     return [Post(body, headers, events=2)]
 
 

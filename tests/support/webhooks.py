@@ -10,6 +10,8 @@ handler behind the injectable transport the site fetches through.
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import json
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -21,7 +23,7 @@ from typing import Any
 import httpx
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.x509.oid import NameOID
 from hypothesis import strategies as st
 from sqlalchemy import Engine, select
@@ -216,3 +218,27 @@ JSON_VALUES = st.recursive(
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
     max_leaves=12,
 )
+
+
+def basic_auth(user: str, password: str) -> dict[str, str]:
+    """The headers Postmark sends for credentials in the webhook URL: HTTP Basic, JSON."""
+    token = base64.b64encode(f"{user}:{password}".encode()).decode()
+    return {"authorization": f"Basic {token}", "content-type": "application/json"}
+
+
+def mailgun_body(event_data: Any, *, key: str, timestamp: str, token: str) -> str:
+    """A webhook body signed as Mailgun signs it: hex HMAC-SHA256 of timestamp + token."""
+    signature = hmac.new(key.encode(), f"{timestamp}{token}".encode(), hashlib.sha256).hexdigest()
+    body = {"signature": {"timestamp": timestamp, "token": token, "signature": signature},
+            "event-data": event_data}  # fmt: skip
+    return as_json(body)
+
+
+def sendgrid_headers(body: str, key: ec.EllipticCurvePrivateKey, timestamp: str) -> dict[str, str]:
+    """The headers SendGrid signs a body with: ECDSA P-256 over timestamp + body, base64 DER."""
+    signed = key.sign(timestamp.encode() + body.encode(), ec.ECDSA(hashes.SHA256()))
+    return {
+        "X-Twilio-Email-Event-Webhook-Signature": base64.b64encode(signed).decode(),
+        "X-Twilio-Email-Event-Webhook-Timestamp": timestamp,
+        "content-type": "application/json",
+    }
