@@ -244,3 +244,27 @@ def test_a_confirmation_from_the_site_leaves_from_a_verp_address(
     expected = MailRef(pending.pk, CONFIRMATION)
     assert Verp(SECRET).read_address(BOUNCES, found.group(1).decode()) == expected
     assert Verp(SECRET).read(token_of(raw)) == expected
+
+
+@pytest.mark.parametrize("postmark", [False, True])
+def test_postmark_is_given_the_token_only_where_its_webhook_is_set(
+    sqlite_engine: Engine, postmark: bool
+) -> None:
+    """With [bounces.webhooks] postmark_username, each message also carries X-PM-Metadata-syndicate-mail."""
+    ingest(sqlite_engine, *digest_corpus())
+    edition = build(sqlite_engine)
+    add_subscribers(sqlite_engine, PEOPLE[:2])
+    settings = mail_settings()
+    if postmark:
+        webhooks = settings.bounces.webhooks.model_copy(update={"postmark_username": "postmark"})
+        bounces = settings.bounces.model_copy(update={"webhooks": webhooks})
+        settings = settings.model_copy(update={"bounces": bounces})
+    transport = RecordingTransport()
+    send_edition(
+        sqlite_engine, plan_send(sqlite_engine, settings, edition, transport, None),
+        holder=holder_name(),
+    )  # fmt: skip
+    for sent in transport.sent:
+        parsed = sent.parsed()
+        given = parsed.get_all("X-PM-Metadata-syndicate-mail") or []
+        assert given == ([str(parsed["X-Syndicate-Mail"])] if postmark else [])

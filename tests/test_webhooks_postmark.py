@@ -20,7 +20,7 @@ from tests.support.webhooks import (
 )
 
 USER, PASSWORD = "postmark", "a long webhook password"
-READER = READERS[0]
+READER, OTHER = READERS
 
 
 @pytest.fixture
@@ -55,6 +55,18 @@ def test_a_hard_bounce_suppresses_the_subscriber(site: WebhookSite) -> None:
         ("postmark:4323372036854775807", "postmark", "hard", READER, site.pk(READER), None, "")
     ]
     assert site.suppressed() == {READER: "bounced"}
+
+
+def test_the_metadata_the_send_gave_postmark_names_subscriber_and_edition(
+    site: WebhookSite,
+) -> None:
+    """Metadata {"syndicate-mail": token} attributes the record to its reader and edition."""
+    other_token = site.mail_token(OTHER)  # an address the reader forwards to: the token decides
+    record = bounce(Email="forwarded@elsewhere.example", Metadata={"syndicate-mail": other_token})
+    assert site.post("postmark", as_json(record), basic()).status_code == 200
+    [event] = site.events()
+    assert event[3:6] == (OTHER, site.pk(OTHER), site.edition_id)
+    assert site.suppressed() == {OTHER: "bounced"}
 
 
 def test_the_same_record_again_changes_nothing(site: WebhookSite) -> None:

@@ -57,6 +57,11 @@ class Sent:
         return str(self.message["X-Syndicate-Mail"]).strip()
 
     @property
+    def postmark_metadata(self) -> str:
+        """Its X-PM-Metadata-syndicate-mail header: what Postmark hands back as Metadata."""
+        return str(self.message["X-PM-Metadata-syndicate-mail"]).strip()
+
+    @property
     def header_block(self) -> bytes:
         """Its header fields as sent (what a relay returns in a text/rfc822-headers part)."""
         return self.content.partition(b"\r\n\r\n")[0] + b"\r\n"
@@ -89,6 +94,8 @@ class FeedbackLoop:
             settings={
                 "SYNDICATE_DATABASE__URL": database_url,
                 "SYNDICATE_MAIL__BOUNCE_ADDRESS": BOUNCES,
+                # The mail goes as through Postmark: each message's token as its metadata too.
+                "SYNDICATE_BOUNCES__WEBHOOKS__POSTMARK_USERNAME": "postmark",
             },
         )
         self.edition = self.room.edition

@@ -144,12 +144,14 @@ def postmark_posts(amazon: AmazonStandIn, bounced: Sent, complained: Sent) -> li
         "Details": "smtp;550 5.1.1 The email account that you tried to reach does not exist.",
         "From": "news@site.example", "Subject": str(bounced.message["Subject"]),
         "Inactive": True, "CanActivate": True, "DumpAvailable": True,
+        "Metadata": {"syndicate-mail": bounced.postmark_metadata},
     }  # fmt: skip
     complaint = bounce | {
         "RecordType": "SpamComplaint", "ID": 4323372036854775808, "Type": "SpamComplaint",
         "TypeCode": 512, "Name": "Spam complaint", "Email": complained.email,
         "MessageID": "a4909a96-73d2-4000-8b4c-3d0ab3bb7bd4", "Details": "",
         "Description": "The subscriber explicitly marked this message as spam.",
+        "Metadata": {"syndicate-mail": complained.postmark_metadata},
     }  # fmt: skip
     headers = basic_auth(POSTMARK_USER, POSTMARK_PASSWORD)
     return [Post(as_json(bounce), headers), Post(as_json(complaint), headers)]

@@ -55,6 +55,9 @@ _MAIL_TOKEN = re.compile(r"[a-z2-7]{1,80}")
 # The name subscribers.verp.MAIL_REF_HEADER gives it; the two rooms may not import each other,
 # so tests/test_verp_mail.py holds the names equal.
 MAIL_REF_NAME = "X-Syndicate-Mail"
+# The same token for Postmark, which removes X-PM-* headers before delivery and hands this one
+# back in its webhooks' Metadata ("syndicate-mail"): its events carry no headers of the message.
+POSTMARK_METADATA_NAME = "X-PM-Metadata-syndicate-mail"
 # Unicode categories a non-ASCII character of a local part may not have: controls, formats,
 # surrogates, private use, unassigned (C*), and separators (Z*), which no address holds.
 _UNSAFE = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zs", "Zl", "Zp"})
@@ -264,13 +267,17 @@ def feedback_id(value: str) -> bytes:
     return header("Feedback-ID", [value])
 
 
-def mail_ref(token: str) -> bytes:
-    """The X-Syndicate-Mail field naming the message by its VERP token, or nothing for none."""
+def mail_ref(token: str, *, postmark: bool = False) -> bytes:
+    """The X-Syndicate-Mail field naming the message by its VERP token, or nothing for none.
+
+    With `postmark`, also Postmark's metadata field carrying the same token.
+    """
     if not token:
         return b""
     if not _MAIL_TOKEN.fullmatch(token):
         raise MessageError(f"not a mail token: {token!r}")
-    return header(MAIL_REF_NAME, [token])
+    fields = header(MAIL_REF_NAME, [token])
+    return fields + header(POSTMARK_METADATA_NAME, [token]) if postmark else fields
 
 
 def date(moment: datetime | None) -> bytes:

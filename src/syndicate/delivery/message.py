@@ -93,6 +93,7 @@ class Letter:
     date: datetime | None = None  # timezone-aware; empty for now
     feedback_id: str = ""  # Gmail's Feedback-ID ("a:b:c:SenderId"); empty for none
     mail_token: str = ""  # the VERP token naming recipient and edition (X-Syndicate-Mail)
+    postmark_metadata: bool = False  # the token also as Postmark's metadata, for its webhooks
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +116,7 @@ class Notice:
     list_id: str = ""  # such as "confirmation.en.site.example"
     list_name: str = ""
     mail_token: str = ""  # the VERP token naming recipient and mail (X-Syndicate-Mail)
+    postmark_metadata: bool = False  # the token also as Postmark's metadata, for its webhooks
 
 
 def build_message(
@@ -146,7 +148,7 @@ def build_message(
                 headers.list_unsubscribe(letter.unsubscribe_url, mailto),
                 ONE_CLICK,
                 headers.feedback_id(letter.feedback_id),
-                headers.mail_ref(letter.mail_token),
+                headers.mail_ref(letter.mail_token, postmark=letter.postmark_metadata),
                 *_alternative(message_id, *parts),
             )
         )
@@ -180,7 +182,7 @@ def build_notice(notice: Notice) -> MessageBytes:
                 AUTO_SUBMITTED,
                 *unsubscribe,
                 headers.feedback_id(notice.feedback_id),
-                headers.mail_ref(notice.mail_token),
+                headers.mail_ref(notice.mail_token, postmark=notice.postmark_metadata),
                 *_alternative(
                     message_id,
                     encode_readable(notice.text, _boundary(message_id)),

@@ -15,7 +15,7 @@ from syndicate.delivery.configured import transport_from_settings
 from syndicate.delivery.message import MessageBytes, Notice, build_notice, make_message_id
 from syndicate.i18n.catalogs import direction, gettext
 from syndicate.i18n.templating import environment
-from syndicate.send.envelopes import Envelope, Envelopes
+from syndicate.send.envelopes import Envelope, envelopes_for
 from syndicate.send.plan import feedback_id, sender_domain
 from syndicate.settings import Settings
 from syndicate.subscribers.links import ConfirmationRequest
@@ -32,11 +32,11 @@ def confirmation_sender(
     With `secret` (the key the links are signed with), a request that names its subscriber
     is sent with a VERP envelope sender and token, as a digest is.
     """
-    envelopes = Envelopes(settings.mail, secret)
+    envelopes = envelopes_for(settings, secret)
 
     def send(request: ConfirmationRequest) -> None:
         envelope = envelopes.plain if request.pk is None else envelopes.of(request.pk, CONFIRMATION)
-        message = confirmation_message(settings, request, mail_token=envelope.mail_token)
+        message = confirmation_message(settings, request, envelope=envelope)
         asyncio.run(_deliver_one(settings, request.email, message, envelope))
         log.info("confirmation sent language=%s", request.language)
 
@@ -44,7 +44,7 @@ def confirmation_sender(
 
 
 def confirmation_message(
-    settings: Settings, request: ConfirmationRequest, *, mail_token: str = ""
+    settings: Settings, request: ConfirmationRequest, *, envelope: Envelope | None = None
 ) -> MessageBytes:
     """The confirmation mail: a short text and HTML note with the link, in the reader's language.
 
@@ -78,7 +78,8 @@ def confirmation_message(
             unsubscribe_mailto=settings.mail.unsubscribe_mailto,
             list_id=f"confirmation.{language}.{domain}",
             list_name=site,
-            mail_token=mail_token,
+            mail_token=envelope.mail_token if envelope else "",
+            postmark_metadata=envelope.postmark_metadata if envelope else False,
         )
     )
 

@@ -6,7 +6,9 @@ a relay sends back later names its subscriber and edition whatever the report in
 (subscribers.verp). The same token goes in the message's X-Syndicate-Mail header, for reports
 that quote the original's headers but come back to another address (a relay that rewrote the
 envelope, a feedback loop). Without bounce_address the envelope sender is the From address,
-as before; the header is written whenever there is a secret to sign the token with.
+as before; the header is written whenever there is a secret to sign the token with. Where
+the Postmark webhook is set up, the token also goes as Postmark's metadata, which its events
+hand back (they carry no headers of the message).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from email.utils import parseaddr
 
-from syndicate.settings import MailSettings
+from syndicate.settings import MailSettings, Settings
 from syndicate.subscribers.verp import MailRef, Verp
 
 
@@ -24,16 +26,21 @@ class Envelope:
 
     sender: str  # MAIL FROM / Return-Path
     mail_token: str = ""  # the X-Syndicate-Mail header's value; empty for none
+    postmark_metadata: bool = False  # the token also as X-PM-Metadata-syndicate-mail
 
 
 class Envelopes:
     """Mints each message's envelope from [mail] and the secret key the links are signed with."""
 
-    def __init__(self, mail: MailSettings, secret: str) -> None:
-        """Envelopes for mail sent as `mail` says; an empty `secret` mints no tokens."""
+    def __init__(self, mail: MailSettings, secret: str, *, postmark: bool = False) -> None:
+        """Envelopes for mail sent as `mail` says; an empty `secret` mints no tokens.
+
+        `postmark`: Postmark carries the mail, so its webhook is told each message's token.
+        """
         self.plain = Envelope(parseaddr(mail.from_address)[1])
         self.bounce_address = mail.bounce_address
         self.verp = Verp(secret) if secret else None
+        self.postmark = postmark
 
     def of(self, pk: int, edition_id: str) -> Envelope:
         """The envelope of the message to subscriber `pk` of `edition_id` (or CONFIRMATION)."""
@@ -41,6 +48,12 @@ class Envelopes:
             return self.plain
         ref = MailRef(pk, edition_id)
         token = self.verp.token(ref)
-        if not self.bounce_address:
-            return Envelope(self.plain.sender, token)
-        return Envelope(self.verp.sender(self.bounce_address, ref), token)
+        sender = self.verp.sender(self.bounce_address, ref) if self.bounce_address else None
+        return Envelope(sender or self.plain.sender, token, self.postmark)
+
+
+def envelopes_for(settings: Settings, secret: str) -> Envelopes:
+    """The envelopes `settings` ask for: VERP by [mail], Postmark's metadata when its webhook is set."""
+    return Envelopes(
+        settings.mail, secret, postmark=bool(settings.bounces.webhooks.postmark_username)
+    )

@@ -32,7 +32,7 @@ from syndicate.digests.model import Edition
 from syndicate.digests.render import CompiledEdition, EditionRenderer
 from syndicate.domain.periods import DIGEST_KINDS
 from syndicate.i18n.catalogs import gettext
-from syndicate.send.envelopes import Envelopes
+from syndicate.send.envelopes import Envelopes, envelopes_for
 from syndicate.send.pause import bounce_pause, check_every
 from syndicate.settings import MailSettings, Settings
 from syndicate.store.database import reading
@@ -74,7 +74,7 @@ def plan_send(
     """Everything the ledger needs to send `edition`: recipients, composing, sending."""
     secret = signing_key(engine, settings)
     links = SubscriptionLinks(Tokens(secret), str(settings.web.public_url))
-    composer = EditionComposer(edition, settings, links, signer, Envelopes(settings.mail, secret))
+    composer = EditionComposer(edition, settings, links, signer, envelopes_for(settings, secret))
     # What every letter shares is checked once, on a letter to nobody: a From address or a
     # Feedback-ID that cannot be sent would fail everyone alike, so it stops the send first.
     composer.check_shared()
@@ -164,6 +164,7 @@ class EditionComposer:
                 unsubscribe_mailto=self.mail.unsubscribe_mailto,
                 feedback_id=self.feedback,
                 mail_token=envelope.mail_token,
+                postmark_metadata=envelope.postmark_metadata,
             )
         )
 
@@ -194,6 +195,7 @@ class EditionComposer:
                 message_id=message_id,
                 feedback_id=self.feedback,
                 mail_token=envelope.mail_token,
+                postmark_metadata=envelope.postmark_metadata,
             ),
             bodies=(text.fill(in_text), html.fill(in_html)),
         )

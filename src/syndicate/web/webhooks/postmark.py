@@ -5,7 +5,10 @@ Postmark sends the user name and password written into the webhook's URL setting
 Postmark documents them: a hard bounce and a bad address fail for good; soft bounces,
 transient and DNS errors, full inboxes, blocks and spam filters for now (enough of them in
 [bounces] soft_days suppress); auto-responders, address changes, challenge-response mail and
-Postmark's own errors say nothing about the address and are left out.
+Postmark's own errors say nothing about the address and are left out. Its records carry no
+headers of the message, but they do carry the metadata it was sent with: the send gives
+Postmark each message's token (X-PM-Metadata-syndicate-mail), which names its subscriber and
+edition here.
 """
 
 from __future__ import annotations
@@ -18,11 +21,12 @@ from typing import Any
 
 from starlette.datastructures import Headers
 
-from syndicate.feedback.model import Feedback, FeedbackKind, Provider
+from syndicate.feedback.model import Clues, Feedback, FeedbackKind, Provider
 from syndicate.settings.bounces import WebhookSettings
 from syndicate.web.webhooks.payload import address, mapping, moment, parse_json, text
 from syndicate.web.webhooks.receiving import Events, Outside, Refused
 
+METADATA_KEY = "syndicate-mail"  # the send's X-PM-Metadata-syndicate-mail header, handed back
 CHALLENGE = {"www-authenticate": 'Basic realm="webhooks", charset="UTF-8"'}
 # Bounce Type -> kind; types not listed (AutoResponder, AddressChange, Subscribe, Unsubscribe,
 # ChallengeVerification, OpenRelayTest, ManuallyDeactivated, Unconfirmed, SMTPApiError,
@@ -92,7 +96,7 @@ def read_record(record: Mapping[str, Any], outside: Outside) -> Events:
             Provider.POSTMARK, FeedbackKind.DELIVERED, recipient, f"postmark:delivery:{key}",
             moment(record, "DeliveredAt", "body", outside.now()),
             diagnostic=text(record, "Details", "body", required=False),
-            reference=f"postmark delivery {key}",
+            reference=f"postmark delivery {key}", clues=_clues(record),
         ),))  # fmt: skip
     if record_type not in ("Bounce", "SpamComplaint"):
         return Events(ignored=(f"record type {record_type[:40]}",))
@@ -106,5 +110,14 @@ def read_record(record: Mapping[str, Any], outside: Outside) -> Events:
         moment(record, "BouncedAt", "body", outside.now()),
         diagnostic=text(record, "Details", "body", required=False)
         or text(record, "Description", "body", required=False),
-        reference=f"postmark bounce {key}",
+        reference=f"postmark bounce {key}", clues=_clues(record),
     ),))  # fmt: skip
+
+
+def _clues(record: Mapping[str, Any]) -> Clues:
+    """The message's token from the record's Metadata, when the send gave Postmark one."""
+    metadata = record.get("Metadata")
+    if metadata is None:
+        return Clues()
+    token = text(mapping(metadata, "body.Metadata"), METADATA_KEY, "body.Metadata", required=False)
+    return Clues(mail_token=token[:200])
