@@ -117,12 +117,12 @@ def test_status_shows_the_rates_of_recent_editions_and_days(
 
 
 def test_status_says_none_before_anything_was_sent(engine: Engine) -> None:
-    """An empty store: both tables say none."""
+    """An empty store: each table says it has no rows, by its name."""
     settings = Settings()
     shown = format_status(read_status(engine, settings), settings)
     assert shown.endswith(
         "Deliverability (shares of sent; hard bounces include refusals while sending):\n"
-        "  none\n  none\n"
+        "  edition: none\n  day (UTC): none\n"
     )
 
 

@@ -64,9 +64,9 @@ HEADINGS = ["sent", "hard bounces", "soft bounces", "complaints"]
 
 
 def rate_table(heading: str, rows: list[Rates], indent: str = "  ") -> list[str]:
-    """Rates as aligned lines under a heading row (`edition`, `day (UTC)`); "none" when empty."""
+    """Rates as aligned lines under a heading row (`edition`, `day (UTC)`); `edition: none` if none."""
     if not rows:
-        return [f"{indent}none"]
+        return [f"{indent}{heading}: none"]
     table = [[heading, *HEADINGS], *(row.cells() for row in rows)]
     widths = [max(len(line[column]) for line in table) for column in range(len(table[0]))]
     return [
