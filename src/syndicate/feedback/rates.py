@@ -64,7 +64,7 @@ HEADINGS = ["sent", "hard bounces", "soft bounces", "complaints"]
 
 
 def rate_table(heading: str, rows: list[Rates], indent: str = "  ") -> list[str]:
-    """Rates as aligned lines under a heading row (`edition`, `day (UTC)`); `edition: none` if none."""
+    """Rates as aligned lines under a heading row (edition, day); `edition: none` when empty."""
     if not rows:
         return [f"{indent}{heading}: none"]
     table = [[heading, *HEADINGS], *(row.cells() for row in rows)]
