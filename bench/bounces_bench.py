@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import fcntl
 import mailbox
 import os
 import shutil
@@ -30,7 +29,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from feeds_bench import machine
+from feeds_bench import hold_folder, machine, record
 from newsletter_bench import code_version, cpu_usage, neighbours, source_fingerprint, timed_child
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -297,12 +296,7 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=10_000)
     parser.add_argument("--no-record", action="store_true", help="leave RESULTS.md alone")
     args = parser.parse_args()
-    OUT.mkdir(parents=True, exist_ok=True)
-    lock = (OUT / ".lock").open("w")  # held until the process ends
-    try:
-        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        raise SystemExit("bench: another bounce benchmark is using bench/out/bounces") from None
+    _held = hold_folder(OUT, "bounce")  # the lock lasts while this name does: the whole run
     store = base_store()
     maildir, mbox = mailboxes(store, args.messages)
     version, fingerprint = code_version(), source_fingerprint()
@@ -345,8 +339,7 @@ Shared the machine: {shared}.
     print(row)
     if args.no_record:
         return
-    with RESULTS.open("a") as handle:
-        handle.write(row)
+    record(row)
 
 
 if __name__ == "__main__":

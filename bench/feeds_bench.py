@@ -8,6 +8,7 @@ command and date, so runs on different days and machines can be compared.
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
 import os
 import platform
@@ -22,6 +23,7 @@ import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import IO
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "bench" / "out"
@@ -175,6 +177,35 @@ def incremental_once(
     return float(seconds), int(written)
 
 
+def hold_folder(folder: Path, what: str) -> IO[str]:
+    """Make `folder` and take its lock, or stop: two runs at once would share it and the machine.
+
+    Keep the returned file open for as long as the run uses the folder.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    lock = (folder / ".lock").open("w")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        lock.close()
+        where = folder.relative_to(ROOT)
+        raise SystemExit(
+            f"bench: another {what} benchmark is using {where}; "
+            "two at once would share its files and the machine"
+        ) from None
+    return lock
+
+
+def record(row: str) -> None:
+    """Append one run's section to bench/RESULTS.md, starting the file if need be."""
+    if not RESULTS.exists():
+        RESULTS.write_text(
+            "# Benchmark results\n\nNewest last. Each entry is one run of `make bench`.\n"
+        )
+    with RESULTS.open("a") as handle:
+        handle.write(row)
+
+
 def wait_for(url_port: int, timeout: float = 30) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -319,12 +350,7 @@ def main() -> None:
 wrk: `wrk -t2 -c32 -d{args.seconds}s` on 127.0.0.1, one uvicorn process vs nginx with one worker
 (`worker_processes 1`), same machine, same run, same file.
 """
-    if not RESULTS.exists():
-        RESULTS.write_text(
-            "# Benchmark results\n\nNewest last. Each entry is one run of `make bench`.\n"
-        )
-    with RESULTS.open("a") as handle:
-        handle.write(row)
+    record(row)
     print(row)
 
 

@@ -16,7 +16,6 @@ bench/RESULTS.md with the machine, its load, the command, the code version and t
 from __future__ import annotations
 
 import argparse
-import fcntl
 import json
 import os
 import subprocess
@@ -26,7 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from feeds_bench import CORPUS_MOMENT, machine
+from feeds_bench import CORPUS_MOMENT, hold_folder, machine, record
 from newsletter_bench import code_version, cpu_usage, neighbours, source_fingerprint, timed_child
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -132,12 +131,7 @@ def main() -> None:
         raise SystemExit(
             "bench: sqlite-utils is missing: .venv/bin/python -m pip install sqlite-utils"
         )
-    OUT.mkdir(parents=True, exist_ok=True)
-    lock = (OUT / ".lock").open("w")  # held until the process ends
-    try:
-        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        raise SystemExit("bench: another ingest benchmark is using bench/out/ingest") from None
+    _held = hold_folder(OUT, "ingest")  # the lock lasts while this name does: the whole run
     large, small = corpus(args.articles), corpus(args.small)
     with_topics, articles, counts = split(large)
     records, small_records = sum(counts.values()), sum(split(small)[2].values())
@@ -192,8 +186,7 @@ Shared the machine: {shared}.
     print(row)
     if args.no_record:
         return
-    with RESULTS.open("a") as handle:
-        handle.write(row)
+    record(row)
 
 
 def _version() -> str:

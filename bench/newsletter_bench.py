@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import fcntl
 import hashlib
 import json
 import os
@@ -38,7 +37,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from feeds_bench import free_port, machine, tree_rss_kib, wait_for
+from feeds_bench import free_port, hold_folder, machine, record, tree_rss_kib, wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "bench" / "out" / "newsletters"
@@ -456,15 +455,7 @@ def main() -> None:
     parser.add_argument("--dkim", action="store_true", help="sign in the --profile send")
     parser.add_argument("--no-record", action="store_true", help="leave RESULTS.md alone")
     args = parser.parse_args()
-    OUT.mkdir(parents=True, exist_ok=True)
-    lock = (OUT / ".lock").open("w")  # held until the process ends
-    try:
-        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        raise SystemExit(
-            "bench: another newsletter benchmark is using bench/out/newsletters; "
-            "two at once would share the stores and the machine"
-        ) from None
+    _held = hold_folder(OUT, "newsletter")  # the lock lasts while this name does: the whole run
     corpus = OUT / f"corpus-{ARTICLES}.jsonl"
     if not corpus.exists():
         with corpus.open("w") as handle:
@@ -554,12 +545,7 @@ Shared the machine: {shared}.
     print(row)
     if args.no_record:
         return
-    if not RESULTS.exists():
-        RESULTS.write_text(
-            "# Benchmark results\n\nNewest last. Each entry is one run of `make bench`.\n"
-        )
-    with RESULTS.open("a") as handle:
-        handle.write(row)
+    record(row)
 
 
 def _stop(signum: int, frame: FrameType | None) -> None:

@@ -33,7 +33,7 @@ import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
 
-from feeds_bench import free_port, machine, tree_rss_kib, wait_for
+from feeds_bench import free_port, machine, record, tree_rss_kib, wait_for
 from newsletter_bench import code_version, cpu_usage, neighbours, source_fingerprint
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -233,8 +233,7 @@ wrk: `wrk -t{THREADS} -c{CONNECTIONS} -d{args.seconds}s --timeout 30s` on 127.0.
     print(row)
     if args.no_record:
         return
-    with RESULTS.open("a") as handle:
-        handle.write(row)
+    record(row)
 
 
 if __name__ == "__main__":
