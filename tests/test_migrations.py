@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Engine, inspect
 
+from syndicate.store.database import alembic_config
 from syndicate.store.schema import metadata
 
 
@@ -25,5 +27,15 @@ def test_migrations_create_the_schema_the_code_expects(engine: Engine) -> None:
 
 def test_the_work_queue_is_made_on_postgresql_only(engine: Engine) -> None:
     """PostgreSQL gets procrastinate's job table from the migrations; SQLite has no queue."""
+    tables = set(inspect(engine).get_table_names())
+    assert ("procrastinate_jobs" in tables) == (engine.dialect.name == "postgresql")
+
+
+def test_the_work_queue_migration_goes_down_and_up_again(engine: Engine) -> None:
+    """Downgrading past 0004 drops procrastinate's tables; upgrading makes them again."""
+    config = alembic_config(engine)
+    command.downgrade(config, "0003")
+    assert not any(name.startswith("procrastinate_") for name in inspect(engine).get_table_names())
+    command.upgrade(config, "head")
     tables = set(inspect(engine).get_table_names())
     assert ("procrastinate_jobs" in tables) == (engine.dialect.name == "postgresql")
