@@ -5,7 +5,7 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -26,14 +26,19 @@ class Worker:
     """A real `syndicate worker` process whose log lines land in a file the test can read."""
 
     def __init__(self, folder: Path, env: dict[str, str], name: str) -> None:
-        """Start the worker and wait until it says it has started."""
+        """Start the worker (`started` waits until it says it has)."""
+        self.name = name
         self.log = folder / f"{name}.log"
         with self.log.open("w") as sink:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "syndicate", "worker", "--name", name],
                 cwd=folder, env=env, stdout=subprocess.DEVNULL, stderr=sink, text=True,
             )  # fmt: skip
-        self.wait_for_line(f"worker started name={name} queues=all")
+
+    def started(self) -> Worker:
+        """The worker, once its log says it has started."""
+        self.wait_for_line(f"worker started name={self.name} queues=all")
+        return self
 
     def lines(self) -> list[str]:
         """The log lines written so far."""
@@ -89,11 +94,16 @@ def store(env: dict[str, str], tmp_path: Path) -> Iterator[Engine]:
 
 
 @pytest.fixture
-def workers(tmp_path: Path, env: dict[str, str]) -> Iterator[list[Worker]]:
-    """Started workers, killed at the end if a test left one running."""
-    started: list[Worker] = []
-    yield started
-    for worker in started:
+def start_worker(tmp_path: Path, env: dict[str, str]) -> Iterator[Callable[[str], Worker]]:
+    """Starts a named worker on the test's store; any left running are killed at the end."""
+    workers: list[Worker] = []
+
+    def start(name: str) -> Worker:
+        workers.append(Worker(tmp_path, env, name))
+        return workers[-1].started()
+
+    yield start
+    for worker in workers:
         if worker.process.poll() is None:
             worker.process.kill()
             worker.process.wait()
@@ -116,15 +126,14 @@ def wait_for_jobs(engine: Engine, expected: list[tuple[int, str]]) -> None:
 
 @postgres
 def test_a_worker_runs_a_deferred_build_and_writes_the_feeds(
-    store: Engine, env: dict[str, str], tmp_path: Path, feed_config: FeedConfig,
-    workers: list[Worker],
-) -> None:  # fmt: skip
+    store: Engine, tmp_path: Path, feed_config: FeedConfig, start_worker: Callable[[str], Worker]
+) -> None:
     """A build asked for on PostgreSQL is queued, and a worker process writes the feeds."""
-    workers.append(Worker(tmp_path, env, "w1"))
+    worker = start_worker("w1")
     request = request_feed_build(store, feed_config)
     assert request.report is None  # not built here: queued
     assert request.job_id is not None
-    done = workers[0].wait_for_line(f"job done name={FEED_BUILD} id={request.job_id} ")
+    done = worker.wait_for_line(f"job done name={FEED_BUILD} id={request.job_id} ")
     assert "seconds=" in done
     assert (tmp_path / "feeds" / "index.opml").is_file()
     assert (tmp_path / "feeds" / "en" / "all.rss").is_file()
@@ -133,30 +142,27 @@ def test_a_worker_runs_a_deferred_build_and_writes_the_feeds(
 
 @postgres
 def test_two_requests_for_a_waiting_build_are_one_job(
-    store: Engine, env: dict[str, str], tmp_path: Path, feed_config: FeedConfig,
-    workers: list[Worker],
-) -> None:  # fmt: skip
+    store: Engine, tmp_path: Path, feed_config: FeedConfig, start_worker: Callable[[str], Worker]
+) -> None:
     """While a build waits for a worker, asking again collapses into it: one job, run once."""
     first = request_feed_build(store, feed_config)
     second = request_feed_build(store, feed_config)
     assert first.job_id is not None
     assert second.collapsed
     assert build_jobs(store) == [(first.job_id, "todo")]
-    workers.append(Worker(tmp_path, env, "w1"))
-    workers[0].wait_for_line(f"job done name={FEED_BUILD} id={first.job_id} ")
-    assert workers[0].stop() == 0
-    assert sum(f"job done name={FEED_BUILD}" in line for line in workers[0].lines()) == 1
+    worker = start_worker("w1")
+    worker.wait_for_line(f"job done name={FEED_BUILD} id={first.job_id} ")
+    assert worker.stop() == 0
+    assert sum(f"job done name={FEED_BUILD}" in line for line in worker.lines()) == 1
     wait_for_jobs(store, [(first.job_id, "succeeded")])
 
 
 @postgres
 def test_sigterm_lets_the_job_in_flight_finish_then_the_worker_exits(
-    store: Engine, env: dict[str, str], tmp_path: Path, feed_config: FeedConfig,
-    workers: list[Worker],
-) -> None:  # fmt: skip
+    store: Engine, tmp_path: Path, feed_config: FeedConfig, start_worker: Callable[[str], Worker]
+) -> None:
     """A worker told to stop mid-build finishes that build, records it, and exits 0."""
-    worker = Worker(tmp_path, env, "w1")
-    workers.append(worker)
+    worker = start_worker("w1")
     job_id = request_feed_build(store, feed_config, full=True).job_id
     worker.wait_for_line(f"job started name={FEED_BUILD} id={job_id}")
     assert worker.stop() == 0
@@ -173,7 +179,22 @@ def test_a_worker_on_sqlite_refuses_with_one_line(tmp_path: Path) -> None:
     env = {"SYNDICATE_DATABASE__URL": f"sqlite:///{tmp_path / 'store.db'}"}
     ran = syndicate("worker", cwd=tmp_path, env=env)
     assert ran.returncode == 2
+    assert not (tmp_path / "store.db").exists()  # refused before anything was opened
     assert ran.stderr == (
         "syndicate: workers need PostgreSQL ([database] url); "
         "with SQLite `syndicate run` does all the work itself\n"
     )
+
+
+def test_a_build_asked_for_on_sqlite_runs_in_this_process(
+    sqlite_engine: Engine, corpus_text: str, feed_config: FeedConfig, tmp_path: Path
+) -> None:
+    """With SQLite there is no queue: the build happens at once, here, and says what it did."""
+    env = {"SYNDICATE_DATABASE__URL": str(sqlite_engine.url)}
+    assert syndicate("ingest", "-", cwd=tmp_path, stdin=corpus_text, env=env).returncode == 0
+    request = request_feed_build(sqlite_engine, feed_config)
+    assert request.job_id is None
+    assert request.report is not None
+    assert request.report.mode == "full"
+    assert request.report.written > 0
+    assert (Path(feed_config.feeds_dir) / "en" / "all.rss").is_file()
