@@ -166,11 +166,38 @@ def test_sigterm_lets_the_job_in_flight_finish_then_the_worker_exits(
     job_id = request_feed_build(store, feed_config, full=True).job_id
     worker.wait_for_line(f"job started name={FEED_BUILD} id={job_id}")
     assert worker.stop() == 0
-    lines = worker.lines()
-    done = next(i for i, line in enumerate(lines) if f"job done name={FEED_BUILD}" in line)
-    assert "worker stopped name=w1" in lines[-1]
-    assert done < len(lines) - 1
+    events = [
+        event
+        for line in worker.lines()
+        for event in ("job started name=feeds", "worker stopping", "job done name=feeds", "stopped")
+        if event in line
+    ]
+    assert events == ["job started name=feeds", "worker stopping", "job done name=feeds", "stopped"]
+    assert "worker stopping name=w1 signal=SIGTERM" in worker.log.read_text()
     assert build_jobs(store) == [(job_id, "succeeded")]  # recorded before the worker ended
+    assert (tmp_path / "feeds" / "index.opml").is_file()
+
+
+@postgres
+def test_a_build_left_by_a_killed_worker_is_finished_by_another(
+    store: Engine, tmp_path: Path, feed_config: FeedConfig, start_worker: Callable[[str], Worker]
+) -> None:
+    """A worker SIGKILLed mid-build stops beating; a worker that starts later runs the build."""
+    doomed = start_worker("w1")
+    job_id = request_feed_build(store, feed_config, full=True).job_id
+    doomed.wait_for_line(f"job started name={FEED_BUILD} id={job_id}")
+    doomed.process.kill()
+    doomed.process.wait()
+    assert build_jobs(store) == [(job_id, "doing")]
+    # The one thing not real: the half minute without a heartbeat that marks a dead worker.
+    with store.begin() as connection:
+        connection.execute(
+            text("UPDATE procrastinate_workers SET last_heartbeat = now() - interval '1 hour'")
+        )
+    heir = start_worker("w2")
+    heir.wait_for_line(f"job stalled name={FEED_BUILD} id={job_id} retried")
+    heir.wait_for_line(f"job done name={FEED_BUILD} id={job_id} ")
+    wait_for_jobs(store, [(job_id, "succeeded")])
     assert (tmp_path / "feeds" / "index.opml").is_file()
 
 

@@ -8,11 +8,13 @@ are the cluster's, and the job says only what to do.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import time
 from dataclasses import dataclass
 
 from procrastinate import App
-from procrastinate.exceptions import UniqueViolation
+from procrastinate.exceptions import AlreadyEnqueued, UniqueViolation
 from procrastinate.jobs import Status
 from sqlalchemy import Engine
 
@@ -28,6 +30,10 @@ RETRY_STALLED = "queue.retry_stalled"
 RETRY_STALLED_CRON = "* * * * *"
 # A worker beats every 10 s (procrastinate's default); three missed beats and it is dead.
 STALLED_AFTER_SECONDS = 30.0
+PRUNE = "queue.prune"
+PRUNE_CRON = "17 * * * *"  # hourly, off the hour that other schedules favour
+# Finished jobs are kept this long, then deleted; failed ones stay for the operator to see.
+KEEP_HOURS = 72
 
 
 @dataclass(frozen=True)
@@ -41,6 +47,13 @@ class Runtime:
 def feed_build_lock(*, full: bool) -> str:
     """The queueing lock of a feed build: requests for the same build while one waits are one."""
     return f"{FEED_BUILD}:{'full' if full else 'incremental'}"
+
+
+async def defer_stalled_retry(app: App) -> None:
+    """Ask for the stalled jobs' retry now, unless one is waiting already."""
+    task = app.configure_task(RETRY_STALLED, queueing_lock=RETRY_STALLED)
+    with contextlib.suppress(AlreadyEnqueued):
+        await task.defer_async(timestamp=int(time.time()))
 
 
 def register_jobs(app: App, runtime: Runtime) -> None:
@@ -70,3 +83,9 @@ def register_jobs(app: App, runtime: Runtime) -> None:
                 )
                 continue
             log.warning("job stalled name=%s id=%s retried", job.task_name, job.id)
+
+    @app.periodic(cron=PRUNE_CRON)
+    @app.task(name=PRUNE, queueing_lock=PRUNE, pass_context=False)
+    async def prune(timestamp: int) -> None:
+        """Delete the jobs that succeeded or were aborted more than KEEP_HOURS ago."""
+        await app.job_manager.delete_old_jobs(nb_hours=KEEP_HOURS, include_aborted=True)
