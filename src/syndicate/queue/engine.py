@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import logging
-
 from procrastinate import App, PsycopgConnector
 from sqlalchemy.engine import make_url
 
@@ -27,10 +25,6 @@ def queue_app(url: str) -> App:
     No job is registered: a worker registers them (`register_jobs`) with what they need, and
     a process that only asks for work defers by name.
     """
-    # procrastinate's own lines are prose; the worker says what matters as `event key=value`.
-    logging.getLogger("procrastinate").setLevel(
-        max(logging.WARNING, logging.getLogger().getEffectiveLevel())
-    )
     if not uses_queue(url):
         raise QueueUnavailable(f"no work queue on {make_url(url).get_backend_name()}")
     # psycopg takes a libpq URL: the same one without SQLAlchemy's "+psycopg" driver suffix.
