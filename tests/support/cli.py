@@ -23,6 +23,7 @@ from syndicate.cli.commands import main
 from syndicate.cli.context import Context
 
 SETTINGS_PREFIX = "SYNDICATE_"
+NOISY = ("alembic", "apscheduler", "httpx", "procrastinate")  # the loggers setup_logging quiets
 
 
 @dataclass(frozen=True)
@@ -85,7 +86,7 @@ def _process_state_put_back() -> Iterator[None]:
     """Undo what a command sets for its whole process: its logging."""
     root = logging.getLogger()
     handlers, level = root.handlers[:], root.level
-    quiet = {name: logging.getLogger(name).level for name in ("alembic", "apscheduler", "httpx")}
+    quiet = {name: logging.getLogger(name).level for name in NOISY}
     try:
         yield
     finally:

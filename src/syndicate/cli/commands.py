@@ -26,6 +26,7 @@ from syndicate import __version__
 from syndicate.cli.bounces import bounces
 from syndicate.cli.context import Context, Group, fail, pass_context
 from syndicate.cli.newsletters import digest, subscribers
+from syndicate.cli.worker import worker
 from syndicate.demo import generate_corpus
 from syndicate.observe.progress import ProgressBar
 from syndicate.settings import Settings, masked
@@ -338,3 +339,4 @@ def _demo_editions(engine: Engine, settings: Settings, now: datetime) -> None:
 main.add_command(digest)
 main.add_command(subscribers)
 main.add_command(bounces)
+main.add_command(worker)

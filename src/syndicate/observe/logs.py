@@ -41,6 +41,7 @@ def setup_logging(level: str = "info") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    # Third-party chatter that says nothing an operator needs at info level.
-    for noisy in ("alembic", "apscheduler", "httpx"):
+    # Third-party chatter that says nothing an operator needs at info level (procrastinate's
+    # lines are prose; the queue's worker logs the same events as `event key=value`).
+    for noisy in ("alembic", "apscheduler", "httpx", "procrastinate"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))

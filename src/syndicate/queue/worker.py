@@ -1,0 +1,90 @@
+"""`syndicate worker`'s loop: a procrastinate worker with structured logs and a graceful stop.
+
+On SIGTERM or SIGINT the worker says so, stops taking jobs, lets the one in flight finish (no time
+limit: a build or a batch cut short would be done again by another worker, so waiting is
+cheaper; systemd's TimeoutStopSec bounds it if it must) and leaves the database clean.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+from procrastinate import App, JobContext
+from procrastinate.app import WorkerOptions
+from procrastinate.worker import Worker
+
+from syndicate.queue.jobs import defer_stalled_retry
+
+log = logging.getLogger(__name__)
+
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
+async def _log_job(
+    call_next: Callable[[], Awaitable[Any]], context: JobContext, _worker: Worker
+) -> Any:
+    """Log each job's start and end: `job done name=… id=… seconds=…`, or `job failed`."""
+    job = context.job
+    log.info("job started name=%s id=%s", job.task_name, job.id)
+    started = time.perf_counter()
+    try:
+        result = await call_next()
+    except BaseException:
+        seconds = time.perf_counter() - started
+        log.exception("job failed name=%s id=%s seconds=%.3f", job.task_name, job.id, seconds)
+        raise
+    seconds = time.perf_counter() - started
+    log.info("job done name=%s id=%s seconds=%.3f", job.task_name, job.id, seconds)
+    return result
+
+
+def run_worker(app: App, *, name: str, queues: Sequence[str] = ()) -> None:
+    """Run a worker on `app` (its jobs registered) until SIGTERM or SIGINT; `()` is every queue."""
+    asyncio.run(_work(app, name, queues))
+    log.info("worker stopped name=%s", name)
+
+
+async def _work(app: App, name: str, queues: Sequence[str]) -> None:
+    # shutdown_graceful_timeout stays unset: no limit on the job in flight (see above).
+    options: WorkerOptions = {
+        "name": name,
+        # Ours, below: they say so in the log first. Cancelling procrastinate's run is its
+        # own graceful stop: no new job, the one in flight finished and recorded.
+        "install_signal_handlers": False,
+        "worker_middleware": [_log_job],
+    }
+    if queues:
+        options["queues"] = list(queues)
+    async with app.open_async():
+        # A worker that starts (a replacement, say) first looks for jobs that dead workers
+        # left, rather than at the next minute's periodic look.
+        await defer_stalled_retry(app)
+        running = asyncio.create_task(app.run_worker_async(**options))
+        _stop_on_signals(running, name)
+        log.info("worker started name=%s queues=%s", name, ",".join(queues) or "all")
+        with contextlib.suppress(asyncio.CancelledError):
+            await running
+
+
+def _stop_on_signals(running: asyncio.Task[None], name: str) -> None:
+    """On SIGTERM or SIGINT, stop `running` gracefully; a second signal ends the process."""
+    loop = asyncio.get_running_loop()
+
+    def stop(number: int) -> None:
+        for each in STOP_SIGNALS:
+            loop.remove_signal_handler(each)
+        log.info(
+            "worker stopping name=%s signal=%s: finishing the job in flight",
+            name,
+            signal.Signals(number).name,
+        )
+        running.cancel()
+
+    for number in STOP_SIGNALS:
+        loop.add_signal_handler(number, stop, number)

@@ -1,0 +1,227 @@
+"""The work queue: `syndicate worker` processes run feed builds deferred through PostgreSQL."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, text
+
+from syndicate.feeds.config import FeedConfig
+from syndicate.queue import FEED_BUILD, request_feed_build
+from syndicate.store import open_database
+from tests.support.cli import operator_env, syndicate
+from tests.support.databases import POSTGRES_URL, postgres_database
+from tests.support.waiting import PATIENCE, wait_for
+
+SECRET = "a queue test secret that is long enough"
+postgres = pytest.mark.postgres
+
+
+class Worker:
+    """A real `syndicate worker` process whose log lines land in a file the test can read."""
+
+    def __init__(self, folder: Path, env: dict[str, str], name: str) -> None:
+        """Start the worker (`started` waits until it says it has)."""
+        self.name = name
+        self.log = folder / f"{name}.log"
+        with self.log.open("w") as sink:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "syndicate", "worker", "--name", name],
+                cwd=folder, env=env, stdout=subprocess.DEVNULL, stderr=sink, text=True,
+            )  # fmt: skip
+
+    def started(self) -> Worker:
+        """The worker, once its log says it has started."""
+        self.wait_for_line(f"worker started name={self.name} queues=all")
+        return self
+
+    def lines(self) -> list[str]:
+        """The log lines written so far."""
+        return self.log.read_text().splitlines()
+
+    def wait_for_line(self, fragment: str) -> str:
+        """The first log line holding `fragment`, once the worker has written it."""
+
+        def found() -> str | None:
+            if self.process.poll() is not None:
+                raise AssertionError(f"the worker exited:\n{self.log.read_text()}")
+            return next((line for line in self.lines() if fragment in line), None)
+
+        return str(wait_for(found, PATIENCE, f"a worker log line with {fragment!r}"))
+
+    def stop(self) -> int:
+        """SIGTERM, then its exit status once it has ended."""
+        self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(timeout=PATIENCE)
+
+
+@pytest.fixture
+def store_url() -> Iterator[str]:
+    """The URL of a fresh PostgreSQL database for one test."""
+    if not POSTGRES_URL:
+        pytest.skip("SYNDICATE_TEST_POSTGRES_URL is not set (.ci/run sets it)")
+    yield from postgres_database()
+
+
+@pytest.fixture
+def env(store_url: str, tmp_path: Path) -> dict[str, str]:
+    """An operator's environment: the PostgreSQL store, feeds under the test's folder."""
+    return operator_env(
+        {
+            "SYNDICATE_DATABASE__URL": store_url,
+            "SYNDICATE_FEEDS__DIR": str(tmp_path / "feeds"),
+            "SYNDICATE_SECURITY__SECRET_KEY": SECRET,
+        }
+    )
+
+
+@pytest.fixture
+def store(env: dict[str, str], tmp_path: Path) -> Iterator[Engine]:
+    """The store, migrated and holding a demo corpus of 1,500 articles."""
+    corpus = syndicate(
+        "demo-data", "--articles", "1500", "--seed", "5", "--now", "2026-11-25T00:00:00Z",
+        cwd=tmp_path,
+    ).stdout  # fmt: skip
+    assert syndicate("ingest", "-", cwd=tmp_path, stdin=corpus, env=env).returncode == 0
+    engine = open_database(env["SYNDICATE_DATABASE__URL"])
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def start_worker(tmp_path: Path, env: dict[str, str]) -> Iterator[Callable[[str], Worker]]:
+    """Starts a named worker on the test's store; any left running are killed at the end."""
+    workers: list[Worker] = []
+
+    def start(name: str) -> Worker:
+        workers.append(Worker(tmp_path, env, name))
+        return workers[-1].started()
+
+    yield start
+    for worker in workers:
+        if worker.process.poll() is None:
+            worker.process.kill()
+            worker.process.wait()
+
+
+def build_jobs(engine: Engine) -> list[tuple[int, str]]:
+    """Every feed build job in the queue: its id and status."""
+    with engine.connect() as connection:
+        rows = connection.execute(
+            text("SELECT id, status FROM procrastinate_jobs WHERE task_name = :name ORDER BY id"),
+            {"name": FEED_BUILD},
+        )
+        return [(row.id, row.status) for row in rows]
+
+
+def wait_for_jobs(engine: Engine, expected: list[tuple[int, str]]) -> None:
+    """Wait until the queue's feed build jobs are `expected` (a job is recorded after its log)."""
+    wait_for(lambda: build_jobs(engine) == expected, PATIENCE, f"the build jobs to be {expected}")
+
+
+@postgres
+def test_a_worker_runs_a_deferred_build_and_writes_the_feeds(
+    store: Engine, tmp_path: Path, feed_config: FeedConfig, start_worker: Callable[[str], Worker]
+) -> None:
+    """A build asked for on PostgreSQL is queued, and a worker process writes the feeds."""
+    worker = start_worker("w1")
+    request = request_feed_build(store, feed_config)
+    assert request.report is None  # not built here: queued
+    assert request.job_id is not None
+    done = worker.wait_for_line(f"job done name={FEED_BUILD} id={request.job_id} ")
+    assert "seconds=" in done
+    assert (tmp_path / "feeds" / "index.opml").is_file()
+    assert (tmp_path / "feeds" / "en" / "all.rss").is_file()
+    wait_for_jobs(store, [(request.job_id, "succeeded")])
+
+
+@postgres
+def test_two_requests_for_a_waiting_build_are_one_job(
+    store: Engine, tmp_path: Path, feed_config: FeedConfig, start_worker: Callable[[str], Worker]
+) -> None:
+    """While a build waits for a worker, asking again collapses into it: one job, run once."""
+    first = request_feed_build(store, feed_config)
+    second = request_feed_build(store, feed_config)
+    assert first.job_id is not None
+    assert second.collapsed
+    assert build_jobs(store) == [(first.job_id, "todo")]
+    worker = start_worker("w1")
+    worker.wait_for_line(f"job done name={FEED_BUILD} id={first.job_id} ")
+    assert worker.stop() == 0
+    assert sum(f"job done name={FEED_BUILD}" in line for line in worker.lines()) == 1
+    wait_for_jobs(store, [(first.job_id, "succeeded")])
+
+
+@postgres
+def test_sigterm_lets_the_job_in_flight_finish_then_the_worker_exits(
+    store: Engine, tmp_path: Path, feed_config: FeedConfig, start_worker: Callable[[str], Worker]
+) -> None:
+    """A worker told to stop mid-build finishes that build, records it, and exits 0."""
+    worker = start_worker("w1")
+    job_id = request_feed_build(store, feed_config, full=True).job_id
+    worker.wait_for_line(f"job started name={FEED_BUILD} id={job_id}")
+    assert worker.stop() == 0
+    events = [
+        event
+        for line in worker.lines()
+        for event in ("job started name=feeds", "worker stopping", "job done name=feeds", "stopped")
+        if event in line
+    ]
+    assert events == ["job started name=feeds", "worker stopping", "job done name=feeds", "stopped"]
+    assert "worker stopping name=w1 signal=SIGTERM" in worker.log.read_text()
+    assert build_jobs(store) == [(job_id, "succeeded")]  # recorded before the worker ended
+    assert (tmp_path / "feeds" / "index.opml").is_file()
+
+
+@postgres
+def test_a_build_left_by_a_killed_worker_is_finished_by_another(
+    store: Engine, tmp_path: Path, feed_config: FeedConfig, start_worker: Callable[[str], Worker]
+) -> None:
+    """A worker SIGKILLed mid-build stops beating; a worker that starts later runs the build."""
+    doomed = start_worker("w1")
+    job_id = request_feed_build(store, feed_config, full=True).job_id
+    doomed.wait_for_line(f"job started name={FEED_BUILD} id={job_id}")
+    doomed.process.kill()
+    doomed.process.wait()
+    assert build_jobs(store) == [(job_id, "doing")]
+    # The one thing not real: the half minute without a heartbeat that marks a dead worker.
+    with store.begin() as connection:
+        connection.execute(
+            text("UPDATE procrastinate_workers SET last_heartbeat = now() - interval '1 hour'")
+        )
+    heir = start_worker("w2")
+    heir.wait_for_line(f"job stalled name={FEED_BUILD} id={job_id} retried")
+    heir.wait_for_line(f"job done name={FEED_BUILD} id={job_id} ")
+    wait_for_jobs(store, [(job_id, "succeeded")])
+    assert (tmp_path / "feeds" / "index.opml").is_file()
+
+
+def test_a_worker_on_sqlite_refuses_with_one_line(tmp_path: Path) -> None:
+    """`syndicate worker` on SQLite says workers need PostgreSQL and exits 2."""
+    env = {"SYNDICATE_DATABASE__URL": f"sqlite:///{tmp_path / 'store.db'}"}
+    ran = syndicate("worker", cwd=tmp_path, env=env)
+    assert ran.returncode == 2
+    assert not (tmp_path / "store.db").exists()  # refused before anything was opened
+    assert ran.stderr == (
+        "syndicate: workers need PostgreSQL ([database] url); "
+        "with SQLite `syndicate run` does all the work itself\n"
+    )
+
+
+def test_a_build_asked_for_on_sqlite_runs_in_this_process(
+    sqlite_engine: Engine, corpus_text: str, feed_config: FeedConfig, tmp_path: Path
+) -> None:
+    """With SQLite there is no queue: the build happens at once, here, and says what it did."""
+    env = {"SYNDICATE_DATABASE__URL": str(sqlite_engine.url)}
+    assert syndicate("ingest", "-", cwd=tmp_path, stdin=corpus_text, env=env).returncode == 0
+    request = request_feed_build(sqlite_engine, feed_config)
+    assert request.job_id is None
+    assert request.report is not None
+    assert request.report.mode == "full"
+    assert request.report.written > 0
+    assert (Path(feed_config.feeds_dir) / "en" / "all.rss").is_file()
