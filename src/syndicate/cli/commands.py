@@ -173,7 +173,12 @@ def demo_data(articles: int, tags: int, seed: int, at: datetime | None) -> None:
 @pass_context
 def build(context: Context, full: bool) -> None:
     """Write the feeds that changed since the last build (all of them the first time)."""
-    report = _build(context, full=full)
+    from syndicate.feeds.bucket import PublishError
+
+    try:
+        report = _build(context, full=full)
+    except PublishError as error:
+        fail(str(error))
     click.echo(report.summary())
     sys.exit(1 if report.failed else 0)
 
