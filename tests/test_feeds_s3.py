@@ -161,6 +161,22 @@ def test_an_incremental_build_puts_only_the_changed_files(
     assert "گزارش تازه".encode() in stored
 
 
+def test_a_new_max_age_reaches_every_object(
+    corpus: Engine, bucket_config: FeedConfig, s3_bucket: S3Bucket
+) -> None:
+    """Bytes alike but [feeds] max_age changed: each object is put again with the new header."""
+    build_feeds(corpus, bucket_config, now=NOW)
+    assert bucket_config.bucket is not None
+    longer = replace(bucket_config, bucket=replace(bucket_config.bucket, max_age=3600))
+    report = build_feeds(corpus, longer, now=NOW + timedelta(minutes=1), full=True)
+    objects = _objects(s3_bucket)
+    assert report.written == len(objects) - 2  # every feed file; the index files are not counted
+    client = s3_bucket.server.client()
+    for path in objects:
+        head = client.head_object(Bucket=s3_bucket.name, Key=f"{PREFIX}/{path}")
+        assert head["CacheControl"] == "public, max-age=3600", path
+
+
 def test_a_feed_that_ends_is_deleted_from_the_bucket(
     corpus: Engine, bucket_config: FeedConfig, s3_bucket: S3Bucket
 ) -> None:

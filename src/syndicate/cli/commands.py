@@ -173,30 +173,29 @@ def demo_data(articles: int, tags: int, seed: int, at: datetime | None) -> None:
 @pass_context
 def build(context: Context, full: bool) -> None:
     """Write the feeds that changed since the last build (all of them the first time)."""
-    from syndicate.feeds.bucket import PublishError
-
-    try:
-        report = _build(context, full=full)
-    except PublishError as error:
-        fail(str(error))
+    report = _build(context, full=full)
     click.echo(report.summary())
     sys.exit(1 if report.failed else 0)
 
 
 def _build(context: Context, *, full: bool = False) -> Any:
-    """Build the feeds with a progress bar; the build's report."""
+    """Build the feeds with a progress bar; the build's report. Files it cannot publish: exit 2."""
     # Deferred: the feed stack (feedgen, lxml, the renderer) loads only for commands that build.
+    from syndicate.feeds.bucket import PublishError
     from syndicate.feeds.build import build_feeds
     from syndicate.feeds.config import FeedConfig
 
-    with ProgressBar() as bar:
-        return build_feeds(
-            context.engine,
-            FeedConfig.from_settings(context.settings),
-            full=full,
-            progress=bar,
-            processes=context.worker_processes(),
-        )
+    try:
+        with ProgressBar() as bar:
+            return build_feeds(
+                context.engine,
+                FeedConfig.from_settings(context.settings),
+                full=full,
+                progress=bar,
+                processes=context.worker_processes(),
+            )
+    except PublishError as error:
+        fail(str(error))
 
 
 @main.command()
