@@ -56,7 +56,7 @@ UPDATE = {
 def bucket_config(
     feed_config: FeedConfig, s3_bucket: S3Bucket, monkeypatch: pytest.MonkeyPatch
 ) -> FeedConfig:
-    """The test feed settings publishing under a prefix of a fresh bucket, keys in the environment."""
+    """Test feed settings published under a prefix of a fresh bucket; keys in the environment."""
     for name, value in s3_bucket.environment().items():
         monkeypatch.setenv(name, value)
     bucket = Bucket(
@@ -220,7 +220,7 @@ def test_a_full_build_deletes_objects_no_feed_accounts_for(
 def test_an_unreachable_endpoint_fails_the_build_and_records_nothing(
     corpus: Engine, bucket_config: FeedConfig, s3_bucket: S3Bucket
 ) -> None:
-    """The error names [feeds.s3] endpoint_url; the build stays undone, so the next one redoes it."""
+    """The error names [feeds.s3] endpoint_url; nothing is recorded and the next build redoes it."""
     build_feeds(corpus, bucket_config, now=NOW)
     ingest_text(corpus, json.dumps(UPDATE))
     with corpus.connect() as connection:

@@ -41,7 +41,7 @@ def build_feeds(
     progress: Progress | None = None,
     processes: WorkerProcesses | None = None,
 ) -> BuildReport:
-    """Bring the feeds (folder or bucket) up to date with the store; a full build when asked or needed.
+    """Bring the published feeds up to date with the store; a full build when asked or needed.
 
     A large build spreads over worker processes when `processes` says how to start them;
     without, it all happens in this process.

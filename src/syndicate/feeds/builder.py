@@ -1,8 +1,8 @@
 """One feed build's machinery: render articles, publish feeds, remove empty ones, index them.
 
 `FeedBuilder` holds a build's clock, store connection, renderer, target (the feeds folder or a
-bucket) and (for large builds, when it is given worker processes) a worker pool; `build_feeds` (feeds.build) decides
-what it builds and records the result.
+bucket) and (for large builds, when it is given worker processes) a worker pool; `build_feeds`
+(feeds.build) decides what it builds and records the result.
 """
 
 from __future__ import annotations

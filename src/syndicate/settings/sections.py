@@ -7,13 +7,7 @@ from pathlib import Path
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import (
-    AnyHttpUrl,
-    Field,
-    SecretStr,
-    ValidationInfo,
-    field_validator,
-)
+from pydantic import AnyHttpUrl, Field, SecretStr, ValidationInfo, field_validator
 
 from syndicate.domain.periods import DIGEST_KINDS, SendTime, parse_send_time
 from syndicate.settings.fields import (
