@@ -48,6 +48,7 @@ def test_committed_settings_file_loads_and_names_every_section() -> None:
         "site",
         "database",
         "feeds",
+        "feeds.s3",
         "mail",
         "mail.smtp",
         "web",
@@ -297,7 +298,7 @@ def _file_keys() -> dict[str, Any]:
     keys: dict[str, Any] = {}
     section = ""
     for line in (ROOT / "settings.toml").read_text(encoding="utf-8").splitlines():
-        if header := re.fullmatch(r"\[([a-z.]+)\]", line):
+        if header := re.fullmatch(r"\[([a-z0-9.]+)\]", line):
             section = header[1]
         elif line and not line.startswith("#"):
             raise AssertionError(f"settings.toml sets a key instead of showing it: {line!r}")

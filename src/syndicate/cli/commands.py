@@ -180,19 +180,23 @@ def build(context: Context, full: bool) -> None:
 
 
 def _build(context: Context, *, full: bool = False) -> Any:
-    """Build the feeds with a progress bar; the build's report."""
+    """Build the feeds with a progress bar; the build's report. Files it cannot publish: exit 2."""
     # Deferred: the feed stack (feedgen, lxml, the renderer) loads only for commands that build.
+    from syndicate.feeds.bucket import PublishError
     from syndicate.feeds.build import build_feeds
     from syndicate.feeds.config import FeedConfig
 
-    with ProgressBar() as bar:
-        return build_feeds(
-            context.engine,
-            FeedConfig.from_settings(context.settings),
-            full=full,
-            progress=bar,
-            processes=context.worker_processes(),
-        )
+    try:
+        with ProgressBar() as bar:
+            return build_feeds(
+                context.engine,
+                FeedConfig.from_settings(context.settings),
+                full=full,
+                progress=bar,
+                processes=context.worker_processes(),
+            )
+    except PublishError as error:
+        fail(str(error))
 
 
 @main.command()

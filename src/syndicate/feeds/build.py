@@ -18,9 +18,9 @@ from sqlalchemy import Connection, Engine, delete, select
 
 from syndicate.feeds.builder import BuildReport, FeedBuilder, NoProgress, Progress
 from syndicate.feeds.config import FeedConfig
-from syndicate.feeds.files import FeedFolder
 from syndicate.feeds.index import ListedFeed
 from syndicate.feeds.layout import Kind
+from syndicate.feeds.targets import FeedTarget
 from syndicate.observe import metrics
 from syndicate.store.database import for_reading, for_writing
 from syndicate.store.schema import dirty_feed, published_feed, state
@@ -41,7 +41,7 @@ def build_feeds(
     progress: Progress | None = None,
     processes: WorkerProcesses | None = None,
 ) -> BuildReport:
-    """Bring the feeds folder up to date with the store; a full build when asked or needed.
+    """Bring the published feeds up to date with the store; a full build when asked or needed.
 
     A large build spreads over worker processes when `processes` says how to start them;
     without, it all happens in this process.
@@ -58,13 +58,17 @@ def build_feeds(
                 for name, value in connection.execute(select(state.c.name, state.c.value))
             }
             builder = FeedBuilder(connection, config, now, progress or NoProgress(), processes)
-            dirty = {
-                key: token
-                for key, token in connection.execute(select(dirty_feed.c.key, dirty_feed.c.token))
-            }
-            full = full or _needs_full_build(saved, config, builder.folder)
-            report = BuildReport("full" if full else "incremental")
             try:
+                dirty = {
+                    key: token
+                    for key, token in connection.execute(
+                        select(dirty_feed.c.key, dirty_feed.c.token)
+                    )
+                }
+                # Asks the target (a bucket may be unreachable): inside the try, so the
+                # builder's spool is removed whatever happens.
+                full = full or _needs_full_build(saved, config, builder.target)
+                report = BuildReport("full" if full else "incremental")
                 # An incremental build renders what ingest marked and what time changed since.
                 since = None if full else datetime.fromisoformat(saved["built_at"])
                 rendered = _render(connection, builder, report, set(dirty), since)
@@ -160,11 +164,11 @@ def _count_and_log(report: BuildReport) -> None:
     )
 
 
-def _needs_full_build(saved: dict[str, str], config: FeedConfig, folder: FeedFolder) -> bool:
+def _needs_full_build(saved: dict[str, str], config: FeedConfig, target: FeedTarget) -> bool:
     return (
         "built_at" not in saved
         or saved.get("fingerprint") != config.fingerprint()
-        or not (folder.root / "index.opml").is_file()
+        or not target.exists("index.opml")
     )
 
 

@@ -1,8 +1,8 @@
 """One feed build's machinery: render articles, publish feeds, remove empty ones, index them.
 
-`FeedBuilder` holds a build's clock, store connection, renderer, feeds folder and (for large
-builds, when it is given worker processes) a worker pool; `build_feeds` (feeds.build) decides
-what it builds and records the result.
+`FeedBuilder` holds a build's clock, store connection, renderer, target (the feeds folder or a
+bucket) and (for large builds, when it is given worker processes) a worker pool; `build_feeds`
+(feeds.build) decides what it builds and records the result.
 """
 
 from __future__ import annotations
@@ -22,13 +22,14 @@ from syndicate.domain.periods import PERIODS
 from syndicate.feeds import layout
 from syndicate.feeds.config import FeedConfig
 from syndicate.feeds.contents import ContentReader, FeedContent, visible
-from syndicate.feeds.files import FeedFolder, feed_file
+from syndicate.feeds.files import feed_file
 from syndicate.feeds.index import ListedFeed, group_feeds, render_html, render_opml
 from syndicate.feeds.layout import FORMATS, Kind
 from syndicate.feeds.pool import BuildPool, WorkerSetup
 from syndicate.feeds.render import FeedRenderer
 from syndicate.feeds.spool import FragmentSpool
 from syndicate.feeds.stages import Published, Publisher, render_articles
+from syndicate.feeds.targets import open_target
 from syndicate.store.schema import article, article_tag, article_topic, pick, tag, topic
 from syndicate.workers import WorkerProcesses
 
@@ -94,7 +95,7 @@ class BuildReport:
 
 
 class FeedBuilder:
-    """One build: a clock, a store connection, the renderer, the feeds folder, maybe a pool."""
+    """One build: a clock, a store connection, the renderer, where files go, maybe a pool."""
 
     def __init__(
         self,
@@ -110,7 +111,7 @@ class FeedBuilder:
         self.now = now
         self.progress = progress
         self.processes = processes
-        self.folder = FeedFolder(Path(config.feeds_dir))
+        self.target = open_target(Path(config.feeds_dir), config.bucket)
         self.renderer = FeedRenderer(
             site_url=config.site_url,
             feeds_url=config.feeds_url,
@@ -119,7 +120,7 @@ class FeedBuilder:
         )
         self.publisher = Publisher(
             self.renderer,
-            self.folder,
+            self.target,
             config.site_titles,
             {language: config.home_url(language) for language in config.languages},
         )
@@ -163,6 +164,7 @@ class FeedBuilder:
                     hub=self.config.hub,
                     embed_frames=self.config.embed_frames,
                     feeds_dir=Path(self.config.feeds_dir),
+                    bucket=self.config.bucket,
                     site_titles=self.config.site_titles,
                     home_urls=self.publisher.home_urls,
                     languages=self.config.languages,
@@ -229,7 +231,7 @@ class FeedBuilder:
 
     def remove(self, key: str, report: BuildReport) -> None:
         """Delete every format of a feed that no longer has anything in it."""
-        removed = [self.folder.remove(feed_file(key, fmt)) for fmt in FORMATS]
+        removed = [self.target.remove(feed_file(key, fmt)) for fmt in FORMATS]
         if any(removed):
             report.removed += 1
             report.changed_keys.append(key)
@@ -239,8 +241,8 @@ class FeedBuilder:
         groups = group_feeds(feeds, self.config.languages)
         title = self.config.site_titles[self.config.languages[0]]
         url = self.config.feeds_url
-        self.folder.write("index.opml", render_opml(groups, site_title=title, feeds_url=url))
-        self.folder.write("index.html", render_html(groups, site_title=title, feeds_url=url))
+        self.target.write("index.opml", render_opml(groups, site_title=title, feeds_url=url))
+        self.target.write("index.html", render_html(groups, site_title=title, feeds_url=url))
 
     # -- the two kinds of build ---------------------------------------------------------
 
@@ -258,8 +260,8 @@ class FeedBuilder:
         listed = self.publish(contents, report)
         self.lap("publish")
         keep = {feed_file(content.key, fmt) for content in contents for fmt in FORMATS}
-        for stray in sorted(set(self.folder.feed_files()) - keep):
-            self.folder.remove(stray)
+        for stray in sorted(set(self.target.feed_files()) - keep):
+            self.target.remove(stray)
             report.removed += 1
         return listed
 

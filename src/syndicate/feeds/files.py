@@ -14,6 +14,16 @@ class UnsafePath(ValueError):
     """A relative path that could leave the feeds folder."""
 
 
+def checked_parts(relative: str) -> list[str]:
+    """The folders and name of `relative`, refusing any that could climb out or hide."""
+    parts = relative.split("/")
+    if "\\" in relative or "\x00" in relative:
+        raise UnsafePath(relative)
+    if any(part in ("", ".", "..") or part.startswith(".") for part in parts):
+        raise UnsafePath(relative)
+    return parts
+
+
 class FeedFolder:
     """The feeds folder; every path is checked to stay inside it."""
 
@@ -29,11 +39,7 @@ class FeedFolder:
         return Path(self._checked_path(relative))
 
     def _checked_path(self, relative: str) -> str:
-        parts = relative.split("/")
-        if "\\" in relative or "\x00" in relative:
-            raise UnsafePath(relative)
-        if any(part in ("", ".", "..") or part.startswith(".") for part in parts):
-            raise UnsafePath(relative)
+        parts = checked_parts(relative)
         folder = os.path.join(self._root, *parts[:-1])
         if folder not in self._checked:
             # A symlinked folder could point outside; resolve each folder once per build.
@@ -80,6 +86,10 @@ class FeedFolder:
         with contextlib.suppress(OSError):  # not empty, which is the usual case
             path.parent.rmdir()
         return True
+
+    def exists(self, relative: str) -> bool:
+        """True if the file is present."""
+        return os.path.isfile(self._checked_path(relative))
 
     def feed_files(self) -> Iterator[str]:
         """Relative paths of every feed file present (the index files are not feeds)."""

@@ -10,6 +10,20 @@ from enum import StrEnum
 from urllib.parse import quote
 
 FORMATS = ("rss", "atom", "json")
+# The media type of every file a build writes, by suffix: what the web serves the feeds folder
+# with and what each object in a bucket carries, so both answer alike.
+MEDIA_TYPES = {
+    ".rss": "application/rss+xml; charset=utf-8",
+    ".atom": "application/atom+xml; charset=utf-8",
+    ".json": "application/feed+json; charset=utf-8",
+    ".opml": "text/x-opml; charset=utf-8",
+    ".html": "text/html; charset=utf-8",
+}
+
+
+def cache_control(max_age: int) -> str:
+    """The Cache-Control of a feed file that clients may reuse for `max_age` seconds."""
+    return f"public, max-age={max_age}"
 
 
 def public_url(feeds_url: str, path: str) -> str:

@@ -17,11 +17,12 @@ from typing import TypeVar
 
 from sqlalchemy import Engine
 
+from syndicate.feeds.bucket import Bucket
 from syndicate.feeds.contents import ContentReader, FeedContent
-from syndicate.feeds.files import FeedFolder
 from syndicate.feeds.render import FeedRenderer
 from syndicate.feeds.spool import Slot, SpoolReader
 from syndicate.feeds.stages import Published, Publisher, Rendered, render_articles
+from syndicate.feeds.targets import open_target
 from syndicate.store.database import reading
 from syndicate.workers import WorkerProcesses
 
@@ -39,6 +40,7 @@ class WorkerSetup:
     hub: str | None
     embed_frames: bool
     feeds_dir: Path
+    bucket: Bucket | None
     site_titles: dict[str, str]
     home_urls: dict[str, str]
     languages: tuple[str, ...]
@@ -68,7 +70,10 @@ def _initialise(engine: Engine, setup: WorkerSetup) -> None:
     _Worker.engine = engine
     _Worker.renderer = setup.renderer()
     _Worker.publisher = Publisher(
-        _Worker.renderer, FeedFolder(setup.feeds_dir), setup.site_titles, setup.home_urls
+        _Worker.renderer,
+        open_target(setup.feeds_dir, setup.bucket),
+        setup.site_titles,
+        setup.home_urls,
     )
 
 

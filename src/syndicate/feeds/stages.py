@@ -12,11 +12,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from syndicate.feeds.contents import ContentReader, FeedContent
-from syndicate.feeds.files import FeedFolder, feed_file
+from syndicate.feeds.files import feed_file
 from syndicate.feeds.index import ListedFeed
 from syndicate.feeds.layout import FORMATS
 from syndicate.feeds.render import EPOCH, FeedHead, FeedRenderer
 from syndicate.feeds.spool import SpoolReader
+from syndicate.feeds.targets import FeedTarget
 
 log = logging.getLogger(__name__)
 
@@ -56,10 +57,10 @@ def render_articles(reader: ContentReader, renderer: FeedRenderer, pks: Sequence
 
 @dataclass(frozen=True)
 class Publisher:
-    """Writes feeds: a renderer, a folder, the site's names and front pages per language."""
+    """Writes feeds: a renderer, a target, the site's names and front pages per language."""
 
     renderer: FeedRenderer
-    folder: FeedFolder
+    target: FeedTarget
     site_titles: dict[str, str]
     home_urls: dict[str, str]
 
@@ -81,7 +82,7 @@ class Publisher:
             fragments = {fmt: [spool.fragment(pk, fmt) for pk in pks] for fmt in FORMATS}
             changed = False
             for fmt, document in self.renderer.documents(head, fragments).items():
-                if self.folder.write(feed_file(content.key, fmt), document):
+                if self.target.write(feed_file(content.key, fmt), document):
                     result.written += 1
                     changed = True
                 else:

@@ -119,7 +119,8 @@ def _describe(error: ValidationError, path: Path | None) -> str:
     where = f"{path} or {env}" if path else env
     value = first.get("input")
     message = str(first["msg"]).removeprefix("Value error, ")
-    unshown = isinstance(value, dict) or key in UNECHOED_KEYS or repr(value) in message
+    # A whole section (a table, or its defaults when none was given) is not worth echoing.
+    unshown = isinstance(value, dict | BaseModel) or key in UNECHOED_KEYS or repr(value) in message
     shown = "" if unshown else f" (got {value!r})"
     more = f"; and {error.error_count() - 1} more" if error.error_count() > 1 else ""
     return f"setting {key}: {message}{shown} [from {where}]{more}"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AnyHttpUrl, Field, SecretStr, ValidationInfo, field_validator
@@ -83,10 +84,52 @@ class DatabaseSettings(Section):
         return value
 
 
+# S3's rule for bucket names: 3 to 63 lower-case letters, digits, dots and hyphens.
+BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+
+
+class S3Settings(Section):
+    """The bucket feeds are published to with [feeds] publish = "s3"; keys from the environment."""
+
+    bucket: str = Field("", description='The bucket\'s name; required with publish = "s3".')
+    prefix: str = Field(
+        "", description='Folder in the bucket the feeds go under, e.g. "feeds"; empty for its root.'
+    )
+    endpoint_url: OptionalWebAddress = Field(
+        None, description="The S3-compatible server's address; empty for Amazon S3."
+    )
+    region: str = Field("", description="The bucket's region; empty for the SDK's own choice.")
+    timeout: float = Field(
+        10, gt=0, le=600, description="Seconds to wait for the server to connect or answer."
+    )
+
+    @field_validator("bucket")
+    @classmethod
+    def _bucket_name(cls, value: str) -> str:
+        if value and not BUCKET_NAME.fullmatch(value):
+            raise ValueError(
+                f"{value!r} is not a bucket name: 3 to 63 lower-case letters, digits, dots "
+                "and hyphens, starting and ending with a letter or digit"
+            )
+        return value
+
+    @field_validator("prefix")
+    @classmethod
+    def _relative_folder(cls, value: str) -> str:
+        parts = value.strip("/").split("/")
+        if value.startswith("/") or (value and any(p in ("", ".", "..") for p in parts)):
+            raise ValueError(f'{value!r} must be a relative folder such as "feeds"')
+        return value.strip("/")
+
+
 class FeedSettings(Section):
-    """The feeds written to disk."""
+    """The feeds: where they are written and how they are built."""
 
     dir: Path = Field(Path("feeds"), description="Folder the feeds are written to.")
+    publish: Literal["folder", "s3"] = Field(
+        "folder",
+        description='Where builds put the feeds: "folder" (dir) or "s3" (the [feeds.s3] bucket).',
+    )
     items: int = Field(20, ge=1, le=1000, description="Items in each feed, newest first.")
     build_workers: int = Field(
         0, ge=0, le=32, description="Processes a large build uses; 0 for one per CPU core."
@@ -100,6 +143,14 @@ class FeedSettings(Section):
         description="Keep allow-listed video players as iframes in feed content; off, each "
         "becomes a link to the player (the W3C validator warns about every iframe).",
     )
+    s3: S3Settings = Field(default_factory=S3Settings, validate_default=True)
+
+    @field_validator("s3")
+    @classmethod
+    def _bucket_when_publishing_there(cls, value: S3Settings, info: ValidationInfo) -> S3Settings:
+        if info.data.get("publish") == "s3" and not value.bucket:
+            raise ValueError('[feeds.s3] bucket must name a bucket with [feeds] publish = "s3"')
+        return value
 
 
 class WebSettings(Section):

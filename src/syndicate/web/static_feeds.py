@@ -17,19 +17,14 @@ from email.utils import formatdate, parsedate_to_datetime
 from pathlib import Path
 from typing import Any
 
+from syndicate.feeds import layout
 from syndicate.web.security import FEED_INDEX_POLICY
 
 Scope = dict[str, Any]
 Receive = Any
 Send = Any
 
-MEDIA_TYPES = {
-    ".rss": b"application/rss+xml; charset=utf-8",
-    ".atom": b"application/atom+xml; charset=utf-8",
-    ".json": b"application/feed+json; charset=utf-8",
-    ".opml": b"text/x-opml; charset=utf-8",
-    ".html": b"text/html; charset=utf-8",
-}
+MEDIA_TYPES = {suffix: media_type.encode() for suffix, media_type in layout.MEDIA_TYPES.items()}
 INDEX_FILE = "index.html"
 # Below this size gzip saves less than its header and the CPU it costs.
 GZIP_MIN_BYTES = 512
@@ -68,7 +63,7 @@ class FeedFiles:
     def __init__(self, folder: Path | str, *, max_age: int = 300) -> None:
         """Serve `folder`; clients may reuse an answer for `max_age` seconds."""
         self.folder = Path(folder).resolve()
-        self.cache_control = f"public, max-age={max_age}".encode()
+        self.cache_control = layout.cache_control(max_age).encode()
         self._cache: OrderedDict[str, CachedFile] = OrderedDict()
         self._cached_bytes = 0
         # URL path -> checked real path. Resolving symbolic links costs a system call per
