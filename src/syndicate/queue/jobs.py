@@ -24,6 +24,10 @@ from syndicate.feeds.config import FeedConfig
 log = logging.getLogger(__name__)
 
 FEED_BUILD = "feeds.build"
+# One shard of a feed build: the feeds of some keys (args: build id, keys).
+FEED_SHARD = "feeds.shard"
+# One batch of a send: an edition to the subscribers of an id range (args: edition_id, first, last).
+SEND_BATCH = "send.batch"
 RETRY_STALLED = "queue.retry_stalled"
 # Every minute, one worker (procrastinate defers a periodic job once per tick, whichever
 # worker sees it first) hands the jobs of workers that stopped beating back to the queue.

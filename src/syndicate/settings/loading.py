@@ -20,6 +20,7 @@ from syndicate.settings.sections import (
     DatabaseSettings,
     FeedSettings,
     IngestSettings,
+    QueueSettings,
     ScheduleSettings,
     SecuritySettings,
     SiteSettings,
@@ -54,6 +55,7 @@ class Settings(BaseSettings):
     schedule: ScheduleSettings = Field(default_factory=ScheduleSettings)
     security: SecuritySettings = Field(default_factory=SecuritySettings)
     bounces: BounceSettings = Field(default_factory=BounceSettings)
+    queue: QueueSettings = Field(default_factory=QueueSettings)
 
     # Set by load_settings just before construction; the TOML source reads it.
     config_path: ClassVar[Path | None] = None

@@ -35,7 +35,12 @@ class SmtpSettings(Section):
     security: Literal["none", "starttls", "tls"] = Field("none", description="Transport security.")
     pool_size: int = Field(4, ge=1, le=64, description="Connections kept open and reused.")
     rate_per_second: float = Field(
-        0, ge=0, description="Messages a second at most; 0 for no limit."
+        0, ge=0, description="Messages a second at most, across every worker; 0 for no limit."
+    )
+    max_connections: int = Field(
+        0,
+        ge=0,
+        description="Open connections at most, across every worker; 0 for no cap.",
     )
     timeout: float = Field(30, gt=0, description="Seconds to wait for the server to answer.")
     retries: int = Field(

@@ -267,6 +267,23 @@ class ScheduleSettings(Section):
         return ZoneInfo(self.timezone)
 
 
+class QueueSettings(Section):
+    """The work queue shared by `syndicate worker`s (PostgreSQL only; SQLite works in-process)."""
+
+    send_batch: int = Field(
+        1000,
+        ge=1,
+        le=1_000_000,
+        description="Subscribers in one send job: a range of subscriber ids a worker sends.",
+    )
+    feed_shards: int = Field(
+        0,
+        ge=0,
+        le=256,
+        description="Jobs one feed build is split into, by feed key; 0 for one per live worker.",
+    )
+
+
 class SecuritySettings(Section):
     """Secrets."""
 
