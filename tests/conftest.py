@@ -21,6 +21,7 @@ pytest_plugins = [
     "tests.support.dovecot",  # dovecot: a private IMAP server on loopback
     "tests.support.postfix",  # postfix_relay: private Postfix instances on loopback
     "tests.support.s3_server",  # s3_server, s3_bucket: SeaweedFS's S3 gateway on loopback
+    "tests.support.queue_workers",  # start_worker: `syndicate worker` processes (needs `env`)
 ]
 
 # Property tests must not depend on the machine's speed: no per-example deadline, no health

@@ -1,0 +1,69 @@
+"""Real `syndicate worker` processes for tests: started, watched through their logs, stopped."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.waiting import PATIENCE, wait_for
+
+StartWorker = Callable[[str], "Worker"]
+
+
+class Worker:
+    """A real `syndicate worker` process whose log lines land in a file the test can read."""
+
+    def __init__(self, folder: Path, env: dict[str, str], name: str) -> None:
+        """Start the worker (`started` waits until it says it has)."""
+        self.name = name
+        self.log = folder / f"{name}.log"
+        with self.log.open("w") as sink:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "syndicate", "worker", "--name", name],
+                cwd=folder, env=env, stdout=subprocess.DEVNULL, stderr=sink, text=True,
+            )  # fmt: skip
+
+    def started(self) -> Worker:
+        """The worker, once its log says it has started."""
+        self.wait_for_line(f"worker started name={self.name} queues=all")
+        return self
+
+    def lines(self) -> list[str]:
+        """The log lines written so far."""
+        return self.log.read_text().splitlines()
+
+    def wait_for_line(self, fragment: str) -> str:
+        """The first log line holding `fragment`, once the worker has written it."""
+
+        def found() -> str | None:
+            if self.process.poll() is not None:
+                raise AssertionError(f"the worker exited:\n{self.log.read_text()}")
+            return next((line for line in self.lines() if fragment in line), None)
+
+        return str(wait_for(found, PATIENCE, f"a worker log line with {fragment!r}"))
+
+    def stop(self) -> int:
+        """SIGTERM, then its exit status once it has ended."""
+        self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(timeout=PATIENCE)
+
+
+@pytest.fixture
+def start_worker(tmp_path: Path, env: dict[str, str]) -> Iterator[StartWorker]:
+    """Starts a named worker on the test's store (the `env` fixture); all killed at the end."""
+    workers: list[Worker] = []
+
+    def start(name: str) -> Worker:
+        workers.append(Worker(tmp_path, env, name))
+        return workers[-1].started()
+
+    yield start
+    for worker in workers:
+        if worker.process.poll() is None:
+            worker.process.kill()
+            worker.process.wait()
