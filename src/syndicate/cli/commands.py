@@ -290,7 +290,7 @@ def _path_hint() -> list[str]:
 @main.command()
 @pass_context
 def status(context: Context) -> None:
-    """Show the scheduler: who runs it, each job's last and next run, the last sends."""
+    """Show the scheduler: who runs it, each job's last and next run, the last sends, the cluster."""
     # Deferred: the schedule (apscheduler) and the store load only for `status`.
     from syndicate.service.status import format_status, read_status
 

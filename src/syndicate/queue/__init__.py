@@ -3,7 +3,9 @@
 engine (the procrastinate App for a store's URL, and whether a store has a queue at all), jobs
 (the job registry: what a worker can run and the names and locks they are deferred by),
 requests (asking for work: deferred as a job on PostgreSQL, run in this process on SQLite, as
-before) and worker (`syndicate worker`'s loop: structured logs, a graceful stop on SIGTERM).
+before), worker (`syndicate worker`'s loop: structured logs, a graceful stop on SIGTERM), and
+what operators see of it, read-only: cluster (jobs, workers, stalled and failed jobs),
+send_progress (each running send's batches and ledger) and cluster_metrics (at /metrics).
 
 Its layer sits above the parts its jobs run (feeds now, sends later) and below web and
 service, which ask for work; it never imports them. Procrastinate's schema is made by the

@@ -1,12 +1,15 @@
 """`syndicate status`: what the scheduler is doing, read from the database by any process.
 
 It shows who holds the scheduler lease, each job's last run and next run, the last feed build,
-the last sends, and the deliverability rates of recent editions and days (feedback.rates). Next runs are worked out from the settings, the same rules the scheduler
+the last sends, the cluster (queue.cluster: jobs by kind, workers, stalled and failed jobs,
+running sends; on PostgreSQL only), and the deliverability rates of recent editions and days
+(feedback.rates). Next runs are worked out from the settings, the same rules the scheduler
 uses; a poll's next run follows its last one.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -14,6 +17,7 @@ from sqlalchemy import ColumnElement, Engine, case, func, select
 
 from syndicate.delivery.recorder import DeliveryStatus
 from syndicate.feedback.rates import Rates, rate_table, recent_days, recent_editions
+from syndicate.queue.cluster import Cluster, JobLine, read_cluster
 from syndicate.service import bounce_mailboxes
 from syndicate.service.jobstate import JobRun, last_runs
 from syndicate.service.requests import DigestRequest, pending_requests
@@ -61,6 +65,7 @@ class Status:
     sends: list[SendStatus]
     edition_rates: list[Rates] = field(default_factory=list)  # newest sent editions first
     day_rates: list[Rates] = field(default_factory=list)  # the last days (UTC), newest first
+    cluster: Cluster | None = None  # the work queue's view; None on SQLite, which has none
 
 
 def read_status(engine: Engine, settings: Settings, now: datetime | None = None) -> Status:
@@ -120,6 +125,7 @@ def read_status(engine: Engine, settings: Settings, now: datetime | None = None)
         sends,
         recent_editions(engine, RATE_EDITIONS),
         recent_days(engine, RATE_DAYS, now),
+        read_cluster(engine),
     )
 
 
@@ -165,6 +171,7 @@ def format_status(status: Status, settings: Settings) -> str:
         f"last at {at(send.last_at)}"
         for send in status.sends
     ] or ["  none"]
+    lines += ["", *cluster_lines(status.cluster, at)]
     lines += [
         "",
         "Deliverability (shares of sent; hard bounces include refusals while sending):",
@@ -172,3 +179,57 @@ def format_status(status: Status, settings: Settings) -> str:
         *rate_table("day (UTC)", status.day_rates),
     ]
     return "\n".join(lines) + "\n"
+
+
+def cluster_lines(cluster: Cluster | None, at: Callable[[datetime | None], str]) -> list[str]:
+    """The work queue for people: jobs by kind, workers, stalled and failed jobs, running sends."""
+    if cluster is None:
+        return ["Cluster: no work queue on SQLite; `syndicate run` does all the work itself."]
+    width = max(len("jobs"), *(len(kind) for kind in cluster.kinds))
+    lines = ["Cluster (the work queue in PostgreSQL):"]
+    lines.append(f"  {'jobs':<{width}}  waiting  running  failed")
+    lines += [
+        f"  {kind:<{width}}  {cluster.count(kind, 'todo'):>7}  {cluster.count(kind, 'doing'):>7}"
+        f"  {cluster.count(kind, 'failed'):>6}"
+        for kind in cluster.kinds
+    ]
+    lines.append(f"  workers: {len(cluster.live_workers)} live")
+    lines += [
+        f"    worker {worker.id}  last heartbeat {worker.age:.0f} s ago"
+        if worker.live
+        else f"    worker {worker.id}  no heartbeat for {worker.age:.0f} s: presumed dead"
+        for worker in cluster.workers
+    ]
+    lines.append(
+        f"  stalled jobs: {len(cluster.stalled)}"
+        + (" (a worker queues them again within a minute)" if cluster.stalled else "")
+    )
+    lines += [f"    {_job_line(job)}" for job in cluster.stalled]
+    shown = (
+        f" (the newest {len(cluster.failed)} shown)"
+        if cluster.failed_count > len(cluster.failed)
+        else ""
+    )
+    lines.append(f"  failed jobs: {cluster.failed_count}{shown}")
+    lines += [
+        f"    {_job_line(job)}  failed {at(job.at)} after {job.attempts} "
+        + ("attempt" if job.attempts == 1 else "attempts")
+        for job in cluster.failed
+    ]
+    lines.append("  sends running:" + ("" if cluster.sends else " none"))
+    for send in cluster.sends:
+        reach = (
+            f"{send.sent} of {send.audience} sent ({send.ratio * 100:.1f} %)"
+            if send.audience is not None
+            else f"{send.sent} sent (the edition is gone)"
+        )
+        batches = ", ".join(f"{count} {state}" for state, count in send.batches.items())
+        workers = ", ".join(str(each) for each in send.workers)
+        on = f"; on workers {workers}" if send.workers else ""
+        lines.append(f"    {send.edition_id}  {reach}; batches {batches}{on}")
+    return lines
+
+
+def _job_line(job: JobLine) -> str:
+    worker = f"  worker {job.worker_id}" if job.worker_id is not None else ""
+    return f"job {job.id} {job.task}{worker}  {job.summary}".rstrip()

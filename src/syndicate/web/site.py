@@ -10,6 +10,7 @@ from starlette.routing import Mount
 
 from syndicate.feedback.intake import feedback_rules
 from syndicate.feedback.rate_metrics import deliverability_registry
+from syndicate.queue.cluster_metrics import cluster_registry
 from syndicate.send.confirmation import confirmation_sender
 from syndicate.settings import Settings
 from syndicate.store.database import with_lock_timeout
@@ -66,5 +67,5 @@ def create_site(
         public_url=str(settings.web.public_url),
         languages=settings.site.languages,
         timezone=settings.schedule.timezone,
-        more_metrics=[deliverability_registry(requests)],
+        more_metrics=[deliverability_registry(requests), cluster_registry(requests)],
     )
