@@ -52,7 +52,7 @@ def most_in_any_window(times: list[float], span: float) -> int:
 def test_no_interleaving_of_bookings_exceeds_the_rate(
     rate: float, offsets: list[float], steps: list[tuple[int, float, float]], span: float
 ) -> None:
-    """Four processes with their own clocks booking from one schedule never send more than rate * T + block in any T seconds.
+    """However four processes' bookings interleave, no T seconds hold over rate * T + block sends.
 
     Each step, one process wants to send now: it takes its next start time, or books a block
     from the shared schedule (as store.shared_limits's statement does), and sends at that time

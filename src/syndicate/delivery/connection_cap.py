@@ -68,12 +68,7 @@ class SharedSlots:
         while not await self.try_take():
             if not self._said_waiting:
                 self._said_waiting = True
-                log.info(
-                    "smtp_connections_wait server=%s max_connections=%d held=%d",
-                    self.name,
-                    self.cap,
-                    len(self.held),
-                )
+                log.info("smtp_connections_wait server=%s max_connections=%d", self.name, self.cap)
             await asyncio.sleep(LOOK_EVERY)
 
     async def give_back(self) -> None:
