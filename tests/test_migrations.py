@@ -39,3 +39,12 @@ def test_the_work_queue_migration_goes_down_and_up_again(engine: Engine) -> None
     command.upgrade(config, "head")
     tables = set(inspect(engine).get_table_names())
     assert ("procrastinate_jobs" in tables) == (engine.dialect.name == "postgresql")
+
+
+def test_the_shared_limits_migration_goes_down_and_up_again(engine: Engine) -> None:
+    """Downgrading past 0005 drops the rate schedule; upgrading makes it again."""
+    config = alembic_config(engine)
+    command.downgrade(config, "0004")
+    assert "rate_schedule" not in inspect(engine).get_table_names()
+    command.upgrade(config, "head")
+    assert "rate_schedule" in inspect(engine).get_table_names()

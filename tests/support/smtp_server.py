@@ -45,6 +45,7 @@ class Recorder:
     gate: threading.Event | None = None  # when given, DATA waits until it is set …
     hold_from: int = 0  # … once this many messages have been taken (0: every DATA waits)
     connections: int = 0  # sessions open just now (a test waits for 0 after killing a sender)
+    most_connections: int = 0  # the most sessions ever open at once
     arrived: bytearray = field(default_factory=bytearray)  # every byte read from clients
     # Called in the server's thread as message N (from 1) ends, before it is taken: a test acts
     # at a given moment of a send (records a complaint, say), the sender waiting for the reply.
@@ -119,6 +120,8 @@ class _Counting(SMTP):
     def connection_made(self, transport: Any) -> None:
         """Count the session in."""
         self.event_handler.connections += 1
+        handler = self.event_handler
+        handler.most_connections = max(handler.most_connections, handler.connections)
         super().connection_made(transport)
 
     def data_received(self, data: bytes) -> None:

@@ -5,6 +5,15 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
+from typing import Protocol
+
+
+class Limiter(Protocol):
+    """Something that spaces sends out: this process's RateLimiter, or one shared by a cluster."""
+
+    async def wait(self) -> None:
+        """Wait for this caller's turn."""
+        ...
 
 
 class RateLimiter:

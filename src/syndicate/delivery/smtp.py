@@ -18,7 +18,10 @@ declared BODY=8BITMIME; a server that does not offer 8BITMIME gets that part re-
 quoted-printable or base64 (RFC 6152).
 
 The transport opens and pools connections; one message's transaction on an open connection
-(MAIL, RCPT, DATA) is in delivery.smtp_transaction, the rate limit in delivery.ratelimit.
+(MAIL, RCPT, DATA) is in delivery.smtp_transaction, the rate limit in delivery.ratelimit (or,
+kept with other processes, delivery.shared_rate). `max_connections` caps the pool; with shared
+`slots` (delivery.connection_cap) a pool place is used only once it holds a slot of the
+cluster's, and the pool works with as many as it got, one at least.
 """
 
 from __future__ import annotations
@@ -27,14 +30,16 @@ import asyncio
 import logging
 import random
 import ssl
+import time
 from dataclasses import dataclass
 
 import aiosmtplib
 
+from syndicate.delivery.connection_cap import ConnectionSlots
 from syndicate.delivery.encodings import seven_bit
 from syndicate.delivery.headers import MessageError, checked_address, mail_address, needs_smtputf8
 from syndicate.delivery.message import MessageBytes
-from syndicate.delivery.ratelimit import RateLimiter
+from syndicate.delivery.ratelimit import Limiter, RateLimiter
 from syndicate.delivery.smtp_transaction import CONNECTION_LOST, data_payload, send_transaction
 from syndicate.delivery.transports import (
     PermanentFailure,
@@ -45,6 +50,10 @@ from syndicate.delivery.transports import (
 from syndicate.settings import SmtpSettings
 
 log = logging.getLogger(__name__)
+
+# Seconds between tries for one more shared slot while every place that has one is busy: a
+# try is a database round trip, and when the cap is reached it fails until a process ends.
+GROW_EVERY = 1.0
 
 
 @dataclass
@@ -79,15 +88,31 @@ class SmtpTransport:
         tls_context: ssl.SSLContext | None = None,
         backoff: float = 1.0,
         max_backoff: float = 60.0,
+        limiter: Limiter | None = None,
+        slots: ConnectionSlots | None = None,
     ) -> None:
-        """Send as [mail.smtp] says; `tls_context` for a private CA, backoff in seconds."""
+        """Send as [mail.smtp] says; `tls_context` for a private CA, backoff in seconds.
+
+        `limiter` and `slots` keep the rate and the cap on connections with other processes;
+        without, this process keeps them alone.
+        """
         self.settings = settings
         self.stats = SmtpStats()
         self._tls_context = tls_context
         self._backoff = backoff
         self._max_backoff = max_backoff
-        self._limiter = RateLimiter(settings.rate_per_second)
-        self._slots = [_Slot() for _ in range(settings.pool_size)]
+        self._limiter: Limiter | None = limiter
+        if limiter is None and settings.rate_per_second > 0:
+            self._limiter = RateLimiter(settings.rate_per_second)
+        places = settings.pool_size
+        if settings.max_connections:
+            places = min(places, settings.max_connections)
+        self._slots = [_Slot() for _ in range(places)]
+        # Places without a shared slot yet: all of them with shared slots, none without.
+        self._shared = slots
+        self._unpermitted = list(self._slots) if slots is not None else []
+        self._growing = False
+        self._grow_after = 0.0  # time.monotonic() before which no more slots are asked for
         # Last in, first out: the slot used last, whose connection is surely open, goes next;
         # the others open connections only when sends overlap. Made in the first send's loop.
         self._idle: asyncio.LifoQueue[_Slot] | None = None
@@ -115,7 +140,7 @@ class SmtpTransport:
         for attempt in range(self.settings.retries + 1):
             if failure is not None:
                 await self._pause(attempt, failure)  # holding no connection: others may use it
-            slot = await idle.get()
+            slot = await self._take(idle)
             try:
                 await self._attempt(
                     slot, envelope_from, recipient, message, payload, utf8, eight_bit,
@@ -149,12 +174,39 @@ class SmtpTransport:
                 except (aiosmtplib.SMTPException, OSError):
                     client.close()
         await asyncio.sleep(0)  # a socket closes on the loop's next turn: let it, before we go
+        if self._shared is not None:
+            await self._shared.give_back()  # after the connections closed: the cap holds
+
+    async def _take(self, idle: asyncio.LifoQueue[_Slot]) -> _Slot:
+        """A free place in the pool, given a shared slot first when the pool may grow."""
+        if idle.empty() and self._unpermitted and not self._growing:
+            self._growing = True  # one caller at a time asks; the others wait for a place
+            try:
+                if await self._permit():
+                    return self._unpermitted.pop()
+            finally:
+                self._growing = False
+        return await idle.get()
+
+    async def _permit(self) -> bool:
+        """Take one more shared slot: waiting for the first, after that only if one is free."""
+        assert self._shared is not None
+        if len(self._unpermitted) == len(self._slots):
+            await self._shared.take()
+            return True
+        if time.monotonic() < self._grow_after:
+            return False
+        if await self._shared.try_take():
+            return True
+        self._grow_after = time.monotonic() + GROW_EVERY
+        return False
 
     def _pool(self) -> asyncio.LifoQueue[_Slot]:
         if self._idle is None:
             self._idle = asyncio.LifoQueue()
             for slot in self._slots:
-                self._idle.put_nowait(slot)
+                if slot not in self._unpermitted:
+                    self._idle.put_nowait(slot)
         return self._idle
 
     async def _attempt(
@@ -186,7 +238,8 @@ class SmtpTransport:
                 raise Unsendable(f"{error}; the server ({where}) lacks 8BITMIME") from None
             size = len(payload)
             payload = payload if isinstance(message, MessageBytes) else data_payload(payload)
-        await self._limiter.wait()
+        if self._limiter is not None:
+            await self._limiter.wait()
         await send_transaction(
             client, sender, recipient, payload, size, self.settings.timeout, before_delivery,
             utf8=utf8, eight_bit=eight_bit,

@@ -10,6 +10,7 @@ from sqlalchemy import (
     Column,
     DateTime,
     Dialect,
+    Double,
     ForeignKey,
     Index,
     Integer,
@@ -283,4 +284,14 @@ attempt = Table(
     Column("key", String(200), nullable=False),
     Column("at", UTCDateTime, nullable=False),
     Index(None, "key", "at"),
+)
+
+# Shared rate limits (the SMTP relay's [mail.smtp] rate_per_second): the moment, in seconds on
+# the database's clock, before which a schedule's capacity is booked (store.shared_limits).
+# Used on PostgreSQL, where several machines send; made on SQLite too, so the schema is one.
+rate_schedule = Table(
+    "rate_schedule",
+    metadata,
+    Column("name", String(200), primary_key=True),
+    Column("next_at", Double, nullable=False),
 )
