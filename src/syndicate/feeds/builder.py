@@ -144,6 +144,7 @@ class FeedBuilder:
     def close(self) -> None:
         """Remove the spool and stop any workers."""
         self.spool.close()
+        self.target.close()
         if self.pool is not None:
             self.pool.close()
 
@@ -249,6 +250,7 @@ class FeedBuilder:
     def full(self, report: BuildReport) -> list[ListedFeed]:
         """Render every feed; remove any feed file that no feed accounts for."""
         self.progress.phase("Reading feeds", None)
+        self.target.survey()  # every feed is written: a bucket lists once instead of asking each
         contents = [
             content
             for content in self.reader.everything()
@@ -263,6 +265,7 @@ class FeedBuilder:
         for stray in sorted(set(self.target.feed_files()) - keep):
             self.target.remove(stray)
             report.removed += 1
+        self.target.flush()
         return listed
 
     def incremental(
@@ -281,6 +284,7 @@ class FeedBuilder:
         listed = self.publish(contents, report)
         for key in gone:
             self.remove(key, report)
+        self.target.flush()
         return listed, [key for key in gone if key in registry]
 
     def time_driven_keys(self, since: datetime) -> set[str]:

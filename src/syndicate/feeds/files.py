@@ -91,6 +91,15 @@ class FeedFolder:
         """True if the file is present."""
         return os.path.isfile(self._checked_path(relative))
 
+    def survey(self) -> None:
+        """Nothing to prepare: a folder answers each question cheaply."""
+
+    def flush(self) -> None:
+        """Nothing to wait for: every write is on disk when it returns."""
+
+    def close(self) -> None:
+        """Nothing to release."""
+
     def feed_files(self) -> Iterator[str]:
         """Relative paths of every feed file present (the index files are not feeds)."""
         suffixes = tuple(f".{fmt}" for fmt in FORMATS)

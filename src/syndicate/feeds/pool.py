@@ -69,12 +69,9 @@ def _initialise(engine: Engine, setup: WorkerSetup) -> None:
     _Worker.setup = setup
     _Worker.engine = engine
     _Worker.renderer = setup.renderer()
-    _Worker.publisher = Publisher(
-        _Worker.renderer,
-        open_target(setup.feeds_dir, setup.bucket),
-        setup.site_titles,
-        setup.home_urls,
-    )
+    target = open_target(setup.feeds_dir, setup.bucket)
+    target.survey()  # workers start only for large builds, where one listing repays itself
+    _Worker.publisher = Publisher(_Worker.renderer, target, setup.site_titles, setup.home_urls)
 
 
 def _render(pks: Sequence[int]) -> Rendered:
@@ -90,7 +87,9 @@ def _render(pks: Sequence[int]) -> Rendered:
 def _publish(spool_path: str, contents: Sequence[FeedContent], slots: dict[int, Slot]) -> Published:
     if _Worker.spool_file is None:
         _Worker.spool_file = os.open(spool_path, os.O_RDONLY)
-    return _Worker.publisher.publish(contents, SpoolReader(_Worker.spool_file, slots))
+    published = _Worker.publisher.publish(contents, SpoolReader(_Worker.spool_file, slots))
+    _Worker.publisher.target.flush()  # stored before the parent hears of it (and writes the index)
+    return published
 
 
 class BuildPool:

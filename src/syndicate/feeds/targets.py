@@ -30,6 +30,15 @@ class FeedTarget(Protocol):
     def exists(self, relative: str) -> bool:
         """True if `relative` is present."""
 
+    def survey(self) -> None:
+        """Expect many writes (a full build): a bucket then lists once and writes in parallel."""
+
+    def flush(self) -> None:
+        """Wait until every write and removal so far is stored; raise the first failure."""
+
+    def close(self) -> None:
+        """Release what the target holds (a bucket's threads)."""
+
 
 def open_target(feeds_dir: Path, bucket: Bucket | None) -> FeedTarget:
     """The bucket when one is configured, else the feeds folder."""

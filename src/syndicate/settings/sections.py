@@ -102,6 +102,18 @@ class S3Settings(Section):
     timeout: float = Field(
         10, gt=0, le=600, description="Seconds to wait for the server to connect or answer."
     )
+    cache_bytes: int = Field(
+        64 * 1024 * 1024,
+        ge=0,
+        description="Bytes of feed files each web node keeps in memory when serving the bucket.",
+    )
+    cache_seconds: float = Field(
+        5,
+        ge=0,
+        le=3600,
+        description="Seconds a cached feed file is served without asking the bucket: how stale "
+        "a node's /feeds/ may be after a build; 0 asks (conditionally) on every request.",
+    )
 
     @field_validator("bucket")
     @classmethod

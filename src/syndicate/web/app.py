@@ -24,7 +24,7 @@ from syndicate.observe import metrics
 from syndicate.store.database import is_busy
 from syndicate.web.pages import HTML, FeedPages, render_page
 from syndicate.web.security import PublicRedirects, SecurityHeaders
-from syndicate.web.static_feeds import FeedFiles, Receive, Scope, Send
+from syndicate.web.static_feeds import FeedFiles, FeedSource, Receive, Scope, Send
 from syndicate.web.subscriptions.notices import BUSY_BODY, BUSY_RETRY_AFTER, BUSY_TITLE
 from syndicate.web.subscriptions.pages import fill
 
@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 Endpoint = Callable[[Request], Awaitable[Response]]
 ErrorHandler = Callable[[Request, Exception], Awaitable[Response]]
 
-# The build writes this last, so its presence means at least one complete build is on disk.
+# The build writes this last, so its presence means at least one complete build is published.
 READY_MARKER = "index.opml"
 
 
@@ -47,7 +47,7 @@ class FeedsFirst:
     Starlette's middleware and route matching for them more than doubles the rate.
     """
 
-    def __init__(self, feeds: FeedFiles, pages: ASGIApp) -> None:
+    def __init__(self, feeds: FeedSource, pages: ASGIApp) -> None:
         """Route between the feed files and the rest of the site."""
         self.feeds = feeds
         self.pages = pages
@@ -69,6 +69,7 @@ def create_app(
     languages: Sequence[str] | None = None,
     timezone: str = "UTC",
     more_metrics: Sequence[CollectorRegistry] = (),
+    feeds: FeedSource | None = None,
 ) -> FeedsFirst:
     """The ASGI app: `feeds_dir` at /feeds/, tag and topic pages, /healthz, /metrics, `routes`.
 
@@ -76,9 +77,9 @@ def create_app(
     and an https URL turns on Strict-Transport-Security (without it, links are root-relative).
     `languages` limits the page languages; `timezone` is the zone pages show dates in.
     `more_metrics` are served at /metrics after the process's own (the store's deliverability).
+    `feeds` serves /feeds/ from elsewhere than `feeds_dir` (web.bucket_feeds, the bucket).
     """
-    folder = Path(feeds_dir)
-    feeds = FeedFiles(folder, max_age=max_age)
+    feeds = feeds or FeedFiles(Path(feeds_dir), max_age=max_age)
     base = public_url.rstrip("/") if public_url else ""
     pages = FeedPages(
         feeds,
@@ -92,7 +93,7 @@ def create_app(
         routes=[
             Route("/", to_feeds, methods=["GET", "HEAD"]),
             Route("/feeds", to_feeds, methods=["GET", "HEAD"]),
-            Route("/healthz", _health_check(folder), methods=["GET", "HEAD"]),
+            Route("/healthz", _health_check(feeds), methods=["GET", "HEAD"]),
             Route("/metrics", _metrics_text(more_metrics), methods=["GET", "HEAD"]),
             # Given routes come before the pages' patterns, so theirs win where both match.
             *routes,
@@ -106,12 +107,12 @@ def create_app(
     return FeedsFirst(feeds, secured)
 
 
-def _health_check(folder: Path) -> Endpoint:
-    """The /healthz endpoint for the feeds in `folder`."""
+def _health_check(feeds: FeedSource) -> Endpoint:
+    """The /healthz endpoint for the feeds `feeds` serves."""
 
     async def healthz(request: Request) -> Response:
-        """200 when a build is on disk to serve, 503 (so no traffic is sent here) until then."""
-        ready = (folder / READY_MARKER).is_file()
+        """200 when a build is there to serve, 503 (so no traffic is sent here) until then."""
+        ready = await feeds.find(READY_MARKER) is not None
         return JSONResponse(
             {"status": "ok" if ready else "no feeds built yet"},
             status_code=200 if ready else 503,
@@ -159,7 +160,7 @@ def _busy_page(pages: FeedPages) -> ErrorHandler:
             params={},
             link=None,
             fill=fill,
-            site_title=pages.site_title(language),
+            site_title=await pages.site_title(language),
             root=request.scope.get("root_path", ""),
         )
         headers = {"retry-after": str(BUSY_RETRY_AFTER), "cache-control": "no-store"}

@@ -30,7 +30,7 @@ from syndicate.feeds.layout import FORMATS, Kind, all_key, public_url
 from syndicate.feeds.render import MEDIA_TYPES
 from syndicate.i18n.catalogs import direction, gettext, local_date
 from syndicate.i18n.templating import environment, templates_dir
-from syndicate.web.static_feeds import CachedFile, FeedFiles, not_modified
+from syndicate.web.static_feeds import CachedFile, FeedSource, not_modified
 
 log = logging.getLogger(__name__)
 
@@ -199,7 +199,7 @@ class FeedPages:
 
     def __init__(
         self,
-        feeds: FeedFiles,
+        feeds: FeedSource,
         *,
         feeds_url: str,
         languages: Sequence[str] | None = None,
@@ -231,19 +231,19 @@ class FeedPages:
 
     async def tag_page(self, request: Request) -> Response:
         """GET /{lang}/tags/{slug}/: the tag's latest articles."""
-        return self._page(request, Kind.TAG)
+        return await self._page(request, Kind.TAG)
 
     async def topic_page(self, request: Request) -> Response:
         """GET /{lang}/topics/{slug}/: the topic's latest articles."""
-        return self._page(request, Kind.TOPIC)
+        return await self._page(request, Kind.TOPIC)
 
-    def _page(self, request: Request, kind: Kind) -> Response:
+    async def _page(self, request: Request, kind: Kind) -> Response:
         """The page of the `kind` feed the path names, or the 404 page."""
         params = request.path_params
         key = page_key(params["lang"], kind.value, params["slug"], self.languages)
-        found = self.feeds.file(feed_file(key, "json")) if key else None
+        found = await self.feeds.find(feed_file(key, "json")) if key else None
         if key is None or found is None:
-            return self.not_found_page(request)
+            return await self.not_found_page(request)
         root = request.scope.get("root_path", "")
         rendered = self._rendered(key, kind, found, root)
         headers = {
@@ -260,7 +260,7 @@ class FeedPages:
 
     async def not_found(self, request: Request, exc: Exception) -> Response:
         """The human 404 page, for the app's exception handler."""
-        return self.not_found_page(request)
+        return await self.not_found_page(request)
 
     def path_language(self, request: Request) -> str:
         """The language the request's path begins with, if it names one, else the first."""
@@ -270,12 +270,12 @@ class FeedPages:
             return first
         return offered[0] if offered else "en"
 
-    def not_found_page(self, request: Request) -> Response:
+    async def not_found_page(self, request: Request) -> Response:
         """A 404 page in the language the path begins with, if it names one."""
         language = self.path_language(request)
         body = render_not_found(
             language,
-            site_title=self.site_title(language),
+            site_title=await self.site_title(language),
             root=request.scope.get("root_path", ""),
             index_url=self.feeds_url,
         )
@@ -316,9 +316,9 @@ class FeedPages:
             _, evicted = self._pages.popitem(last=False)
             self._page_bytes -= len(evicted.body)
 
-    def site_title(self, language: str) -> str:
+    async def site_title(self, language: str) -> str:
         """The site's name in `language`, from the whole-site feed every language has."""
-        found = self.feeds.file(feed_file(all_key(language), "json"))
+        found = await self.feeds.find(feed_file(all_key(language), "json"))
         if found is None:
             return ""
         cached = self._site_titles.get(language)

@@ -10,6 +10,7 @@ from starlette.routing import Mount
 
 from syndicate.feedback.intake import feedback_rules
 from syndicate.feedback.rate_metrics import deliverability_registry
+from syndicate.feeds.config import FeedConfig
 from syndicate.queue.cluster_metrics import cluster_registry
 from syndicate.send.confirmation import confirmation_sender
 from syndicate.settings import Settings
@@ -18,9 +19,19 @@ from syndicate.subscribers.links import MOUNT_PATH
 from syndicate.subscribers.tokens import secret_key
 from syndicate.web.app import create_app
 from syndicate.web.archive import archive_routes
+from syndicate.web.bucket_feeds import BucketFeeds, open_bucket_feeds
 from syndicate.web.subscriptions.app import create_subscription_app
 from syndicate.web.webhooks.receiving import Outside
 from syndicate.web.webhooks.routes import webhook_routes
+
+
+def _bucket_feeds(settings: Settings) -> BucketFeeds | None:
+    """/feeds/ from the [feeds.s3] bucket when builds publish there, else None (the folder)."""
+    bucket = FeedConfig.from_settings(settings).bucket
+    if bucket is None:
+        return None
+    s3 = settings.feeds.s3
+    return open_bucket_feeds(bucket, cache_bytes=s3.cache_bytes, cache_seconds=s3.cache_seconds)
 
 
 def create_site(
@@ -62,6 +73,7 @@ def create_site(
     ]
     return create_app(
         settings.feeds.dir,
+        feeds=_bucket_feeds(settings),
         max_age=settings.feeds.max_age,
         routes=routes,
         public_url=str(settings.web.public_url),

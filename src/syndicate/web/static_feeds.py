@@ -15,7 +15,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from email.utils import formatdate, parsedate_to_datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from syndicate.feeds import layout
 from syndicate.web.security import FEED_INDEX_POLICY
@@ -57,6 +57,16 @@ class CachedFile:
     etags: frozenset[bytes]
 
 
+class FeedSource(Protocol):
+    """Where /feeds/ is served from: the feeds folder (FeedFiles) or a bucket (BucketFeeds)."""
+
+    async def respond(self, scope: Scope, relative: str, send: Send) -> None:
+        """Answer a request for `relative`, a path below /feeds/."""
+
+    async def find(self, relative: str) -> CachedFile | None:
+        """The file at `relative`, or None if there is none."""
+
+
 class FeedFiles:
     """Answers ASGI requests for one folder's feed files, read-only, never leaving the folder."""
 
@@ -72,41 +82,13 @@ class FeedFiles:
 
     async def respond(self, scope: Scope, relative: str, send: Send) -> None:
         """Answer a request for the file at `relative`, a path inside the folder."""
-        method = scope["method"]
-        if method == "OPTIONS":
-            await _respond(send, 204, _PREFLIGHT)
+        if await refused(scope, send):
             return
-        if method not in ("GET", "HEAD"):
-            await _respond(send, 405, [(b"allow", ALLOWED)], b"Method Not Allowed\n")
-            return
-        found = self.file(relative)
-        if found is None:
-            await _respond(send, 404, _NOT_FOUND_HEADERS, b"Not Found\n")
-            return
-        request = dict(scope["headers"])
-        variant = found.plain
-        if found.gzipped and b"gzip" in request.get(b"accept-encoding", b""):
-            variant = found.gzipped
-        headers = [
-            (b"content-type", found.media_type),
-            (b"etag", variant.etag),
-            (b"last-modified", found.last_modified),
-            (b"cache-control", self.cache_control),
-            *_COMMON,
-            *found.extra_headers,
-        ]
-        if found.gzipped:
-            headers.append((b"vary", b"Accept-Encoding"))
-        if not_modified(request, found.etags, found.modified_seconds):
-            await send({"type": "http.response.start", "status": 304, "headers": headers})
-            await send({"type": "http.response.body", "body": b""})
-            return
-        if variant is found.gzipped:
-            headers.append((b"content-encoding", b"gzip"))
-        body = variant.body if method == "GET" else b""
-        headers.append((b"content-length", str(len(variant.body)).encode()))
-        await send({"type": "http.response.start", "status": 200, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
+        await answer(scope, send, self.file(relative), self.cache_control)
+
+    async def find(self, relative: str) -> CachedFile | None:
+        """The file at `relative`, as the pages read it (a stat, so no thread is needed)."""
+        return self.file(relative)
 
     def file(self, relative: str) -> CachedFile | None:
         """The cached file at `relative`, reloaded if it changed on disk, or None."""
@@ -137,19 +119,10 @@ class FeedFiles:
 
     def _safe_path(self, relative: str) -> str | None:
         """The file a URL path names inside the folder, or None if it names anything else."""
-        if relative == "" or relative.endswith("/"):
-            relative += INDEX_FILE
-        parts = relative.split("/")
-        # No parent or current-directory steps, no hidden files (temp files begin with a dot),
-        # no empty segments, no backslashes or NULs that another layer might read differently.
-        if any(
-            part in ("", ".", "..") or part.startswith(".") or "\\" in part or "\x00" in part
-            for part in parts
-        ):
+        checked = safe_relative(relative)
+        if checked is None:
             return None
-        if os.path.splitext(parts[-1])[1] not in MEDIA_TYPES:
-            return None
-        path = os.path.join(self.folder, *parts)
+        path = os.path.join(self.folder, *checked.split("/"))
         # Symbolic links could still point out of the folder; the real path must stay inside.
         real = os.path.realpath(path)
         if not real.startswith(str(self.folder) + os.sep):
@@ -160,12 +133,12 @@ class FeedFiles:
         """Keep `item`, evicting the least recently used files beyond the cache's budget."""
         old = self._cache.pop(path, None)
         if old is not None:
-            self._cached_bytes -= _size(old)
+            self._cached_bytes -= size(old)
         self._cache[path] = item
-        self._cached_bytes += _size(item)
+        self._cached_bytes += size(item)
         while self._cached_bytes > CACHE_BYTES and len(self._cache) > 1:
             _, evicted = self._cache.popitem(last=False)
-            self._cached_bytes -= _size(evicted)
+            self._cached_bytes -= size(evicted)
 
 
 def _load(path: str, identity: tuple[int, int, int], modified: int) -> CachedFile | None:
@@ -175,13 +148,21 @@ def _load(path: str, identity: tuple[int, int, int], modified: int) -> CachedFil
             body = stream.read()
     except OSError:
         return None
+    return prepare(body, os.path.splitext(path)[1], identity, modified)
+
+
+def prepare(body: bytes, suffix: str, identity: tuple[int, int, int], modified: int) -> CachedFile:
+    """A file's plain and gzip variants and headers; its ETag is a digest of `body` alone.
+
+    Whoever serves the bytes (this folder, or the bucket through web.bucket_feeds) gives the
+    same ETag for the same bytes, so a node changing where it serves from keeps clients' copies.
+    """
     digest = hashlib.blake2b(body, digest_size=12).hexdigest()
     gzipped = None
     if len(body) >= GZIP_MIN_BYTES:
         # mtime=0 keeps the compressed bytes a function of the content alone.
         compressed = gzip.compress(body, compresslevel=6, mtime=0)
         gzipped = Variant(compressed, f'"{digest}-gzip"'.encode())
-    suffix = os.path.splitext(path)[1]
     plain = Variant(body, f'"{digest}"'.encode())
     return CachedFile(
         identity=identity,
@@ -193,6 +174,73 @@ def _load(path: str, identity: tuple[int, int, int], modified: int) -> CachedFil
         gzipped=gzipped,
         etags=frozenset({plain.etag, *([gzipped.etag] if gzipped else [])}),
     )
+
+
+def safe_relative(relative: str) -> str | None:
+    """The file a URL path below /feeds/ names (index.html for a folder), or None if unsafe."""
+    if relative == "" or relative.endswith("/"):
+        relative += INDEX_FILE
+    parts = relative.split("/")
+    # No parent or current-directory steps, no hidden files (temp files begin with a dot),
+    # no empty segments, no backslashes or NULs that another layer might read differently.
+    if any(
+        part in ("", ".", "..") or part.startswith(".") or "\\" in part or "\x00" in part
+        for part in parts
+    ):
+        return None
+    if os.path.splitext(parts[-1])[1] not in MEDIA_TYPES:
+        return None
+    return relative
+
+
+async def refused(scope: Scope, send: Send) -> bool:
+    """Answer OPTIONS (CORS preflight) and methods other than GET and HEAD; True if answered."""
+    method = scope["method"]
+    if method == "OPTIONS":
+        await respond_with(send, 204, _PREFLIGHT)
+        return True
+    if method not in ("GET", "HEAD"):
+        await respond_with(send, 405, [(b"allow", ALLOWED)], b"Method Not Allowed\n")
+        return True
+    return False
+
+
+async def answer(
+    scope: Scope,
+    send: Send,
+    found: CachedFile | None,
+    cache_control: bytes,
+    extra: tuple[tuple[bytes, bytes], ...] = (),
+) -> None:
+    """Answer a GET or HEAD with `found`: 404, 304 or 200, plain or gzipped as accepted."""
+    if found is None:
+        await respond_with(send, 404, _NOT_FOUND_HEADERS, b"Not Found\n")
+        return
+    request = dict(scope["headers"])
+    variant = found.plain
+    if found.gzipped and b"gzip" in request.get(b"accept-encoding", b""):
+        variant = found.gzipped
+    headers = [
+        (b"content-type", found.media_type),
+        (b"etag", variant.etag),
+        (b"last-modified", found.last_modified),
+        (b"cache-control", cache_control),
+        *_COMMON,
+        *found.extra_headers,
+        *extra,
+    ]
+    if found.gzipped:
+        headers.append((b"vary", b"Accept-Encoding"))
+    if not_modified(request, found.etags, found.modified_seconds):
+        await send({"type": "http.response.start", "status": 304, "headers": headers})
+        await send({"type": "http.response.body", "body": b""})
+        return
+    if variant is found.gzipped:
+        headers.append((b"content-encoding", b"gzip"))
+    body = variant.body if scope["method"] == "GET" else b""
+    headers.append((b"content-length", str(len(variant.body)).encode()))
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
 
 
 def not_modified(
@@ -219,11 +267,12 @@ def not_modified(
     return False
 
 
-def _size(item: CachedFile) -> int:
+def size(item: CachedFile) -> int:
+    """The bytes `item` holds in memory (both variants)."""
     return len(item.plain.body) + (len(item.gzipped.body) if item.gzipped else 0)
 
 
-async def _respond(
+async def respond_with(
     send: Send, status: int, headers: list[tuple[bytes, bytes]], body: bytes = b""
 ) -> None:
     """Send a small complete response."""
