@@ -40,6 +40,29 @@ def test_every_subscriber_gets_the_edition_once(
     assert len(server.received) == 200
 
 
+def test_processes_on_one_machine_split_the_rate_and_the_connection_cap(
+    newsroom: tuple[Newsroom, Recorder],
+) -> None:
+    """On SQLite two sending processes share rate_per_second and max_connections between them.
+
+    Only the upper bounds are asserted: a busy machine can slow a send, never speed it past
+    the limit. Without the split, two processes would reach twice the rate and four connections.
+    """
+    room, server = newsroom
+    room.env.update(
+        {
+            "SYNDICATE_MAIL__PROCESSES": "2",
+            "SYNDICATE_MAIL__SMTP__RATE_PER_SECOND": "40",
+            "SYNDICATE_MAIL__SMTP__MAX_CONNECTIONS": "2",
+        }
+    )
+    sent = room.send()
+    assert sent.returncode == 0, sent.stderr
+    assert Counter(server.addresses()) == Counter(addresses(200))
+    assert server.most_connections <= 2
+    assert server.rate() <= 42
+
+
 def test_every_sending_process_logs_at_the_commands_level(
     newsroom: tuple[Newsroom, Recorder],
 ) -> None:

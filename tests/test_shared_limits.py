@@ -71,14 +71,6 @@ def run_senders(
     return reports
 
 
-def slope(times: list[float]) -> float:
-    """Messages a second: the least-squares slope of the message count over its arrival times."""
-    mean_time = sum(times) / len(times)
-    mean_count = (len(times) - 1) / 2
-    covariance = sum((at - mean_time) * (n - mean_count) for n, at in enumerate(times))
-    return covariance / sum((at - mean_time) ** 2 for at in times)
-
-
 @pytest.mark.postgres
 def test_three_processes_share_one_rate(
     serve: Serve, postgres_url: str, senders: list[Sender], tmp_path: Path
@@ -101,7 +93,7 @@ def test_three_processes_share_one_rate(
     reports = run_senders(senders, postgres_url, settings, parts, tmp_path)
     assert sorted(sink.addresses()) == sorted(everyone)
     assert sum(report["sent"] for report in reports) == total
-    rate = slope(sorted(message.at for message in sink.received))
+    rate = sink.rate()
     assert rate <= RATE * 1.05, f"{rate:.1f} messages a second, over {RATE:.0f}"
     assert rate >= RATE * 0.5, f"{rate:.1f} messages a second: starved"
 

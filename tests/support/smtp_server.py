@@ -51,6 +51,14 @@ class Recorder:
     # at a given moment of a send (records a complaint, say), the sender waiting for the reply.
     at_message: dict[int, Callable[[], None]] = field(default_factory=dict)
 
+    def rate(self) -> float:
+        """Messages a second: the least-squares slope of the count over the arrival times."""
+        times = sorted(message.at for message in self.received)
+        mean_time = sum(times) / len(times)
+        mean_count = (len(times) - 1) / 2
+        covariance = sum((at - mean_time) * (n - mean_count) for n, at in enumerate(times))
+        return covariance / sum((at - mean_time) ** 2 for at in times)
+
     def held(self) -> bool:
         """Whether a DATA that ends now must wait for the gate."""
         return (

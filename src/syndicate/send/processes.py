@@ -84,7 +84,8 @@ def send(
     acquire_send_lease(engine, edition.id, holder)  # refuse at once if another send runs
     try:
         signer = DkimSigner.from_settings(settings.mail.dkim)
-        plan = plan_send(engine, settings, edition, transport_from_settings(settings.mail), signer)
+        transport = transport_from_settings(settings.mail, engine)
+        plan = plan_send(engine, settings, edition, transport, signer)
         todo, _ = pending_count(reading(engine), plan)
         if on_start:
             on_start(todo)
@@ -110,7 +111,7 @@ def _send_in_processes(
     on_progress: Callable[[int], None] | None,
     stop: Stop | None,
 ) -> SendReport:
-    divided = _with_pool_part(settings, processes)
+    divided = _with_pool_part(settings, processes, shared=engine.dialect.name == "postgresql")
     context = starter.context
     results: Results[SendReport | str] = context.Queue()
     # The children's stop flag: set when this process is told to stop, or by a child that
@@ -218,11 +219,19 @@ class _LedgerProgress:
         self.seen = now
 
 
-def _with_pool_part(settings: Settings, processes: int) -> Settings:
-    """Settings whose SMTP pool is one process's part of the configured one."""
-    smtp = settings.mail.smtp.model_copy(
-        update={"pool_size": max(1, settings.mail.smtp.pool_size // processes)}
-    )
+def _with_pool_part(settings: Settings, processes: int, *, shared: bool) -> Settings:
+    """Settings whose SMTP pool is one process's part of the configured one.
+
+    The rate and the connection cap are split too, unless the store keeps them for every
+    process at once (`shared`: PostgreSQL, see delivery.configured).
+    """
+    smtp = settings.mail.smtp
+    part: dict[str, object] = {"pool_size": max(1, smtp.pool_size // processes)}
+    if not shared:
+        part["rate_per_second"] = smtp.rate_per_second / processes
+        if smtp.max_connections:
+            part["max_connections"] = max(1, smtp.max_connections // processes)
+    smtp = smtp.model_copy(update=part)
     mail = settings.mail.model_copy(update={"smtp": smtp})
     return settings.model_copy(update={"mail": mail})
 
@@ -238,7 +247,7 @@ def _send_part(
     stop: Stop | None,
 ) -> SendReport:
     """Send part `part` of `parts` of the recipients, holding the parent's lease."""
-    transport = transport_from_settings(settings.mail)
+    transport = transport_from_settings(settings.mail, engine)
     plan = plan_send(
         engine, settings, edition, transport, DkimSigner.from_settings(settings.mail.dkim)
     )
