@@ -259,11 +259,17 @@ def probe(env: dict[str, str], edition: str, sample: int) -> dict[str, float]:
 class Sink:
     """Postfix's smtp-sink on a free loopback port, counting what it receives."""
 
-    def __init__(self) -> None:
-        """Start the sink (as nobody when run as root) and wait until it listens."""
+    def __init__(self, delay: int = 0) -> None:
+        """Start the sink (as nobody when run as root) and wait until it listens.
+
+        With `delay`, it waits that many seconds before answering each DATA, as a distant
+        relay would (smtp-sink takes whole seconds only).
+        """
         self.port = free_port()
         self.counter = tempfile.NamedTemporaryFile("w+b", prefix="smtp-sink-")  # noqa: SIM115
         args = [postfix_tool("smtp-sink"), "-c", f"127.0.0.1:{self.port}", "1000"]
+        if delay:
+            args[1:1] = ["-w", str(delay)]
         if os.geteuid() == 0:
             args[1:1] = ["-u", "nobody"]
         self.process = subprocess.Popen(args, stdout=self.counter, stderr=subprocess.DEVNULL)
