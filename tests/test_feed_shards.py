@@ -251,6 +251,7 @@ def test_a_shard_whose_worker_is_killed_is_finished_by_another(
     env: dict[str, str],
     tmp_path: Path,
     feed_config: FeedConfig,
+    hub: list[str],
     start_worker: StartWorker,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -279,6 +280,9 @@ def test_a_shard_whose_worker_is_killed_is_finished_by_another(
     assert len(shard_lines(survivor, heir)) == 2
     single_process_build(env, store, tmp_path / "single", monkeypatch)
     assert feed_files(tmp_path / "feeds") == feed_files(tmp_path / "single")
+    # The hub hears of every feed, the killed worker's too (its heir found them written).
+    feeds = [path for path in (tmp_path / "feeds").rglob("*") if "index." not in path.name]
+    assert len(set(hub[1:])) == len([path for path in feeds if path.is_file()])
 
 
 @postgres
@@ -307,3 +311,23 @@ def test_a_build_asked_for_during_a_shared_one_records_after_it(
     wait_for(recorded_after_the_first, PATIENCE, "the second build to record after the first")
     logs = "".join(worker.log.read_text() for worker in (first, second, third))
     assert logs.count("feeds build waits for build=1") >= 1
+
+
+@postgres
+def test_a_shared_build_whose_shards_are_gone_is_abandoned(
+    store: Engine, feed_config: FeedConfig, start_worker: StartWorker
+) -> None:
+    """A shared build left unfinished with no shard job alive does not block the next build."""
+    with store.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO feed_build (mode, clock, shards, dirty, started_at)"
+                " VALUES ('full', now(), 2, '{}', now())"
+            )
+        )
+    worker = start_worker("w1")
+    job_id = request_feed_build(store, feed_config).job_id
+    worker.wait_for_line(f"job done name={FEED_BUILD} id={job_id} ")
+    assert "feeds build abandoned build=1 shards_alive=0" in worker.log.read_text()
+    assert builds(store) == [(1, 2, "abandoned")]
+    assert built_at(store) is not None  # the build that followed was done and recorded

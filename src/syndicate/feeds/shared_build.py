@@ -108,6 +108,14 @@ def build_shard(
                 listed, gone = builder.incremental(keys, registry, report)
             finally:
                 builder.close()
+    # A shard run again after its worker died finds the files it wrote unchanged: the feeds
+    # whose record changes are announced all the same, or the hub would never hear of them.
+    unrecorded = {feed.key for feed in listed if registry.get(feed.key) != feed}
+    report.changed.extend(
+        feed_file(key, fmt)
+        for key in sorted(unrecorded - set(report.changed_keys))
+        for fmt in FORMATS
+    )
     with engine.begin() as connection:
         locked = connection.execute(
             select(feed_build).where(feed_build.c.pk == build.pk).with_for_update()
