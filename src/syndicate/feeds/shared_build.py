@@ -91,18 +91,28 @@ class ShardOutcome:
     finished: BuildReport | None = None
 
 
-def build_shard(
-    engine: Engine, config: FeedConfig, build: SharedBuild, shard: int, keys: list[str]
-) -> ShardOutcome:
-    """Render and publish shard `shard`'s feeds of `build`, record them, and finish if last."""
-    if not _pending(engine, build.pk, shard):
-        log.info("feeds shard skipped build=%d shard=%d reason=done_or_abandoned", build.pk, shard)
+@dataclass(frozen=True)
+class ShardJob:
+    """What one shard's job says: its build, its number, its feed keys, the build's clock."""
+
+    build_pk: int
+    shard: int
+    keys: list[str]
+    now: datetime
+    mode: str
+
+
+def build_shard(engine: Engine, config: FeedConfig, job: ShardJob) -> ShardOutcome:
+    """Render and publish a shard's feeds, record them, and finish the build if it is last."""
+    pk, shard, keys = job.build_pk, job.shard, job.keys
+    if not _pending(engine, pk, shard):
+        log.info("feeds shard skipped build=%d shard=%d reason=done_or_abandoned", pk, shard)
         return ShardOutcome(None)
-    report = BuildReport(build.mode)
+    report = BuildReport(job.mode)
     with engine.connect() as connection:
         for_reading(connection)  # one snapshot, as a whole build reads
         with connection.begin():
-            builder = FeedBuilder(connection, config, build.now, NoProgress(), None)
+            builder = FeedBuilder(connection, config, job.now, NoProgress(), None)
             try:
                 registry = read_registry(connection, keys)
                 listed, gone = builder.incremental(keys, registry, report)
@@ -118,11 +128,11 @@ def build_shard(
     )
     with engine.begin() as connection:
         locked = connection.execute(
-            select(feed_build).where(feed_build.c.pk == build.pk).with_for_update()
+            select(feed_build).where(feed_build.c.pk == pk).with_for_update()
         ).one_or_none()
         done = set(
             connection.scalars(
-                select(feed_build_shard.c.shard).where(feed_build_shard.c.build_pk == build.pk)
+                select(feed_build_shard.c.shard).where(feed_build_shard.c.build_pk == pk)
             )
         )
         if locked is None or locked.finished_at is not None or shard in done:
@@ -130,12 +140,12 @@ def build_shard(
         changed = record_feeds(connection, listed, gone, registry, full=False)
         connection.execute(
             insert(feed_build_shard).values(
-                build_pk=build.pk, shard=shard, index_changed=changed, report=_as_json(report)
+                build_pk=pk, shard=shard, index_changed=changed, report=_as_json(report)
             )
         )
         log.info(
             "feeds shard done build=%d shard=%d shards=%d feeds=%d written=%d removed=%d",
-            build.pk, shard, locked.shards, report.feeds, report.written, report.removed,
+            pk, shard, locked.shards, report.feeds, report.written, report.removed,
         )  # fmt: skip
         if len(done) + 1 < locked.shards:
             return ShardOutcome(report)

@@ -33,7 +33,7 @@ from syndicate.feeds.builder import BuildReport
 from syndicate.feeds.config import FeedConfig
 from syndicate.feeds.shards import BuildPlan, plan_build, split_keys
 from syndicate.feeds.shared_build import (
-    SharedBuild,
+    ShardJob,
     abandon_build,
     build_shard,
     start_build,
@@ -98,8 +98,8 @@ def register_feed_jobs(app: App, engine: Engine, config: FeedConfig, shards: int
         build: int, shard: int, keys: list[str], now: str, mode: str
     ) -> dict[str, object]:
         """Publish one shard's feeds of a shared build; the last shard finishes the build."""
-        shared = SharedBuild(build, mode, datetime.fromisoformat(now), 0, datetime.now(UTC))
-        outcome = await asyncio.to_thread(build_shard, engine, config, shared, shard, keys)
+        job = ShardJob(build, shard, keys, datetime.fromisoformat(now), mode)
+        outcome = await asyncio.to_thread(build_shard, engine, config, job)
         if outcome.finished is not None:
             count_and_log(outcome.finished)
             await asyncio.to_thread(_announce, config, outcome.finished)
