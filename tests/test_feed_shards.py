@@ -243,6 +243,15 @@ def test_a_full_build_shared_by_workers_writes_what_one_process_writes(
     announced = hub[1:]
     assert len(announced) == len(set(announced)) == len(feeds)
     assert any(url.endswith("/en/all.rss") for url in announced)
+    # Shared again with nothing new: not a file rewritten, nothing announced.
+    request_feed_build(store, feed_config, full=True)
+    wait_for_builds(store, [(1, 3, "done"), (2, 3, "done")])
+    summaries = [
+        line for worker in workers for line in worker.lines() if "feeds built mode=full" in line
+    ]
+    assert len(summaries) == 2
+    assert any(" written=0 " in line and " removed=0 " in line for line in summaries)
+    assert hub[1:] == announced
 
 
 @postgres
