@@ -16,7 +16,7 @@ from sqlalchemy import Engine, insert, select, text
 
 from syndicate.feeds.config import FeedConfig
 from syndicate.queue import FEED_BUILD, queue_app, request_feed_build
-from syndicate.queue.jobs import SEND_BATCH
+from syndicate.queue.names import SEND_BATCH
 from syndicate.store import open_database
 from syndicate.store.schema import delivery, edition, subscriber
 from syndicate.web.site import create_site

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
@@ -41,10 +42,13 @@ def test_the_work_queue_migration_goes_down_and_up_again(engine: Engine) -> None
     assert ("procrastinate_jobs" in tables) == (engine.dialect.name == "postgresql")
 
 
-def test_the_shared_limits_migration_goes_down_and_up_again(engine: Engine) -> None:
-    """Downgrading past 0005 drops the rate schedule; upgrading makes it again."""
+@pytest.mark.parametrize(("before", "table"), [("0004", "rate_schedule"), ("0005", "feed_build")])
+def test_each_later_migration_goes_down_and_up_again(
+    engine: Engine, before: str, table: str
+) -> None:
+    """Downgrading to `before` drops the table its next migration made; upgrading makes it again."""
     config = alembic_config(engine)
-    command.downgrade(config, "0004")
-    assert "rate_schedule" not in inspect(engine).get_table_names()
+    command.downgrade(config, before)
+    assert table not in inspect(engine).get_table_names()
     command.upgrade(config, "head")
-    assert "rate_schedule" in inspect(engine).get_table_names()
+    assert table in inspect(engine).get_table_names()

@@ -67,7 +67,7 @@ def build_feeds(
                 }
                 # Asks the target (a bucket may be unreachable): inside the try, so the
                 # builder's spool is removed whatever happens.
-                full = full or _needs_full_build(saved, config, builder.target)
+                full = full or needs_full_build(saved, config, builder.target)
                 report = BuildReport("full" if full else "incremental")
                 # An incremental build renders what ingest marked and what time changed since.
                 since = None if full else datetime.fromisoformat(saved["built_at"])
@@ -79,7 +79,7 @@ def build_feeds(
             _record_build(connection, builder, rendered, dirty, full=full)
     report.seconds = time.perf_counter() - started
     report.changed.sort()
-    _count_and_log(report)
+    count_and_log(report)
     return report
 
 
@@ -101,11 +101,11 @@ def _render(
 ) -> _Rendered:
     """Render every feed (`since` None, a full build) or those changed since the last build."""
     if since is None:
-        registry = _registry(connection)
+        registry = read_registry(connection)
         listed = builder.full(report)
         return _Rendered(listed, sorted(set(registry) - {feed.key for feed in listed}), registry)
     keys = dirty | builder.time_driven_keys(since)
-    registry = _registry(connection, keys)
+    registry = read_registry(connection, keys)
     listed, gone = builder.incremental(keys, registry, report)
     return _Rendered(listed, gone, registry)
 
@@ -123,11 +123,18 @@ def _record_build(
     A dirty mark goes only if its token is the one read before rendering: a feed that ingest
     marked again meanwhile stays dirty for the next build.
     """
-    index_changed = _record(
+    index_changed = record_feeds(
         connection, rendered.listed, rendered.gone, rendered.registry, full=full
     )
     if index_changed:
-        builder.write_index(list(_registry(connection).values()))
+        builder.write_index(list(read_registry(connection).values()))
+    note_built(connection, dirty, builder.now, builder.config)
+
+
+def note_built(
+    connection: Connection, dirty: dict[str, str], now: datetime, config: FeedConfig
+) -> None:
+    """Clear the dirty marks a build read (by token) and record its clock and fingerprint."""
     for key, token in dirty.items():
         connection.execute(
             delete(dirty_feed).where(dirty_feed.c.key == key, dirty_feed.c.token == token)
@@ -136,14 +143,14 @@ def _record_build(
         connection,
         state,
         [
-            {"name": "built_at", "value": builder.now.isoformat()},
-            {"name": "fingerprint", "value": builder.config.fingerprint()},
+            {"name": "built_at", "value": now.isoformat()},
+            {"name": "fingerprint", "value": config.fingerprint()},
         ],
         ["name"],
     )
 
 
-def _count_and_log(report: BuildReport) -> None:
+def count_and_log(report: BuildReport) -> None:
     """Count the build in the metrics and log it (at debug level when it changed nothing)."""
     metrics.feed_builds.labels(report.mode).inc()
     metrics.feeds_written.inc(report.written)
@@ -164,7 +171,8 @@ def _count_and_log(report: BuildReport) -> None:
     )
 
 
-def _needs_full_build(saved: dict[str, str], config: FeedConfig, target: FeedTarget) -> bool:
+def needs_full_build(saved: dict[str, str], config: FeedConfig, target: FeedTarget) -> bool:
+    """Whether the build must be full: never built, other settings, or no index published."""
     return (
         "built_at" not in saved
         or saved.get("fingerprint") != config.fingerprint()
@@ -172,7 +180,9 @@ def _needs_full_build(saved: dict[str, str], config: FeedConfig, target: FeedTar
     )
 
 
-def _registry(connection: Connection, keys: Iterable[str] | None = None) -> dict[str, ListedFeed]:
+def read_registry(
+    connection: Connection, keys: Iterable[str] | None = None
+) -> dict[str, ListedFeed]:
     """The published feeds on record (only those of `keys`, when given)."""
     query = select(published_feed).order_by(published_feed.c.key)
     if keys is not None:
@@ -194,7 +204,7 @@ def _registry(connection: Connection, keys: Iterable[str] | None = None) -> dict
     }
 
 
-def _record(
+def record_feeds(
     connection: Connection,
     listed: Sequence[ListedFeed],
     gone: Sequence[str],

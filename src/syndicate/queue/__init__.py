@@ -1,11 +1,13 @@
 """The work queue: procrastinate on a PostgreSQL store, so any number of workers share the work.
 
-engine (the procrastinate App for a store's URL, and whether a store has a queue at all), jobs
+engine (the procrastinate App for a store's URL, and whether a store has a queue at all), names
+(every job's name), jobs
 (the job registry: what a worker can run and the names and locks they are deferred by),
-requests (asking for work: deferred as a job on PostgreSQL, run in this process on SQLite, as
-before), worker (`syndicate worker`'s loop: structured logs, a graceful stop on SIGTERM), and
-what operators see of it, read-only: cluster (jobs, workers, stalled and failed jobs),
-send_progress (each running send's batches and ledger) and cluster_metrics (at /metrics).
+feed_jobs (a feed build, shared out in shards by feed key when it is large), requests (asking
+for work: deferred as a job on PostgreSQL, run in this process on SQLite, as before), worker
+(`syndicate worker`'s loop: structured logs, a graceful stop on SIGTERM), and what operators
+see of it, read-only: cluster (jobs, workers, stalled and failed jobs), send_progress (each
+running send's batches and ledger) and cluster_metrics (at /metrics).
 
 Its layer sits above the parts its jobs run (feeds now, sends later) and below web and
 service, which ask for work; it never imports them. Procrastinate's schema is made by the
@@ -13,12 +15,15 @@ store's migrations, like the rest of the store.
 """
 
 from syndicate.queue.engine import QueueUnavailable, queue_app, uses_queue
-from syndicate.queue.jobs import FEED_BUILD, Runtime, register_jobs
+from syndicate.queue.jobs import Runtime, register_jobs
+from syndicate.queue.names import FEED_BUILD, FEED_SHARD, SEND_BATCH
 from syndicate.queue.requests import BuildRequest, request_feed_build
 from syndicate.queue.worker import run_worker
 
 __all__ = [
     "FEED_BUILD",
+    "FEED_SHARD",
+    "SEND_BATCH",
     "BuildRequest",
     "QueueUnavailable",
     "Runtime",

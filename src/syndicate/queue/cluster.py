@@ -14,7 +14,8 @@ from datetime import datetime
 
 from sqlalchemy import Connection, Engine, text
 
-from syndicate.queue.jobs import FEED_BUILD, FEED_SHARD, SEND_BATCH, STALLED_AFTER_SECONDS
+from syndicate.queue.jobs import STALLED_AFTER_SECONDS
+from syndicate.queue.names import FEED_BUILD, FEED_SHARD, SEND_BATCH
 from syndicate.queue.send_progress import SendProgress, running_sends
 from syndicate.store.database import reading
 

@@ -18,23 +18,17 @@ from procrastinate.exceptions import AlreadyEnqueued, UniqueViolation
 from procrastinate.jobs import Status
 from sqlalchemy import Engine
 
-from syndicate.feeds.build import build_feeds
 from syndicate.feeds.config import FeedConfig
+from syndicate.queue.feed_jobs import register_feed_jobs
+from syndicate.queue.names import PRUNE, RETRY_STALLED
 
 log = logging.getLogger(__name__)
 
-FEED_BUILD = "feeds.build"
-# One shard of a feed build: the feeds of some keys (args: build id, keys).
-FEED_SHARD = "feeds.shard"
-# One batch of a send: an edition to the subscribers of an id range (args: edition_id, first, last).
-SEND_BATCH = "send.batch"
-RETRY_STALLED = "queue.retry_stalled"
 # Every minute, one worker (procrastinate defers a periodic job once per tick, whichever
 # worker sees it first) hands the jobs of workers that stopped beating back to the queue.
 RETRY_STALLED_CRON = "* * * * *"
 # A worker beats every 10 s (procrastinate's default); three missed beats and it is dead.
 STALLED_AFTER_SECONDS = 30.0
-PRUNE = "queue.prune"
 PRUNE_CRON = "17 * * * *"  # hourly, off the hour that other schedules favour
 # Finished jobs are kept this long, then deleted; failed ones stay for the operator to see.
 KEEP_HOURS = 72
@@ -46,11 +40,7 @@ class Runtime:
 
     engine: Engine
     feeds: FeedConfig
-
-
-def feed_build_lock(*, full: bool) -> str:
-    """The queueing lock of a feed build: requests for the same build while one waits are one."""
-    return f"{FEED_BUILD}:{'full' if full else 'incremental'}"
+    feed_shards: int = 0  # [queue] feed_shards
 
 
 async def defer_stalled_retry(app: App) -> None:
@@ -62,12 +52,7 @@ async def defer_stalled_retry(app: App) -> None:
 
 def register_jobs(app: App, runtime: Runtime) -> None:
     """Register every job on `app`, each bound to `runtime`."""
-
-    @app.task(name=FEED_BUILD, pass_context=False)
-    def build(full: bool = False) -> dict[str, object]:
-        """Bring the feeds up to date (a full build when asked); the summary as the result."""
-        report = build_feeds(runtime.engine, runtime.feeds, full=full)
-        return {"mode": report.mode, "written": report.written, "failed": len(report.failed)}
+    register_feed_jobs(app, runtime.engine, runtime.feeds, runtime.feed_shards)
 
     @app.periodic(cron=RETRY_STALLED_CRON)
     @app.task(name=RETRY_STALLED, queueing_lock=RETRY_STALLED, pass_context=False)

@@ -12,7 +12,8 @@ from syndicate.feeds.build import build_feeds
 from syndicate.feeds.builder import BuildReport
 from syndicate.feeds.config import FeedConfig
 from syndicate.queue.engine import queue_app, uses_queue
-from syndicate.queue.jobs import FEED_BUILD, feed_build_lock
+from syndicate.queue.feed_jobs import feed_build_lock
+from syndicate.queue.names import FEED_BUILD
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +45,8 @@ def request_feed_build(engine: Engine, config: FeedConfig, *, full: bool = False
         return BuildRequest(report=build_feeds(engine, config, full=full))
     lock = feed_build_lock(full=full)
     with queue_app(url).open() as app:
-        task = app.configure_task(FEED_BUILD, queueing_lock=lock)
+        # One lock for every build: they run one at a time, in the order asked (feed_jobs).
+        task = app.configure_task(FEED_BUILD, queueing_lock=lock, lock=FEED_BUILD)
         try:
             job_id = task.defer(full=full)
         except AlreadyEnqueued:

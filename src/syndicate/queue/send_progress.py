@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from sqlalchemy import Connection, func, select, text
 
 from syndicate.delivery.ledger import DONE, delivered
-from syndicate.queue.jobs import SEND_BATCH
+from syndicate.queue.names import SEND_BATCH
 from syndicate.store.schema import delivery, edition, subscriber
 from syndicate.subscribers.audience import receiving
 

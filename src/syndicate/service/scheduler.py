@@ -38,6 +38,7 @@ from syndicate.feeds.config import FeedConfig
 from syndicate.feeds.websub import announce_build
 from syndicate.observe import metrics
 from syndicate.observe.logs import logfmt
+from syndicate.queue import request_feed_build, uses_queue
 from syndicate.service import bounce_mailboxes
 from syndicate.service.digests import run_digest
 from syndicate.service.jobstate import JobResult, JobRun, first_run, last_runs, record_run
@@ -45,6 +46,7 @@ from syndicate.service.requests import DigestRequest, take_requests
 from syndicate.service.send_times import digest_trigger, previous_fire
 from syndicate.settings import Settings
 from syndicate.sources.polling import poll_sources
+from syndicate.sources.report import SourcesReport
 from syndicate.store import leases
 from syndicate.subscribers.registry import forget_unconfirmed
 from syndicate.workers import WorkerProcesses
@@ -218,6 +220,8 @@ class Scheduler:
     def _poll(self) -> tuple[JobResult, str]:
         sources = poll_sources(self.engine, self.settings)
         config = FeedConfig.from_settings(self.settings)
+        if uses_queue(self.settings.database.url):
+            return self._request_build(sources, config)
         build = build_feeds(self.engine, config, processes=self.processes)
         announced = announce_build(config, build) if build.changed else None
         detail = f"{sources.summary()}; {build.summary()}"
@@ -226,6 +230,20 @@ class Scheduler:
         busy = sources.changed or build.written or build.removed or sources.failed
         (log.info if busy else log.debug)("poll finished detail=%s", logfmt(detail))
         return (JobResult.ERROR if sources.failed or build.failed else JobResult.OK), detail
+
+    def _request_build(self, sources: SourcesReport, config: FeedConfig) -> tuple[JobResult, str]:
+        """Ask the workers for the build (PostgreSQL): the one that completes it tells the hub."""
+        request = request_feed_build(self.engine, config)
+        asked = (
+            "feed build joined one waiting"
+            if request.collapsed
+            else f"feed build queued as job {request.job_id}"
+        )
+        detail = f"{sources.summary()}; {asked}"
+        (log.info if sources.changed or sources.failed else log.debug)(
+            "poll finished detail=%s", logfmt(detail)
+        )
+        return (JobResult.ERROR if sources.failed else JobResult.OK), detail
 
     def tidy(self) -> None:
         """Forget subscriptions whose confirmation links expired unused."""

@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    Boolean,
     Column,
     DateTime,
     Dialect,
@@ -181,6 +182,31 @@ state = Table(
     metadata,
     Column("name", String(100), primary_key=True),
     Column("value", Text, nullable=False),
+)
+
+# A feed build shared out to the queue's workers in shards (PostgreSQL only): what the last
+# shard to finish needs to finish the build, and which shards are done. `dirty` holds the
+# {key: token} marks the build read; `outcome` is "done", or "abandoned" when its shards died.
+feed_build = Table(
+    "feed_build",
+    metadata,
+    Column("pk", Integer, primary_key=True),
+    Column("mode", String(16), nullable=False),
+    Column("clock", UTCDateTime, nullable=False),
+    Column("shards", Integer, nullable=False),
+    Column("dirty", JSON, nullable=False),
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("finished_at", UTCDateTime),
+    Column("outcome", String(16)),
+)
+
+feed_build_shard = Table(
+    "feed_build_shard",
+    metadata,
+    Column("build_pk", ForeignKey("feed_build.pk", ondelete="CASCADE"), primary_key=True),
+    Column("shard", Integer, primary_key=True),
+    Column("index_changed", Boolean, nullable=False),
+    Column("report", JSON, nullable=False),  # the shard's BuildReport, for the build's summary
 )
 
 # -- newsletters -------------------------------------------------------------------------
