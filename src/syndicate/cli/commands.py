@@ -229,12 +229,29 @@ def run(context: Context, seed_demo: bool) -> None:
     engine = context.open_store(create=True)
     if seed_demo:
         _seed_demo(context)
-    report = _build(context)
-    click.echo(report.summary(), err=True)
+    click.echo(_first_build(context), err=True)
     inbox = settings.sources.inbox_dir
     inbox.mkdir(parents=True, exist_ok=True)
     click.echo(_banner(settings), err=True)
     run_service(engine, settings, listener, context.worker_processes())
+
+
+def _first_build(context: Context) -> str:
+    """Bring the feeds up to date as the service starts; one line saying how.
+
+    With a work queue (PostgreSQL) the build is the workers' like every other, so that nodes
+    starting together never publish side by side: asking again while one waits adds nothing.
+    """
+    # Deferred: the queue's stack loads only where it is used.
+    from syndicate.queue import request_feed_build, uses_queue
+
+    if not uses_queue(context.settings.database.url):
+        return str(_build(context).summary())
+    from syndicate.feeds.config import FeedConfig
+
+    asked = request_feed_build(context.engine, FeedConfig.from_settings(context.settings))
+    waiting = "one already waits" if asked.collapsed else f"job {asked.job_id}"
+    return f"feeds: a build is asked of the workers ({waiting}); /healthz answers once one is out"
 
 
 def _listen(context: Context) -> socket.socket:
