@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from procrastinate import App
 from procrastinate.exceptions import AlreadyEnqueued, UniqueViolation
@@ -20,14 +21,15 @@ from sqlalchemy import Engine
 
 from syndicate.feeds.build import build_feeds
 from syndicate.feeds.config import FeedConfig
+from syndicate.queue.send_jobs import SEND_BATCH as SEND_BATCH  # named here with the others
+from syndicate.queue.send_jobs import register_send_jobs
+from syndicate.settings import Settings
 
 log = logging.getLogger(__name__)
 
 FEED_BUILD = "feeds.build"
 # One shard of a feed build: the feeds of some keys (args: build id, keys).
 FEED_SHARD = "feeds.shard"
-# One batch of a send: an edition to the subscribers of an id range (args: edition_id, first, last).
-SEND_BATCH = "send.batch"
 RETRY_STALLED = "queue.retry_stalled"
 # Every minute, one worker (procrastinate defers a periodic job once per tick, whichever
 # worker sees it first) hands the jobs of workers that stopped beating back to the queue.
@@ -46,6 +48,9 @@ class Runtime:
 
     engine: Engine
     feeds: FeedConfig
+    settings: Settings
+    # Set by the worker on SIGTERM: a send batch in flight finishes its messages, hands the rest back.
+    stop: threading.Event = field(default_factory=threading.Event)
 
 
 def feed_build_lock(*, full: bool) -> str:
@@ -62,6 +67,7 @@ async def defer_stalled_retry(app: App) -> None:
 
 def register_jobs(app: App, runtime: Runtime) -> None:
     """Register every job on `app`, each bound to `runtime`."""
+    register_send_jobs(app, runtime.engine, runtime.settings, runtime.stop)
 
     @app.task(name=FEED_BUILD, pass_context=False)
     def build(full: bool = False) -> dict[str, object]:
