@@ -281,3 +281,22 @@ def test_sigterm_records_the_messages_in_flight_and_hands_the_rest_back(
     assert finished.returncode == 0, finished.stderr
     assert everyone_once(server)  # the in-flight messages were recorded: no repeats at all
     heir.wait_for_line(f"send batch done edition={room.edition} batch={batch} ")
+
+
+@postgres
+def test_failed_batches_are_named_and_the_send_exits_non_zero(
+    room: Newsroom, smtp: tuple[Recorder, int], start_worker: StartWorker
+) -> None:
+    """Over the hard-bounce limit every batch pauses: `digest send` names them, says why, exits 1."""
+    server, _ = smtp
+    for address in addresses(COUNT)[:10]:
+        server.refuse[address] = "550 5.1.1 no such user"
+    room.env["SYNDICATE_BOUNCES__PAUSE_SAMPLE"] = "20"
+    room.env["SYNDICATE_BOUNCES__PAUSE_RATE"] = "0.1"
+    start_worker("w1")
+    sent = room.send()
+    assert sent.returncode == 1
+    assert "6 batches failed (subscriber ids " in sent.stderr
+    assert "the workers' logs say why" in sent.stderr
+    assert "the send paused itself: hard-bounce rate" in sent.stderr
+    assert len(server.received) < COUNT
