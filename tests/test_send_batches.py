@@ -6,6 +6,7 @@ audience into batches is a pure function, checked over arbitrary id sets with Hy
 
 from __future__ import annotations
 
+import itertools
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -54,7 +55,7 @@ def test_batches_cover_every_id_once_in_order_and_never_beyond_their_size(
     assert [batch.pending for batch in batches] == [
         sum(pk not in done for pk in members) for members in covered
     ]
-    assert all(a.last < b.first for a, b in zip(batches, batches[1:], strict=False))
+    assert all(a.last < b.first for a, b in itertools.pairwise(batches))
 
 
 @pytest.fixture
@@ -133,7 +134,7 @@ def test_two_workers_share_the_batches_and_everyone_gets_one_message(
     jobs = batch_jobs(store)
     assert [status for _, status, _ in jobs] == ["succeeded"] * 6
     batches = sorted(batch for _, _, batch in jobs)
-    assert all(a.last < b.first for a, b in zip(batches, batches[1:], strict=False))
+    assert all(a.last < b.first for a, b in itertools.pairwise(batches))
 
 
 @postgres
