@@ -30,6 +30,9 @@ log = logging.getLogger(__name__)
 
 # One batch of a send: an edition to the subscribers of an id range (args: edition_id, first, last).
 SEND_BATCH = "send.batch"
+# Below procrastinate's default (0), which the other jobs keep: a send of thousands of batches
+# never holds up a feed build, nor the stalled jobs' retry that hands a dead worker's batch on.
+PRIORITY = -10
 # A batch whose lease another holder has (a worker thought dead that still sends, or one of
 # another machine whose lease has not run out) is tried again after this long.
 BUSY_RETRY = timedelta(seconds=15)
@@ -49,6 +52,7 @@ def batch_job(edition_id: str, batch: Batch, *, delay: timedelta | None = None) 
     lock = batch_lock(edition_id, batch.first)
     return Job(
         queue=DEFAULT_QUEUE,
+        priority=PRIORITY,
         lock=lock,
         queueing_lock=lock,
         task_name=SEND_BATCH,
