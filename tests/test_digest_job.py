@@ -2,6 +2,7 @@
 
 A real store (SQLite, and PostgreSQL when configured), real editions in three languages and
 the Maildir outbox; the stop request is the test's own, set at the moment a SIGTERM would be.
+On PostgreSQL the sends are batches that a real `syndicate worker` process sends.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 
 from syndicate.service.digests import run_digest
 from syndicate.service.jobstate import last_runs
@@ -24,7 +25,9 @@ from syndicate.service.status import format_status, read_status
 from syndicate.settings import DigestSettings, MailSettings, Settings
 from syndicate.subscribers.registry import Choices, Preferences
 from tests.support.articles import article_record, pick_record
+from tests.support.cli import operator_env
 from tests.support.fixture_corpus import LANGUAGES, ingest_text
+from tests.support.queue_workers import StartWorker
 from tests.support.subscribers import confirmed
 
 # A daily send time (07:00 UTC) some days back, so its editions cover a whole past day.
@@ -57,6 +60,18 @@ def settings(tmp_path: Path) -> Settings:
 
 
 @pytest.fixture
+def env(database_url: str, tmp_path: Path) -> dict[str, str]:
+    """The `settings` below as an operator's environment, for a worker's process."""
+    return operator_env(
+        {
+            "SYNDICATE_DATABASE__URL": database_url,
+            "SYNDICATE_MAIL__OUTBOX_DIR": str(tmp_path / "outbox"),
+            "SYNDICATE_DIGESTS__KINDS": '["daily"]',
+        }
+    )
+
+
+@pytest.fixture
 def newsroom(engine: Engine) -> Engine:
     """An Editor's Choice article in each language on DUE's day, and confirmed readers of each."""
     hour_before = DUE - timedelta(hours=1)
@@ -73,6 +88,13 @@ def newsroom(engine: Engine) -> Engine:
             address = f"{language}{number}@example.org"
             confirmed(engine, address, Preferences(language, ("daily",)), choices)
     return engine
+
+
+@pytest.fixture
+def worker(engine: Engine, start_worker: StartWorker) -> None:
+    """On PostgreSQL, a worker to send the batches the digest job queues (SQLite needs none)."""
+    if engine.dialect.name == "postgresql":
+        start_worker("w1")
 
 
 def outbox(settings: Settings) -> Counter[str]:
@@ -124,6 +146,7 @@ def test_a_stop_before_any_language_is_no_digest_sent(newsroom: Engine, settings
 )
 def test_a_stopped_digest_is_recorded_as_stopped_and_caught_up(
     newsroom: Engine,
+    worker: None,
     settings: Settings,
     stop_when: Callable[[Settings], Callable[[], bool]],
     sent_first: Counter[str],
@@ -154,3 +177,30 @@ def test_a_stopped_digest_is_recorded_as_stopped_and_caught_up(
     assert "not reached" not in run.detail
     assert outbox(settings) == everyone()
     assert again.catch_up(DUE + timedelta(hours=1)) == []
+
+
+def batch_jobs(engine: Engine) -> list[str]:
+    """The statuses of the send batch jobs, in the order they were queued."""
+    query = text("SELECT status FROM procrastinate_jobs WHERE task_name = 'send.batch' ORDER BY id")
+    with engine.connect() as connection:
+        return list(connection.execute(query).scalars())
+
+
+def test_on_postgresql_a_stop_leaves_the_batches_queued_and_the_next_run_waits_for_them(
+    newsroom: Engine, settings: Settings, start_worker: StartWorker
+) -> None:
+    """Stopped while its batches wait, the run is stopped; the next joins them and waits: ok."""
+    if newsroom.dialect.name != "postgresql":
+        pytest.skip("batches are PostgreSQL's; SQLite sends in the job itself")
+    stopped = run_digest(
+        newsroom, settings, "daily", DUE, stop=StopWhen(lambda: bool(batch_jobs(newsroom)))
+    )
+    assert stopped.result == "stopped"
+    assert stopped.unreached == ["ar", "fa"]
+    assert batch_jobs(newsroom) == ["todo"]  # the English batch waits for a worker
+    assert outbox(settings) == Counter()
+    start_worker("w1")
+    again = run_digest(newsroom, settings, "daily", DUE, stop=threading.Event())
+    assert again.result == "ok", again.summary()
+    assert batch_jobs(newsroom) == ["succeeded"] * 3  # the English one joined, not queued again
+    assert outbox(settings) == everyone()

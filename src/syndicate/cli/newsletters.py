@@ -89,14 +89,25 @@ def _day(value: datetime | None) -> date | None:
 
 @digest.command("send")
 @click.argument("edition_id")
-def send_digest(edition_id: str) -> None:
-    """Send an edition to its subscribers; resumable, and never twice to anyone."""
+@click.option(
+    "--no-wait",
+    is_flag=True,
+    help="With PostgreSQL: queue the send's batches for the workers and return at once.",
+)
+def send_digest(edition_id: str, no_wait: bool) -> None:
+    """Send an edition to its subscribers; resumable, and never twice to anyone.
+
+    With PostgreSQL the send is queued in batches that `syndicate worker`s send, and this
+    shows their progress until every batch is done.
+    """
     # Deferred: sending (messages, DKIM, transports, the store) loads only for `digest send`.
+    from syndicate.cli.sending import finish, say_queued
     from syndicate.delivery.dkim import DkimKeyError
     from syndicate.delivery.message import MessageError
     from syndicate.delivery.send_lease import SendInProgress
     from syndicate.digests.editions import load_edition
-    from syndicate.send.processes import SendAborted, send
+    from syndicate.queue import request_send
+    from syndicate.send.processes import SendAborted
     from syndicate.service.preflight import warn_about_settings
 
     settings, engine = _context_settings()
@@ -105,16 +116,19 @@ def send_digest(edition_id: str) -> None:
     edition = load_edition(engine, edition_id)
     if edition is None:
         fail(f"no edition {edition_id!r} (build it with `digest build`)")
-    # SIGTERM ends the send cleanly: messages in flight are finished and recorded first.
+    # SIGTERM ends the send cleanly: messages in flight are finished and recorded first (with
+    # workers, this command stops watching and the workers go on).
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda _signal, _frame: stop.set())
     try:
         with ProgressBar() as bar:
-            report = send(
+            outcome = request_send(
                 engine,
                 settings,
                 edition,
                 processes=processes,
+                wait=not no_wait,
+                on_queued=lambda queued: say_queued(queued, waiting=not no_wait),
                 on_start=lambda todo: bar.phase(f"Sending {edition_id}", todo),
                 on_progress=bar.advance,
                 stop=stop,
@@ -129,16 +143,7 @@ def send_digest(edition_id: str) -> None:
         click.echo(error.report.summary(), err=False)
         click.echo(f"syndicate: the send stopped: {error}; run it again to go on", err=True)
         sys.exit(1)
-    click.echo(report.summary())
-    if report.paused:
-        click.echo(
-            f"syndicate: the send paused itself: {report.paused}; find out why addresses "
-            "bounce (or raise [bounces] pause_rate), then run it again to go on",
-            err=True,
-        )
-    elif report.stopped:
-        click.echo("syndicate: the send was stopped; run it again to go on", err=True)
-    sys.exit(1 if report.failed or report.stopped else 0)
+    finish(outcome)
 
 
 @digest.command("preview")

@@ -38,6 +38,7 @@ def worker(context: Context, name: str | None, queues: tuple[str, ...]) -> None:
         fail(SQLITE_REFUSAL)
     engine = context.engine  # migrated: the queue's tables are there before the first job
     app = queue_app(settings.database.url)
-    feeds = FeedConfig.from_settings(settings)
-    register_jobs(app, Runtime(engine=engine, feeds=feeds, feed_shards=settings.queue.feed_shards))
-    run_worker(app, name=name or f"{socket.gethostname()}-{os.getpid()}", queues=queues)
+    runtime = Runtime(engine=engine, feeds=FeedConfig.from_settings(settings), settings=settings)
+    register_jobs(app, runtime)
+    name = name or f"{socket.gethostname()}-{os.getpid()}"
+    run_worker(app, name=name, queues=queues, stop=runtime.stop)

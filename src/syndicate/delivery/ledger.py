@@ -162,6 +162,7 @@ def send_edition(
     holder: str,
     on_progress: Callable[[int], None] | None = None,
     stop: Stop | None = None,
+    lease: str | None = None,
 ) -> SendReport:
     """Send the edition to every recipient the ledger does not have yet; refuse if one runs.
 
@@ -169,14 +170,14 @@ def send_edition(
     process sharing the send holds and renews it under that name, and the one that took it
     releases it when all are done. Once `stop` is set, each connection finishes and records
     the message it has in flight and takes no other: the ledger is consistent, the report
-    says `stopped`, and the next send goes on from there.
+    says `stopped`, and the next send goes on from there. `lease` names another lease than
+    the edition's to hold instead: a batch's, when workers share the send (see send.batches).
     """
-    acquire_send_lease(engine, plan.edition_id, holder)
+    lease = lease or lease_name(plan.edition_id)
+    acquire_send_lease(engine, plan.edition_id, holder, lease)
     report = SendReport(plan.edition_id, suppressed=plan.suppressed)
     started = time.perf_counter()
-    recorder = Recorder(
-        engine, plan.edition_id, lease_name(plan.edition_id), holder, plan.on_bounce
-    )
+    recorder = Recorder(engine, plan.edition_id, lease, holder, plan.on_bounce)
     try:
         asyncio.run(_send_all(engine, plan, report, recorder, on_progress, stop))
     finally:

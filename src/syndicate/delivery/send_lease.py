@@ -21,9 +21,16 @@ def lease_name(edition_id: str) -> str:
     return f"send:{edition_id}"
 
 
-def acquire_send_lease(engine: Engine, edition_id: str, holder: str) -> None:
-    """Take the edition's send lease for `holder`, or raise SendInProgress naming who has it."""
+def batch_lease_name(edition_id: str, first: int) -> str:
+    """The lease of one batch of a send (the subscribers from id `first`), run by a worker."""
+    return f"send:{edition_id}:{first}"
+
+
+def acquire_send_lease(
+    engine: Engine, edition_id: str, holder: str, lease: str | None = None
+) -> None:
+    """Take the edition's send lease (or `lease`, a batch's) for `holder`, or raise SendInProgress."""
     try:
-        leases.acquire(engine, lease_name(edition_id), holder, LEASE_TTL)
+        leases.acquire(engine, lease or lease_name(edition_id), holder, LEASE_TTL)
     except leases.LeaseHeld as held:
         raise SendInProgress(str(held)) from None

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from procrastinate import App
 from procrastinate.exceptions import AlreadyEnqueued, UniqueViolation
@@ -21,6 +22,8 @@ from sqlalchemy import Engine
 from syndicate.feeds.config import FeedConfig
 from syndicate.queue.feed_jobs import register_feed_jobs
 from syndicate.queue.names import PRUNE, RETRY_STALLED
+from syndicate.queue.send_jobs import register_send_jobs
+from syndicate.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +43,9 @@ class Runtime:
 
     engine: Engine
     feeds: FeedConfig
-    feed_shards: int = 0  # [queue] feed_shards
+    settings: Settings
+    # Set by the worker on SIGTERM: a send batch in flight finishes its messages, hands the rest back.
+    stop: threading.Event = field(default_factory=threading.Event)
 
 
 async def defer_stalled_retry(app: App) -> None:
@@ -52,7 +57,8 @@ async def defer_stalled_retry(app: App) -> None:
 
 def register_jobs(app: App, runtime: Runtime) -> None:
     """Register every job on `app`, each bound to `runtime`."""
-    register_feed_jobs(app, runtime.engine, runtime.feeds, runtime.feed_shards)
+    register_feed_jobs(app, runtime.engine, runtime.feeds, runtime.settings.queue.feed_shards)
+    register_send_jobs(app, runtime.engine, runtime.settings, runtime.stop)
 
     @app.periodic(cron=RETRY_STALLED_CRON)
     @app.task(name=RETRY_STALLED, queueing_lock=RETRY_STALLED, pass_context=False)

@@ -1,8 +1,10 @@
 """`syndicate worker`'s loop: a procrastinate worker with structured logs and a graceful stop.
 
 On SIGTERM or SIGINT the worker says so, stops taking jobs, lets the one in flight finish (no time
-limit: a build or a batch cut short would be done again by another worker, so waiting is
-cheaper; systemd's TimeoutStopSec bounds it if it must) and leaves the database clean.
+limit: a build cut short would be done again by another worker, so waiting is cheaper;
+systemd's TimeoutStopSec bounds it if it must) and leaves the database clean. A send batch is
+told too (the `stop` event): it finishes and records its messages in flight and hands the
+rest of its range back to the queue, rather than keep the worker for the whole batch.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import threading
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
@@ -44,13 +47,18 @@ async def _log_job(
     return result
 
 
-def run_worker(app: App, *, name: str, queues: Sequence[str] = ()) -> None:
-    """Run a worker on `app` (its jobs registered) until SIGTERM or SIGINT; `()` is every queue."""
-    asyncio.run(_work(app, name, queues))
+def run_worker(
+    app: App, *, name: str, queues: Sequence[str] = (), stop: threading.Event | None = None
+) -> None:
+    """Run a worker on `app` (its jobs registered) until SIGTERM or SIGINT; `()` is every queue.
+
+    `stop`, when given, is set on that signal, for the jobs in flight to see.
+    """
+    asyncio.run(_work(app, name, queues, stop or threading.Event()))
     log.info("worker stopped name=%s", name)
 
 
-async def _work(app: App, name: str, queues: Sequence[str]) -> None:
+async def _work(app: App, name: str, queues: Sequence[str], stop: threading.Event) -> None:
     # shutdown_graceful_timeout stays unset: no limit on the job in flight (see above).
     options: WorkerOptions = {
         "name": name,
@@ -66,17 +74,17 @@ async def _work(app: App, name: str, queues: Sequence[str]) -> None:
         # left, rather than at the next minute's periodic look.
         await defer_stalled_retry(app)
         running = asyncio.create_task(app.run_worker_async(**options))
-        _stop_on_signals(running, name)
+        _stop_on_signals(running, name, stop)
         log.info("worker started name=%s queues=%s", name, ",".join(queues) or "all")
         with contextlib.suppress(asyncio.CancelledError):
             await running
 
 
-def _stop_on_signals(running: asyncio.Task[None], name: str) -> None:
-    """On SIGTERM or SIGINT, stop `running` gracefully; a second signal ends the process."""
+def _stop_on_signals(running: asyncio.Task[None], name: str, stop: threading.Event) -> None:
+    """On SIGTERM or SIGINT, set `stop` and stop `running` gracefully; a second signal ends it."""
     loop = asyncio.get_running_loop()
 
-    def stop(number: int) -> None:
+    def on_signal(number: int) -> None:
         for each in STOP_SIGNALS:
             loop.remove_signal_handler(each)
         log.info(
@@ -84,7 +92,8 @@ def _stop_on_signals(running: asyncio.Task[None], name: str) -> None:
             name,
             signal.Signals(number).name,
         )
+        stop.set()
         running.cancel()
 
     for number in STOP_SIGNALS:
-        loop.add_signal_handler(number, stop, number)
+        loop.add_signal_handler(number, on_signal, number)

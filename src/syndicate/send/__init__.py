@@ -2,7 +2,8 @@
 
 plan wires an edition, its subscribers' links and delivery into one send; processes runs a
 send in one process or several (started by the worker processes it is given), each sending a
-part; confirmation mails a new subscriber's confirmation link.
+part; batches cuts an edition's audience into subscriber id ranges and sends one (a worker's
+job, when workers share the send); confirmation mails a new subscriber's confirmation link.
 Where digests, subscribers and delivery meet: may import those, the store, workers and the
 leaves; never the web, the schedule or the command line.
 """

@@ -20,7 +20,8 @@ from syndicate.delivery.send_lease import SendInProgress
 from syndicate.digests.editions import DigestConfig, build_edition, load_edition
 from syndicate.domain.periods import Kind
 from syndicate.observe import metrics
-from syndicate.send.processes import SendAborted, send
+from syndicate.queue import request_send
+from syndicate.send.processes import SendAborted
 from syndicate.service.jobstate import JobResult
 from syndicate.settings import Settings
 from syndicate.workers import WorkerProcesses
@@ -82,7 +83,11 @@ def run_digest(
     now: datetime | None = None,
     processes: WorkerProcesses | None = None,
 ) -> DigestRun:
-    """Build and send every language's `kind` edition for the send time `moment`."""
+    """Build and send every language's `kind` edition for the send time `moment`.
+
+    With PostgreSQL each send is queued as batches for the workers and waited for; once
+    `stop` is set the wait ends (the batches stay queued) and the run is stopped.
+    """
     config = DigestConfig.from_settings(settings)
     day = edition_day(moment, settings.schedule.zone)
     run = DigestRun(kind)
@@ -98,13 +103,18 @@ def run_digest(
         edition = load_edition(engine, built.edition_id)
         assert edition is not None  # just built or found
         try:
-            report = send(engine, settings, edition, processes=processes, stop=stop)
+            outcome = request_send(engine, settings, edition, processes=processes, stop=stop)
         except SendInProgress as error:
             run.problems.append(f"{edition.id}: not sent here: {error}")
             continue
         except SendAborted as error:
             report = error.report
             run.problems.append(f"{edition.id}: {error}")
+        else:
+            assert outcome.report is not None  # waited for
+            report = outcome.report
+            if outcome.failed:
+                run.problems.append(f"{edition.id}: batches failed: {', '.join(outcome.failed)}")
         metrics.messages.labels(DeliveryStatus.SENT).inc(report.sent)
         metrics.messages.labels(DeliveryStatus.FAILED).inc(report.failed)
         run.sent.append(report)
