@@ -221,7 +221,7 @@ def test_a_job_left_by_a_killed_worker_shows_as_stalled(
         *job_table((FEED_BUILD, 0, 1, 0), ("feeds.shard", 0, 0, 0), (SEND_BATCH, 0, 0, 0)),
         "  workers: 0 live",
         f"    worker {worker_id}  no heartbeat for 3600 s: presumed dead",
-        "  stalled jobs: 1 (a worker queues them again within a minute)",
+        "  stalled jobs: 1 (a live worker queues them again at its next look)",
         f"    job {job_id} {FEED_BUILD}  worker {worker_id}  full=True",
         "  failed jobs: 0",
         "  sends running: none",

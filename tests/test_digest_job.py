@@ -186,12 +186,12 @@ def batch_jobs(engine: Engine) -> list[str]:
         return list(connection.execute(query).scalars())
 
 
+@pytest.mark.postgres
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)  # SQLite has no batches
 def test_on_postgresql_a_stop_leaves_the_batches_queued_and_the_next_run_waits_for_them(
     newsroom: Engine, settings: Settings, start_worker: StartWorker
 ) -> None:
     """Stopped while its batches wait, the run is stopped; the next joins them and waits: ok."""
-    if newsroom.dialect.name != "postgresql":
-        pytest.skip("batches are PostgreSQL's; SQLite sends in the job itself")
     stopped = run_digest(
         newsroom, settings, "daily", DUE, stop=StopWhen(lambda: bool(batch_jobs(newsroom)))
     )

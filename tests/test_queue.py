@@ -145,6 +145,42 @@ def test_a_build_left_by_a_killed_worker_is_finished_by_another(
     assert (tmp_path / "feeds" / "index.opml").is_file()
 
 
+@postgres
+def test_a_live_worker_hands_back_a_dead_workers_build_once_it_falls_silent(
+    store: Engine,
+    env: dict[str, str],
+    tmp_path: Path,
+    feed_config: FeedConfig,
+    start_worker: Callable[[str], Worker],
+) -> None:
+    """No restart, no help: a worker that goes on living picks up a killed one's build.
+
+    With `[queue] heartbeat_seconds = 1` and `stalled_seconds = 3`, the survivor's own looks
+    find the silent worker's job and run it.
+    """
+    env.update({"SYNDICATE_QUEUE__HEARTBEAT_SECONDS": "1", "SYNDICATE_QUEUE__STALLED_SECONDS": "3"})
+    workers = [start_worker("w1"), start_worker("w2")]
+    with store.begin() as holding:
+        # The build reads the store's state first: held here, it waits mid-job to be killed.
+        holding.execute(text("LOCK TABLE state IN ACCESS EXCLUSIVE MODE"))
+        job_id = request_feed_build(store, feed_config, full=True).job_id
+        started = f"job started name={FEED_BUILD} id={job_id}"
+        wait_for(
+            lambda: any(started in line for w in workers for line in w.lines()),
+            PATIENCE,
+            "a worker to take the build",
+        )
+        doomed, survivor = (
+            workers if any(started in line for line in workers[0].lines()) else workers[::-1]
+        )
+        doomed.process.kill()
+        doomed.process.wait()
+    survivor.wait_for_line(f"job stalled name={FEED_BUILD} id={job_id} retried")
+    survivor.wait_for_line(f"job done name={FEED_BUILD} id={job_id} ")
+    wait_for_jobs(store, [(job_id, "succeeded")])
+    assert (tmp_path / "feeds" / "index.opml").is_file()
+
+
 def test_a_worker_on_sqlite_refuses_with_one_line(tmp_path: Path) -> None:
     """`syndicate worker` on SQLite says workers need PostgreSQL and exits 2."""
     env = {"SYNDICATE_DATABASE__URL": f"sqlite:///{tmp_path / 'store.db'}"}

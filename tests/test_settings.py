@@ -105,6 +105,11 @@ def test_config_file_from_environment_variable(
             "setting mail.transport: Input should be 'outbox' or 'smtp'",
         ),
         ("[feeds]\nitemz = 3\n", {}, "setting feeds.itemz: Extra inputs are not permitted"),
+        (
+            "[queue]\nheartbeat_seconds = 10\nstalled_seconds = 15\n",
+            {},
+            "setting queue: stalled_seconds must be at least twice heartbeat_seconds",
+        ),
         ("[feeds\n", {}, "settings.toml:"),
         (
             '[site]\nlanguages = ["en", "xx"]\n',

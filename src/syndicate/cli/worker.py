@@ -41,4 +41,4 @@ def worker(context: Context, name: str | None, queues: tuple[str, ...]) -> None:
     runtime = Runtime(engine=engine, feeds=FeedConfig.from_settings(settings), settings=settings)
     register_jobs(app, runtime)
     name = name or f"{socket.gethostname()}-{os.getpid()}"
-    run_worker(app, name=name, queues=queues, stop=runtime.stop)
+    run_worker(app, name=name, queues=queues, stop=runtime.stop, timing=settings.queue)

@@ -14,7 +14,6 @@ from datetime import datetime
 
 from sqlalchemy import Connection, Engine, text
 
-from syndicate.queue.jobs import STALLED_AFTER_SECONDS
 from syndicate.queue.names import FEED_BUILD, FEED_SHARD, SEND_BATCH
 from syndicate.queue.send_progress import SendProgress, running_sends
 from syndicate.store.database import reading
@@ -55,11 +54,7 @@ class WorkerBeat:
 
     id: int
     age: float  # seconds since its last heartbeat
-
-    @property
-    def live(self) -> bool:
-        """Whether it beat recently enough to count as alive."""
-        return self.age <= STALLED_AFTER_SECONDS
+    live: bool  # it beat within [queue] stalled_seconds
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,17 +110,23 @@ def has_queue(engine: Engine) -> bool:
     return engine.dialect.name == "postgresql"
 
 
-def read_cluster(engine: Engine) -> Cluster | None:
-    """The cluster as the queue has it now; None on a store with no queue (SQLite)."""
+def read_cluster(engine: Engine, stalled_seconds: float) -> Cluster | None:
+    """The cluster as the queue has it now; None on a store with no queue (SQLite).
+
+    A worker silent for `stalled_seconds` ([queue] stalled_seconds) is dead, and its jobs stalled.
+    """
     if not has_queue(engine):
         return None
     with reading(engine).connect() as connection:
         return Cluster(
             _job_counts(connection),
-            [WorkerBeat(row.id, max(0.0, row.age)) for row in connection.execute(_WORKERS)],
+            [
+                WorkerBeat(row.id, max(0.0, row.age), row.age <= stalled_seconds)
+                for row in connection.execute(_WORKERS)
+            ],
             [
                 JobLine(row.id, row.task_name, row.args, worker_id=row.worker_id)
-                for row in connection.execute(_STALLED, {"seconds": STALLED_AFTER_SECONDS})
+                for row in connection.execute(_STALLED, {"seconds": stalled_seconds})
             ],
             [
                 JobLine(row.id, row.task_name, row.args, attempts=row.attempts, at=row.at)

@@ -25,14 +25,15 @@ log = logging.getLogger(__name__)
 class ClusterCollector(Collector):
     """Jobs by kind and status, workers and their heartbeats, stalled jobs, running sends."""
 
-    def __init__(self, engine: Engine) -> None:
-        """Read from `engine` at each scrape."""
+    def __init__(self, engine: Engine, stalled_seconds: float) -> None:
+        """Read from `engine` at each scrape; workers silent for `stalled_seconds` are dead."""
         self.engine = engine
+        self.stalled_seconds = stalled_seconds
 
     def collect(self) -> Iterator[Metric]:
         """The metrics as the queue has them now; none (and a warning) if it cannot be read."""
         try:
-            cluster = read_cluster(self.engine)
+            cluster = read_cluster(self.engine, self.stalled_seconds)
         except SQLAlchemyError as error:  # /metrics still serves the process's own counters
             log.warning("cluster metrics unreadable error=%s", logfmt(str(error)))
             return
@@ -102,8 +103,8 @@ def _send_metrics(cluster: Cluster) -> Iterator[Metric]:
     yield from (sent, audience, ratio, batches)
 
 
-def cluster_registry(engine: Engine) -> CollectorRegistry:
+def cluster_registry(engine: Engine, stalled_seconds: float) -> CollectorRegistry:
     """A registry of its own for the cluster metrics, served beside the process's."""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(ClusterCollector(engine))
+    registry.register(ClusterCollector(engine, stalled_seconds))
     return registry

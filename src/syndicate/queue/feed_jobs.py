@@ -40,6 +40,7 @@ from syndicate.feeds.shared_build import (
     unfinished_build,
 )
 from syndicate.feeds.websub import announce_build
+from syndicate.queue.liveness import count_live_workers
 from syndicate.queue.names import FEED_BUILD, FEED_SHARD
 
 log = logging.getLogger(__name__)
@@ -50,8 +51,6 @@ SHARE_ABOVE = 200
 WAIT_SECONDS = 5
 # A shared build unfinished for this long is given up, whatever its shards are doing.
 ABANDON_AFTER = timedelta(minutes=15)
-# A worker that beat within this many seconds is alive (procrastinate beats every 10 s).
-ALIVE_SECONDS = 30
 # A failed shard (a bucket that timed out, say) is tried again after 3, 9, 27 and 81 s; a
 # worker that died is another matter: its job is retried as stalled (queue.jobs).
 SHARD_RETRY = RetryStrategy(max_attempts=5, exponential_wait=3)
@@ -62,8 +61,13 @@ def feed_build_lock(*, full: bool) -> str:
     return f"{FEED_BUILD}:{'full' if full else 'incremental'}"
 
 
-def register_feed_jobs(app: App, engine: Engine, config: FeedConfig, shards: int) -> None:
-    """Register the feed build and shard jobs; `shards` 0 shares a build among live workers."""
+def register_feed_jobs(
+    app: App, engine: Engine, config: FeedConfig, shards: int, stalled_seconds: float
+) -> None:
+    """Register the feed build and shard jobs; `shards` 0 shares a build among live workers.
+
+    A worker is live when it beat within `stalled_seconds` ([queue] stalled_seconds).
+    """
 
     @app.task(name=FEED_BUILD, pass_context=False)
     async def build(full: bool = False) -> dict[str, object]:
@@ -72,7 +76,7 @@ def register_feed_jobs(app: App, engine: Engine, config: FeedConfig, shards: int
             await defer_feed_build(app, full=full, delay=WAIT_SECONDS)
             return {"mode": "waiting"}
         plan = await asyncio.to_thread(plan_build, engine, config, datetime.now(UTC), full=full)
-        count = shards or await asyncio.to_thread(_live_workers, engine)
+        count = shards or await asyncio.to_thread(count_live_workers, engine, stalled_seconds)
         if len(plan.keys) <= SHARE_ABOVE or count < 2:
             report = await asyncio.to_thread(_build_whole, engine, config, plan)
             return {"mode": report.mode, "written": report.written, "failed": len(report.failed)}
@@ -154,16 +158,3 @@ def _must_wait(engine: Engine) -> bool:
         build.pk, alive or 0, age.total_seconds(),
     )  # fmt: skip
     return False
-
-
-def _live_workers(engine: Engine) -> int:
-    """How many workers beat lately: a build shared among them takes one shard each."""
-    with engine.connect() as connection:
-        count = connection.scalar(
-            text(
-                "SELECT count(*) FROM procrastinate_workers"
-                " WHERE last_heartbeat > now() - make_interval(secs => :seconds)"
-            ),
-            {"seconds": ALIVE_SECONDS},
-        )
-    return int(count or 0)

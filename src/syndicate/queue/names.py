@@ -5,6 +5,6 @@ FEED_BUILD = "feeds.build"
 FEED_SHARD = "feeds.shard"
 # One batch of a send: an edition to the subscribers of an id range (args: edition_id, first, last).
 SEND_BATCH = "send.batch"
-# The queue's own upkeep: handing back the jobs of dead workers, deleting old finished jobs.
-RETRY_STALLED = "queue.retry_stalled"
+# The queue's own upkeep: deleting old finished jobs (workers hand back dead ones' jobs
+# themselves, queue.stalled).
 PRUNE = "queue.prune"

@@ -20,7 +20,7 @@ from sqlalchemy import Engine, func, select, text
 from syndicate.delivery.ledger import SendReport, Stop
 from syndicate.digests.model import Edition
 from syndicate.queue.engine import queue_app, uses_queue
-from syndicate.queue.jobs import STALLED_AFTER_SECONDS
+from syndicate.queue.liveness import count_live_workers
 from syndicate.queue.names import SEND_BATCH
 from syndicate.queue.send_jobs import defer_batches
 from syndicate.queue.send_watch import QueuedSend, watch_send
@@ -34,10 +34,6 @@ log = logging.getLogger(__name__)
 _PENDING = text(
     "SELECT id FROM procrastinate_jobs WHERE task_name = :task"
     " AND args->>'edition_id' = :edition AND status IN ('todo', 'doing') ORDER BY id"
-)
-_LIVE_WORKERS = text(
-    "SELECT count(*) FROM procrastinate_workers"
-    " WHERE last_heartbeat > now() - make_interval(secs => :seconds)"
 )
 
 
@@ -114,7 +110,7 @@ def queue_send(engine: Engine, settings: Settings, edition: Edition) -> QueuedSe
         first_job=jobs[0] if jobs else None,
         since=since,
         audience=counted,
-        workers=live_workers(engine),
+        workers=count_live_workers(engine, settings.queue.stalled_seconds),
     )
     log.info(
         "send queued edition=%s batches=%d deferred=%d todo=%d workers=%d",
@@ -128,10 +124,3 @@ def pending_batches(engine: Engine, edition_id: str) -> list[int]:
     with engine.connect() as connection:
         found = connection.execute(_PENDING, {"task": SEND_BATCH, "edition": edition_id})
         return list(found.scalars())
-
-
-def live_workers(engine: Engine) -> int:
-    """How many workers have beaten lately (a worker that has not is taken for dead)."""
-    with engine.connect() as connection:
-        count = connection.scalar(_LIVE_WORKERS, {"seconds": STALLED_AFTER_SECONDS})
-    return int(count or 0)

@@ -22,7 +22,8 @@ from procrastinate import App, JobContext
 from procrastinate.app import WorkerOptions
 from procrastinate.worker import Worker
 
-from syndicate.queue.jobs import defer_stalled_retry
+from syndicate.queue.stalled import retry_stalled_jobs
+from syndicate.settings import QueueSettings
 
 log = logging.getLogger(__name__)
 
@@ -48,20 +49,31 @@ async def _log_job(
 
 
 def run_worker(
-    app: App, *, name: str, queues: Sequence[str] = (), stop: threading.Event | None = None
+    app: App,
+    *,
+    name: str,
+    queues: Sequence[str] = (),
+    stop: threading.Event | None = None,
+    timing: QueueSettings | None = None,
 ) -> None:
     """Run a worker on `app` (its jobs registered) until SIGTERM or SIGINT; `()` is every queue.
 
-    `stop`, when given, is set on that signal, for the jobs in flight to see.
+    `stop`, when given, is set on that signal, for the jobs in flight to see. `timing` gives
+    the heartbeat and the silence after which a worker is dead ([queue]; its defaults if None).
     """
-    asyncio.run(_work(app, name, queues, stop or threading.Event()))
+    timing = timing or QueueSettings()
+    asyncio.run(_work(app, name, queues, stop or threading.Event(), timing))
     log.info("worker stopped name=%s", name)
 
 
-async def _work(app: App, name: str, queues: Sequence[str], stop: threading.Event) -> None:
+async def _work(
+    app: App, name: str, queues: Sequence[str], stop: threading.Event, timing: QueueSettings
+) -> None:
     # shutdown_graceful_timeout stays unset: no limit on the job in flight (see above).
     options: WorkerOptions = {
         "name": name,
+        "update_heartbeat_interval": timing.heartbeat_seconds,
+        "stalled_worker_timeout": timing.stalled_seconds,
         # Ours, below: they say so in the log first. Cancelling procrastinate's run is its
         # own graceful stop: no new job, the one in flight finished and recorded.
         "install_signal_handlers": False,
@@ -70,14 +82,29 @@ async def _work(app: App, name: str, queues: Sequence[str], stop: threading.Even
     if queues:
         options["queues"] = list(queues)
     async with app.open_async():
-        # A worker that starts (a replacement, say) first looks for jobs that dead workers
-        # left, rather than at the next minute's periodic look.
-        await defer_stalled_retry(app)
+        # A worker that starts (a replacement, say) first hands back what dead workers left.
+        await retry_stalled_jobs(app, timing.stalled_seconds)
         running = asyncio.create_task(app.run_worker_async(**options))
+        looking = asyncio.create_task(_look_for_stalled(app, timing.stalled_seconds))
         _stop_on_signals(running, name, stop)
         log.info("worker started name=%s queues=%s", name, ",".join(queues) or "all")
-        with contextlib.suppress(asyncio.CancelledError):
-            await running
+        try:
+            with contextlib.suppress(asyncio.CancelledError):
+                await running
+        finally:
+            looking.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await looking
+
+
+async def _look_for_stalled(app: App, stalled_seconds: float) -> None:
+    """Every half `stalled_seconds`, hand back the jobs of workers that died meanwhile."""
+    while True:
+        await asyncio.sleep(stalled_seconds / 2)
+        try:
+            await retry_stalled_jobs(app, stalled_seconds)
+        except Exception:  # the database away a moment: the next look tries again
+            log.exception("stalled jobs look failed")
 
 
 def _stop_on_signals(running: asyncio.Task[None], name: str, stop: threading.Event) -> None:

@@ -125,7 +125,7 @@ def read_status(engine: Engine, settings: Settings, now: datetime | None = None)
         sends,
         recent_editions(engine, RATE_EDITIONS),
         recent_days(engine, RATE_DAYS, now),
-        read_cluster(engine),
+        read_cluster(engine, settings.queue.stalled_seconds),
     )
 
 
@@ -202,7 +202,7 @@ def cluster_lines(cluster: Cluster | None, at: Callable[[datetime | None], str])
     ]
     lines.append(
         f"  stalled jobs: {len(cluster.stalled)}"
-        + (" (a worker queues them again within a minute)" if cluster.stalled else "")
+        + (" (a live worker queues them again at its next look)" if cluster.stalled else "")
     )
     lines += [f"    {_job_line(job)}" for job in cluster.stalled]
     shown = (

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AnyHttpUrl, Field, SecretStr, ValidationInfo, field_validator
+from pydantic import AnyHttpUrl, Field, SecretStr, ValidationInfo, field_validator, model_validator
 
 from syndicate.domain.periods import DIGEST_KINDS, SendTime, parse_send_time
 from syndicate.settings.fields import (
@@ -294,6 +294,24 @@ class QueueSettings(Section):
         le=256,
         description="Jobs one feed build is split into, by feed key; 0 for one per live worker.",
     )
+    heartbeat_seconds: float = Field(
+        10, gt=0, le=300, description="Seconds between a worker's heartbeats in the queue."
+    )
+    stalled_seconds: float = Field(
+        30,
+        gt=0,
+        le=3600,
+        description="Seconds without a heartbeat after which a worker is dead and its jobs retried.",
+    )
+
+    @model_validator(mode="after")
+    def _beats_before_stalling(self) -> QueueSettings:
+        if self.stalled_seconds < 2 * self.heartbeat_seconds:
+            raise ValueError(
+                "stalled_seconds must be at least twice heartbeat_seconds: one late beat"
+                " must not make a live worker's jobs run twice"
+            )
+        return self
 
 
 class SecuritySettings(Section):

@@ -79,5 +79,8 @@ def create_site(
         public_url=str(settings.web.public_url),
         languages=settings.site.languages,
         timezone=settings.schedule.timezone,
-        more_metrics=[deliverability_registry(requests), cluster_registry(requests)],
+        more_metrics=[
+            deliverability_registry(requests),
+            cluster_registry(requests, settings.queue.stalled_seconds),
+        ],
     )
