@@ -207,6 +207,15 @@ def wait_for_waiting_shards(engine: Engine, count: int) -> None:
     wait_for(waiting, PATIENCE, f"{count} shards waiting to record")
 
 
+def wait_until_told(*workers: Worker) -> None:
+    """Wait until one of `workers` has told the hub of a build (it does so after recording it)."""
+    wait_for(
+        lambda: any("websub notified" in line for worker in workers for line in worker.lines()),
+        PATIENCE,
+        "the hub to be told",
+    )
+
+
 def shard_lines(*workers: Worker) -> list[str]:
     """The `feeds shard done` lines of the workers' logs."""
     return [line for worker in workers for line in worker.lines() if "feeds shard done" in line]
@@ -239,7 +248,9 @@ def test_a_full_build_shared_by_workers_writes_what_one_process_writes(
     last_feed = max(path.stat().st_mtime_ns for path in feeds)
     assert (sharded / "index.opml").stat().st_mtime_ns >= last_feed
     assert (sharded / "index.html").stat().st_mtime_ns >= last_feed
-    # The worker that finished the build told the hub of every feed file it wrote, once.
+    # The worker that finished the build told the hub of every feed file it wrote, once (after
+    # recording the build: its log says when it is done).
+    wait_until_told(*workers)
     announced = hub[1:]
     assert len(announced) == len(set(announced)) == len(feeds)
     assert any(url.endswith("/en/all.rss") for url in announced)
@@ -290,6 +301,7 @@ def test_a_shard_whose_worker_is_killed_is_finished_by_another(
     single_process_build(env, store, tmp_path / "single", monkeypatch)
     assert feed_files(tmp_path / "feeds") == feed_files(tmp_path / "single")
     # The hub hears of every feed, the killed worker's too (its heir found them written).
+    wait_until_told(survivor, heir)
     feeds = [path for path in (tmp_path / "feeds").rglob("*") if "index." not in path.name]
     assert len(set(hub[1:])) == len([path for path in feeds if path.is_file()])
 
