@@ -14,14 +14,14 @@ from tests.support.fixture_corpus import FIXTURES, LANGUAGES
 from tests.support.sites import SITE_TITLES
 
 pytest_plugins = [
-    "tests.support.databases",  # database_url (SQLite, PostgreSQL), engine, sqlite_engine
+    "tests.support.databases",  # database_url (both), store_url (PostgreSQL), engine, sqlite_engine
     "tests.support.smtp_server",  # serve: aiosmtpd servers on loopback
     "tests.support.chromium",  # browser: headless Chromium, for the browser tests
     "tests.support.service",  # demo_corpus, services: `syndicate run` in a subprocess
     "tests.support.dovecot",  # dovecot: a private IMAP server on loopback
     "tests.support.postfix",  # postfix_relay: private Postfix instances on loopback
     "tests.support.s3_server",  # s3_server, s3_bucket: SeaweedFS's S3 gateway on loopback
-    "tests.support.queue_workers",  # start_worker: `syndicate worker` processes (needs `env`)
+    "tests.support.queue_workers",  # start_worker (needs `env`), workers: `syndicate worker`s
 ]
 
 # Property tests must not depend on the machine's speed: no per-example deadline, no health

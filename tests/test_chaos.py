@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import random
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -26,7 +25,6 @@ from syndicate.feeds.config import FeedConfig
 from syndicate.settings import Settings
 from syndicate.store import open_database
 from tests.support.articles import article_record
-from tests.support.databases import POSTGRES_URL, postgres_database
 from tests.support.newsroom import addresses
 from tests.support.queue_workers import Worker
 from tests.support.s3_server import S3Bucket
@@ -39,25 +37,6 @@ POOL = 4  # each worker's connections: the bound on repeats per kill
 WORKERS = 3
 KILLS = 8  # one at each eighth of the audience reached (the last may come after the end)
 PREFIX = "feeds/"
-
-
-@pytest.fixture
-def store_url() -> Iterator[str]:
-    """The URL of a fresh PostgreSQL database."""
-    if not POSTGRES_URL:
-        pytest.skip("SYNDICATE_TEST_POSTGRES_URL is not set (.ci/run sets it)")
-    yield from postgres_database()
-
-
-@pytest.fixture
-def workers() -> Iterator[list[Worker]]:
-    """Every worker the test starts; those still running at its end are killed."""
-    started: list[Worker] = []
-    yield started
-    for worker in started:
-        if worker.process.poll() is None:
-            worker.process.kill()
-            worker.process.wait()
 
 
 def sent_count(engine: Engine, edition: str) -> int:
@@ -145,6 +124,7 @@ def test_a_send_outlives_killed_workers_and_every_node_serves_one_build(
             "SYNDICATE_MAIL__SMTP__PORT": str(smtp.port),
             "SYNDICATE_MAIL__SMTP__POOL_SIZE": str(POOL),
             "SYNDICATE_QUEUE__SEND_BATCH": "500",
+            "SYNDICATE_QUEUE__RUN_WORKERS": "0",  # the nodes serve and schedule; workers work
             "SYNDICATE_QUEUE__HEARTBEAT_SECONDS": "1",
             "SYNDICATE_QUEUE__STALLED_SECONDS": "3",
         }

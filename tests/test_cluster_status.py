@@ -21,7 +21,6 @@ from syndicate.store import open_database
 from syndicate.store.schema import delivery, edition, subscriber
 from syndicate.web.site import create_site
 from tests.support.cli import operator_env, syndicate
-from tests.support.databases import POSTGRES_URL, postgres_database
 from tests.support.ports import free_port
 from tests.support.queue_workers import Worker
 from tests.support.sites import SECRET, site_settings
@@ -36,14 +35,6 @@ EDITION = "daily-en-2026-11-30"
 # A job of a kind no worker knows (one an older release deferred, say): the worker fails it.
 RETIRED = "feeds.retired"
 STATES = ("todo", "doing", "failed")  # the statuses syndicate_queue_jobs counts
-
-
-@pytest.fixture
-def store_url() -> Iterator[str]:
-    """The URL of a fresh PostgreSQL database for one test."""
-    if not POSTGRES_URL:
-        pytest.skip("SYNDICATE_TEST_POSTGRES_URL is not set (.ci/run sets it)")
-    yield from postgres_database()
 
 
 @pytest.fixture

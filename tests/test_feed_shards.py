@@ -28,7 +28,6 @@ from syndicate.queue import FEED_BUILD, FEED_SHARD, request_feed_build
 from syndicate.settings import Settings
 from syndicate.store import open_database
 from tests.support.cli import operator_env, syndicate
-from tests.support.databases import POSTGRES_URL, postgres_database
 from tests.support.ports import free_port
 from tests.support.queue_workers import Worker
 from tests.support.waiting import PATIENCE, wait_for
@@ -84,14 +83,6 @@ def test_a_key_keeps_its_shard_across_releases() -> None:
 
 
 # -- real workers on PostgreSQL -------------------------------------------------------------
-
-
-@pytest.fixture
-def store_url() -> Iterator[str]:
-    """The URL of a fresh PostgreSQL database for one test."""
-    if not POSTGRES_URL:
-        pytest.skip("SYNDICATE_TEST_POSTGRES_URL is not set (.ci/run sets it)")
-    yield from postgres_database()
 
 
 @pytest.fixture

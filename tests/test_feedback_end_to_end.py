@@ -28,6 +28,7 @@ from tests.support.dovecot import Dovecot
 from tests.support.feedback_loop import BOUNCES, FeedbackLoop
 from tests.support.mailbox_reports import arf, delivered, dsn
 from tests.support.provider_events import PROVIDER_POSTS, WEBHOOK_SECRETS, serve_webhooks
+from tests.support.queue_workers import Worker
 from tests.support.smtp_server import Serve
 
 READERS = 5
@@ -192,12 +193,13 @@ def test_a_bounce_and_a_complaint_come_back_and_the_next_send_skips_both(
     serve: Serve,
     engine: Engine,
     database_url: str,
+    workers: list[Worker],
 ) -> None:
     """Both attributed to reader and edition, suppressed once; the next edition goes to the rest."""
     for name in way.fixtures:
         request.getfixturevalue(name)  # Dovecot missing: skipped before anything is sent
     server, smtp = serve()
-    loop = FeedbackLoop(tmp_path, server, smtp.port, engine, database_url, READERS)
+    loop = FeedbackLoop(tmp_path, server, smtp.port, engine, database_url, READERS, workers)
     for email, sent in loop.first.items():
         assert sent.envelope_sender.startswith("bounces+"), "VERP: the token in the local part"
         assert sent.mail_token in sent.envelope_sender, f"{email}: the same token in the header"

@@ -12,20 +12,11 @@ from syndicate.feeds.config import FeedConfig
 from syndicate.queue import FEED_BUILD, request_feed_build
 from syndicate.store import open_database
 from tests.support.cli import operator_env, syndicate
-from tests.support.databases import POSTGRES_URL, postgres_database
 from tests.support.queue_workers import Worker
 from tests.support.waiting import PATIENCE, wait_for
 
 SECRET = "a queue test secret that is long enough"
 postgres = pytest.mark.postgres
-
-
-@pytest.fixture
-def store_url() -> Iterator[str]:
-    """The URL of a fresh PostgreSQL database for one test."""
-    if not POSTGRES_URL:
-        pytest.skip("SYNDICATE_TEST_POSTGRES_URL is not set (.ci/run sets it)")
-    yield from postgres_database()
 
 
 @pytest.fixture

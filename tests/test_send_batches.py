@@ -26,7 +26,6 @@ from syndicate.queue.names import SEND_BATCH
 from syndicate.send.batches import Batch, audience_batches, send_batch, split_batches
 from syndicate.settings import MailSettings, Settings, load_settings
 from syndicate.store import leases, open_database
-from tests.support.databases import POSTGRES_URL, postgres_database
 from tests.support.digest_corpus import build, digest_corpus, ingest
 from tests.support.newsroom import POOL, Newsroom, addresses
 from tests.support.queue_workers import Worker
@@ -83,14 +82,6 @@ def test_a_batch_sends_its_range_only_and_never_beside_another_holder(
     assert mailed == addresses(10)
     # Asked again, the send is cut the same way, the range the ledger has all left out.
     assert audience_batches(engine, edition, 10) == batches[1:]
-
-
-@pytest.fixture
-def store_url() -> Iterator[str]:
-    """A fresh PostgreSQL database for one test."""
-    if not POSTGRES_URL:
-        pytest.skip("SYNDICATE_TEST_POSTGRES_URL is not set (.ci/run sets it)")
-    yield from postgres_database()
 
 
 @pytest.fixture

@@ -84,6 +84,14 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
 
 
 @pytest.fixture
+def store_url() -> Iterator[str]:
+    """The URL of a fresh, empty PostgreSQL database (skipped without one to test on)."""
+    if not POSTGRES_URL:
+        pytest.skip("SYNDICATE_TEST_POSTGRES_URL is not set (.ci/run sets it)")
+    yield from postgres_database()
+
+
+@pytest.fixture
 def engine(database_url: str) -> Iterator[Engine]:
     """An engine on a migrated, empty store."""
     engine = open_database(database_url)

@@ -25,6 +25,7 @@ from syndicate.settings import Settings
 from syndicate.store.schema import delivery, feedback_event, subscriber, suppression
 from tests.support.mail_reader import crlf, read_back
 from tests.support.newsroom import Newsroom, addresses
+from tests.support.queue_workers import Worker
 from tests.support.sites import site_settings
 from tests.support.smtp_server import Recorder
 
@@ -82,8 +83,13 @@ class FeedbackLoop:
         engine: Engine,
         database_url: str,
         readers: int = 5,
+        workers: list[Worker] | None = None,
     ) -> None:
-        """Set up the newsroom, send its edition once, and check everyone got it."""
+        """Set up the newsroom, send its edition once, and check everyone got it.
+
+        On PostgreSQL the sends are the queue's: a worker is started into `workers` (a list
+        the test's `workers` fixture cleans up).
+        """
         self.server = server
         self.engine = engine
         self.readers = addresses(readers)
@@ -99,6 +105,9 @@ class FeedbackLoop:
             },
         )
         self.edition = self.room.edition
+        if engine.dialect.name == "postgresql":
+            assert workers is not None, "a send on PostgreSQL needs the workers fixture"
+            workers.append(Worker(folder, self.room.env, "feedback").started())
         sent = self.room.send()
         assert sent.returncode == 0, sent.stderr
         assert Counter(server.addresses()) == Counter(self.readers)

@@ -67,3 +67,14 @@ def start_worker(tmp_path: Path, env: dict[str, str]) -> Iterator[StartWorker]:
         if worker.process.poll() is None:
             worker.process.kill()
             worker.process.wait()
+
+
+@pytest.fixture
+def workers() -> Iterator[list[Worker]]:
+    """Workers a test starts itself (with its own settings); those still running are killed."""
+    started: list[Worker] = []
+    yield started
+    for worker in started:
+        if worker.process.poll() is None:
+            worker.process.kill()
+            worker.process.wait()

@@ -12,7 +12,9 @@ web server, the scheduler) when it runs, not when the program starts: `syndicate
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import socket
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -32,8 +34,6 @@ from syndicate.observe.progress import ProgressBar
 from syndicate.settings import Settings, masked
 
 if TYPE_CHECKING:
-    import socket
-
     from sqlalchemy import Engine
 
 __all__ = ["Context", "main"]
@@ -233,7 +233,28 @@ def run(context: Context, seed_demo: bool) -> None:
     inbox = settings.sources.inbox_dir
     inbox.mkdir(parents=True, exist_ok=True)
     click.echo(_banner(settings), err=True)
-    run_service(engine, settings, listener, context.worker_processes())
+    run_service(engine, settings, listener, context.worker_processes(), _companions(context))
+
+
+def _companions(context: Context) -> Any:
+    """The `syndicate worker`s this service runs beside itself ([queue] run_workers; PostgreSQL)."""
+    # Deferred: the service stack loads only for `run`.
+    from syndicate.queue import uses_queue
+    from syndicate.service.companions import Companions
+
+    settings = context.settings
+    if not uses_queue(settings.database.url):
+        return Companions([])
+    shared = ["--log-level", context.log_level]
+    if context.config is not None:
+        shared += ["--config", str(context.config)]
+    base = f"{socket.gethostname()}-{os.getpid()}"
+    return Companions(
+        [
+            [sys.executable, "-m", "syndicate", "worker", "--name", f"{base}-w{number}", *shared]
+            for number in range(1, settings.queue.run_workers + 1)
+        ]
+    )
 
 
 def _first_build(context: Context) -> str:

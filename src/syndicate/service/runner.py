@@ -17,6 +17,7 @@ from typing import Any
 import uvicorn
 from sqlalchemy import Engine
 
+from syndicate.service.companions import Companions
 from syndicate.service.preflight import warn_about_settings
 from syndicate.service.scheduler import Scheduler
 from syndicate.settings import Settings
@@ -41,12 +42,16 @@ class _Server(uvicorn.Server):
 
 
 def run_service(
-    engine: Engine, settings: Settings, listener: socket.socket, processes: WorkerProcesses
+    engine: Engine,
+    settings: Settings,
+    listener: socket.socket,
+    processes: WorkerProcesses,
+    companions: Companions | None = None,
 ) -> None:
     """Serve on `listener` (see web.server.listen) and schedule until SIGTERM or SIGINT.
 
     Builds and sends large enough to repay it spread over worker processes started by
-    `processes`.
+    `processes`; `companions`, the queue's workers on this machine, run as long as it does.
 
     Returns once everything has stopped.
     """
@@ -61,9 +66,12 @@ def run_service(
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     server = _Server(server_config(create_site(engine, settings), settings.web), stop)
+    companions = companions or Companions([])
+    companions.start()
     scheduler.start()
     try:
         server.run(sockets=[listener])
     finally:
         scheduler.shutdown()
+        companions.stop()
     log.info("service stopped")

@@ -294,6 +294,15 @@ class QueueSettings(Section):
         le=256,
         description="Jobs one feed build is split into, by feed key; 0 for one per live worker.",
     )
+    run_workers: int = Field(
+        1,
+        ge=0,
+        le=64,
+        description=(
+            "Workers `syndicate run` starts beside itself on PostgreSQL, stopped with it;"
+            " 0 on a node that only serves and schedules."
+        ),
+    )
     heartbeat_seconds: float = Field(
         10, gt=0, le=300, description="Seconds between a worker's heartbeats in the queue."
     )

@@ -19,6 +19,19 @@ PR_SET_PDEATHSIG = 1  # prctl(2): the signal a child gets when its parent dies
 ORPHANED = 3  # the exit status of a helper process whose parent died before it could work
 
 
+def signal_on_parent_death(number: int = signal.SIGTERM) -> None:
+    """Have Linux send this process `number` when its parent dies (a `preexec_fn`).
+
+    The setting survives exec, so a program started by subprocess gets it: SIGTERM lets a
+    `syndicate worker` whose `syndicate run` was killed stop as gracefully as when told to.
+    """
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, number)
+    except (OSError, AttributeError):
+        pass  # not Linux: the parent stops its companions itself when it can
+
+
 def die_with_parent(parent: int) -> None:
     """End this process the moment its parent, process `parent`, dies, or now if it has.
 
