@@ -30,7 +30,7 @@ format: $(INSTALLED)
 	$(BIN)/ruff format src tests bench tools
 	$(BIN)/ruff check --fix src tests bench tools
 
-bench: $(INSTALLED)  ## Measure feed building and serving, newsletter sending, ingest, bounce reading and webhooks; see bench/RESULTS.md
+bench: $(INSTALLED)  ## Measure feed building and serving, sending, ingest, bounce reading, webhooks, bucket publishing and scaling; see bench/RESULTS.md
 	bench/run
 
 messages: $(INSTALLED)  ## Refresh the translation catalogs after changing strings
