@@ -54,13 +54,27 @@ from newsletter_bench import (
 )
 from newsletter_bench import OUT as NEWSLETTER_OUT
 from newsletter_bench import clear_ledger as clear_sqlite_ledger
+from syndicate.settings import QueueSettings
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "bench" / "out" / "scaling"
 POOL = 8  # connections a worker keeps, in the overhead measure (as the newsletter benchmark)
 SLOW_POOL = 16  # connections a worker keeps against the slow sink
 SLOW_BATCH = 48  # subscribers a batch, against the slow sink: several batches for every worker
-BATCH = 1_000  # [queue] send_batch's default, in the overhead measure
+BATCH = QueueSettings().send_batch  # the default, in the overhead measure
+# Today's single process on a PostgreSQL store: the send `syndicate digest send` runs on SQLite
+# (send.processes.send, no helper processes), started here since on PostgreSQL the command queues.
+IN_PROCESS = """
+import sys
+from syndicate.digests.editions import load_edition
+from syndicate.send.processes import send
+from syndicate.settings import load_settings
+from syndicate.store import open_database
+
+settings = load_settings()
+engine = open_database(settings.database.url)
+print(send(engine, settings, load_edition(engine, sys.argv[1])).summary())
+"""
 WORKERS = (1, 2, 4)
 
 
@@ -153,10 +167,15 @@ class Workers:
                 process.wait()
 
 
-def timed_send(sink: Sink, env: dict[str, str], edition: str, expected: int) -> dict[str, Any]:
-    """Time `syndicate digest send` of `edition` to everyone, checked against the sink's count."""
+def timed_send(
+    sink: Sink, env: dict[str, str], edition: str, expected: int, command: list[str] | None = None
+) -> dict[str, Any]:
+    """Time a send of `edition` to everyone, checked against the sink's count.
+
+    The send is `syndicate digest send` unless `command` names another.
+    """
     before = sink.received()
-    measured = timed_child([*SYNDICATE, "digest", "send", edition], env)
+    measured = timed_child(command or [*SYNDICATE, "digest", "send", edition], env)
     received = sink.received() - before
     summary = measured.stdout.strip().splitlines()[-1] if measured.stdout.strip() else ""
     found = re.search(r"(\d+) sent, (\d+) failed", summary)
@@ -212,6 +231,12 @@ def main() -> None:
         clear_sqlite_ledger(Path(reference_store["database"]), str(reference_store["edition"]))
         log("overhead: today's single process on SQLite")
         single = timed_send(sink, sqlite_env, str(reference_store["edition"]), args.subscribers)
+        log("overhead: today's single process on PostgreSQL")
+        pg_env = pg_environment(large_url, sink.port, POOL, BATCH)
+        clear_ledger(large_url, large)
+        in_pg = timed_send(
+            sink, pg_env, large, args.subscribers, [sys.executable, "-c", IN_PROCESS, large]
+        )
         log("overhead: one worker through the queue")
         queued = with_workers(
             1, sink, pg_environment(large_url, sink.port, POOL, BATCH), large_url, large,
@@ -230,7 +255,8 @@ def main() -> None:
         slow_sink.close()
     shared = neighbours(machine_before, time.perf_counter() - started)
 
-    overhead = queued["rate"] / single["rate"]
+    overhead = queued["rate"] / in_pg["rate"]
+    store_cost = in_pg["rate"] / single["rate"]
     efficiency = {n: scaled[n]["rate"] / (n * scaled[1]["rate"]) for n in WORKERS}
     met_scaling = "met" if efficiency[4] >= 0.8 else "**missed**"
     met_overhead = "met" if overhead >= 0.9 else "**missed**"
@@ -261,9 +287,11 @@ Efficiency at 4 workers: {efficiency[4]:.2f} (target ≥ 0.8: {met_scaling}).
 
 | send | rate |
 | --- | --- |
-| today's single process: `syndicate digest send` on SQLite, `[mail] processes = 1` | {single["rate"]:,.0f} msg/s ({single["seconds"]:.1f} s) |
-| one `syndicate worker` through the queue on PostgreSQL, `[queue] send_batch = {BATCH}` | {queued["rate"]:,.0f} msg/s ({queued["seconds"]:.1f} s) |
-| ratio queue / single process | {overhead:.2f} (target ≥ 0.9: {met_overhead}) |
+| today's single process on SQLite: `syndicate digest send`, `[mail] processes = 1` | {single["rate"]:,.0f} msg/s ({single["seconds"]:.1f} s) |
+| today's single process on PostgreSQL: the same send (`send.processes.send`) started by `python -c` | {in_pg["rate"]:,.0f} msg/s ({in_pg["seconds"]:.1f} s) |
+| one `syndicate worker` through the queue on PostgreSQL, `[queue] send_batch = {BATCH}` (`syndicate digest send` queues and waits) | {queued["rate"]:,.0f} msg/s ({queued["seconds"]:.1f} s) |
+| ratio queue / single process, same store (PostgreSQL) | {overhead:.2f} (target ≥ 0.9: {met_overhead}) |
+| ratio single process PostgreSQL / SQLite: the store's own cost (its commits), not the queue's | {store_cost:.2f} |
 
 Shared the machine: {shared}.
 """

@@ -24,7 +24,7 @@ from syndicate.delivery.ledger import Stop
 from syndicate.delivery.send_lease import SendInProgress
 from syndicate.digests.editions import load_edition
 from syndicate.queue.names import SEND_BATCH
-from syndicate.send.batches import Batch, send_batch
+from syndicate.send.batches import Batch, Composers, send_batch
 from syndicate.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -80,6 +80,7 @@ def hand_back(app: App, edition_id: str, batch: Batch, *, delay: timedelta | Non
 
 def register_send_jobs(app: App, engine: Engine, settings: Settings, stop: Stop) -> None:
     """Register the send batch job on `app`; `stop` is set when the worker is told to stop."""
+    composers = Composers()  # this worker's, across its batches
 
     @app.task(name=SEND_BATCH, pass_context=False)
     def send_batch_job(edition_id: str, first: int, last: int) -> None:
@@ -89,7 +90,7 @@ def register_send_jobs(app: App, engine: Engine, settings: Settings, stop: Stop)
         if edition is None:
             raise LookupError(f"no edition {edition_id!r}")
         try:
-            report = send_batch(engine, settings, edition, batch, stop=stop)
+            report = send_batch(engine, settings, edition, batch, stop=stop, composers=composers)
         except SendInProgress as busy:
             log.warning("send batch busy edition=%s batch=%s: %s", edition_id, batch, busy)
             hand_back(app, edition_id, batch, delay=BUSY_RETRY)

@@ -12,6 +12,8 @@ unrecorded message per connection of the worker that sends it.
 from __future__ import annotations
 
 import logging
+import threading
+from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 
@@ -22,8 +24,7 @@ from syndicate.delivery.dkim import DkimSigner
 from syndicate.delivery.ledger import Recipient, SendPlan, SendReport, Stop, delivered, send_edition
 from syndicate.delivery.send_lease import acquire_send_lease, batch_lease_name
 from syndicate.digests.model import Edition
-from syndicate.send.envelopes import envelopes_for
-from syndicate.send.plan import EditionComposer, plan_send, signing_key, subscription_links
+from syndicate.send.plan import EditionComposer, edition_composer, plan_send
 from syndicate.settings import Settings
 from syndicate.store.database import reading
 from syndicate.store.leases import holder_name, release
@@ -109,27 +110,57 @@ def count_audience(engine: Engine, edition: Edition) -> Audience:
 
 def check_send(engine: Engine, settings: Settings, edition: Edition) -> None:
     """Raise now what would fail every batch alike: the DKIM key, what every message shares."""
-    signer = DkimSigner.from_settings(settings.mail.dkim)
-    envelopes = envelopes_for(settings, signing_key(engine, settings))
-    links = subscription_links(engine, settings)
-    EditionComposer(edition, settings, links, signer, envelopes).check_shared()
+    edition_composer(engine, settings, edition, DkimSigner.from_settings(settings.mail.dkim))
+
+
+class Composers:
+    """A worker's composers, one an edition, kept across its batches: variants compile once.
+
+    Compiling an edition's variants (MJML for each set of topics) costs about as much as
+    composing a thousand messages; a batch of a thousand would pay it again each time.
+    """
+
+    def __init__(self, keep: int = 4) -> None:
+        """Keep the composers of the `keep` editions used last."""
+        self.keep = keep
+        self._kept: OrderedDict[str, EditionComposer] = OrderedDict()
+        self._lock = threading.Lock()  # jobs run in threads
+
+    def of(self, engine: Engine, settings: Settings, edition: Edition) -> EditionComposer:
+        """The composer of `edition`, made (and checked) the first time it is asked for."""
+        with self._lock:
+            found = self._kept.pop(edition.id, None)
+            if found is None:
+                signer = DkimSigner.from_settings(settings.mail.dkim)
+                found = edition_composer(engine, settings, edition, signer)
+            self._kept[edition.id] = found
+            while len(self._kept) > self.keep:
+                self._kept.popitem(last=False)
+            return found
 
 
 def send_batch(
-    engine: Engine, settings: Settings, edition: Edition, batch: Batch, *, stop: Stop | None
+    engine: Engine,
+    settings: Settings,
+    edition: Edition,
+    batch: Batch,
+    *,
+    stop: Stop | None,
+    composers: Composers | None = None,
 ) -> SendReport:
     """Send `edition` to the recipients of `batch` the ledger lacks, holding the batch's lease.
 
     Raises SendInProgress at once when another holder sends this batch. Once `stop` is set the
-    messages in flight are finished and recorded, and the report says `stopped`.
+    messages in flight are finished and recorded, and the report says `stopped`. `composers`
+    keeps the edition's composer for the next batch.
     """
     holder = holder_name()
     lease = batch_lease_name(edition.id, batch.first)
     acquire_send_lease(engine, edition.id, holder, lease)
     try:
         transport = transport_from_settings(settings.mail, engine)
-        signer = DkimSigner.from_settings(settings.mail.dkim)
-        plan = _within(plan_send(engine, settings, edition, transport, signer), batch)
+        composer = (composers or Composers()).of(engine, settings, edition)
+        plan = _within(plan_send(engine, settings, edition, transport, None, composer), batch)
         return send_edition(engine, plan, holder=holder, stop=stop, lease=lease)
     finally:
         release(engine, lease, holder)

@@ -70,14 +70,15 @@ def plan_send(
     edition: Edition,
     transport: Transport,
     signer: DkimSigner | None,
+    composer: EditionComposer | None = None,
 ) -> SendPlan:
-    """Everything the ledger needs to send `edition`: recipients, composing, sending."""
-    secret = signing_key(engine, settings)
-    links = SubscriptionLinks(Tokens(secret), str(settings.web.public_url))
-    composer = EditionComposer(edition, settings, links, signer, envelopes_for(settings, secret))
-    # What every letter shares is checked once, on a letter to nobody: a From address or a
-    # Feedback-ID that cannot be sent would fail everyone alike, so it stops the send first.
-    composer.check_shared()
+    """Everything the ledger needs to send `edition`: recipients, composing, sending.
+
+    `composer`, one made before for this edition (and checked), keeps the variants it has
+    compiled; without, one is made with `signer`.
+    """
+    if composer is None:
+        composer = edition_composer(engine, settings, edition, signer)
     with reading(engine).connect() as connection:
         suppressed = audience.count_suppressed(connection, edition.kind, edition.language)
     mail = settings.mail
@@ -101,6 +102,19 @@ def plan_send(
         pause=bounce_pause(settings.bounces, edition.id),
         pause_every=check_every(settings.bounces),
     )
+
+
+def edition_composer(
+    engine: Engine, settings: Settings, edition: Edition, signer: DkimSigner | None
+) -> EditionComposer:
+    """The composer of `edition`'s messages, what every letter shares already checked."""
+    secret = signing_key(engine, settings)
+    links = SubscriptionLinks(Tokens(secret), str(settings.web.public_url))
+    composer = EditionComposer(edition, settings, links, signer, envelopes_for(settings, secret))
+    # What every letter shares is checked once, on a letter to nobody: a From address or a
+    # Feedback-ID that cannot be sent would fail everyone alike, so it stops the send first.
+    composer.check_shared()
+    return composer
 
 
 Variant = tuple[CompiledEdition, BodyTemplate, BodyTemplate]

@@ -283,7 +283,7 @@ class QueueSettings(Section):
     """The work queue shared by `syndicate worker`s (PostgreSQL only; SQLite works in-process)."""
 
     send_batch: int = Field(
-        1000,
+        5000,
         ge=1,
         le=1_000_000,
         description="Subscribers in one send job: a range of subscriber ids a worker sends.",
