@@ -26,10 +26,9 @@ from syndicate.feeds.config import FeedConfig
 from syndicate.feeds.shards import share_of, split_keys
 from syndicate.queue import FEED_BUILD, FEED_SHARD, request_feed_build
 from syndicate.settings import Settings
-from syndicate.store import open_database
-from tests.support.cli import operator_env, syndicate
+from tests.support.cli import operator_env
 from tests.support.ports import free_port
-from tests.support.queue_workers import Worker
+from tests.support.queue_workers import Worker, demo_store
 from tests.support.waiting import PATIENCE, wait_for
 from tests.support.web_server import serve_in_thread
 
@@ -118,12 +117,7 @@ def env(store_url: str, tmp_path: Path, hub: list[str]) -> dict[str, str]:
 @pytest.fixture
 def store(env: dict[str, str], tmp_path: Path) -> Iterator[Engine]:
     """The store, migrated and holding a demo corpus of 1,500 articles (some 600 feeds)."""
-    corpus = syndicate(
-        "demo-data", "--articles", "1500", "--seed", "5", "--now", "2026-11-25T00:00:00Z",
-        cwd=tmp_path,
-    ).stdout  # fmt: skip
-    assert syndicate("ingest", "-", cwd=tmp_path, stdin=corpus, env=env).returncode == 0
-    engine = open_database(env["SYNDICATE_DATABASE__URL"])
+    engine = demo_store(env, tmp_path)
     yield engine
     engine.dispose()
 

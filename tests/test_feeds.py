@@ -19,7 +19,7 @@ from syndicate.feeds.builder import BuildReport
 from syndicate.feeds.config import FeedConfig
 from syndicate.feeds.render import ATOM_NS, RSS_NSMAP, FeedItem, FeedRenderer
 from syndicate.workers import WorkerProcesses
-from tests.support.fixture_corpus import NOW, ingest_text
+from tests.support.fixture_corpus import NOW, PERSIAN_UPDATE, ingest_text
 from tests.support.json_feed_rules import validate_json_feed
 
 
@@ -353,21 +353,7 @@ def test_incremental_build_touches_only_the_changed_article_feeds(
 ) -> None:
     """After one Persian article changes, only Persian feeds it belongs to are rewritten."""
     before = _mtimes(built)
-    update = json.dumps(
-        {
-            "type": "article",
-            "id": "cms-1004",
-            "url": "https://site.example/fa/report/1004",
-            "title": "گزارش تازه",
-            "published_at": "2025-08-22T07:00:00+03:30",
-            "updated_at": "2025-08-22T09:00:00+03:30",
-            "status": "published",
-            "language": "fa",
-            "section": "report",
-            "tags": ["کردها", "انتخابات"],
-            "topics": ["kurds"],
-        }
-    )
+    update = json.dumps(PERSIAN_UPDATE)
     ingest_text(engine, update)
     report = _build(engine, feed_config, now=NOW + timedelta(minutes=1))
     assert report.mode == "incremental"

@@ -24,32 +24,13 @@ from syndicate.settings import SettingsError, load_settings
 from syndicate.store.schema import dirty_feed, state
 from syndicate.workers import WorkerProcesses
 from tests.support.cli import syndicate
-from tests.support.fixture_corpus import NOW, ingest_text
+from tests.support.fixture_corpus import CHANGED_BY_PERSIAN_UPDATE, NOW, PERSIAN_UPDATE, ingest_text
 from tests.support.ports import free_port
-from tests.support.s3_server import S3Bucket
+from tests.support.s3_server import S3Bucket, on_bucket
 
 PREFIX = "site/feeds"
 MAX_AGE = 120
 STORE_LOG = "syndicate.feeds.object_store"
-# One Persian article changes: these files, and no others, have new bytes (as in test_feeds).
-CHANGED_BY_UPDATE = {
-    f"fa/{key}.{fmt}"
-    for key in ("all", "sections/report", "tags/کردها", "tags/انتخابات", "topics/kurds")
-    for fmt in ("rss", "atom", "json")
-}
-UPDATE = {
-    "type": "article",
-    "id": "cms-1004",
-    "url": "https://site.example/fa/report/1004",
-    "title": "گزارش تازه",
-    "published_at": "2025-08-22T07:00:00+03:30",
-    "updated_at": "2025-08-22T09:00:00+03:30",
-    "status": "published",
-    "language": "fa",
-    "section": "report",
-    "tags": ["کردها", "انتخابات"],
-    "topics": ["kurds"],
-}
 
 
 @pytest.fixture
@@ -57,16 +38,7 @@ def bucket_config(
     feed_config: FeedConfig, s3_bucket: S3Bucket, monkeypatch: pytest.MonkeyPatch
 ) -> FeedConfig:
     """Test feed settings published under a prefix of a fresh bucket; keys in the environment."""
-    for name, value in s3_bucket.environment().items():
-        monkeypatch.setenv(name, value)
-    bucket = Bucket(
-        name=s3_bucket.name,
-        prefix=PREFIX,
-        endpoint_url=s3_bucket.server.endpoint_url,
-        timeout=5,
-        max_age=MAX_AGE,
-    )
-    return replace(feed_config, bucket=bucket)
+    return on_bucket(feed_config, s3_bucket, monkeypatch, prefix=PREFIX, max_age=MAX_AGE)
 
 
 @pytest.fixture
@@ -152,11 +124,11 @@ def test_an_incremental_build_puts_only_the_changed_files(
     caplog.clear()
     report = build_feeds(corpus, bucket_config, now=NOW + timedelta(minutes=5), full=True)
     assert (report.written, _puts(caplog)) == (0, [])
-    ingest_text(corpus, json.dumps(UPDATE))
+    ingest_text(corpus, json.dumps(PERSIAN_UPDATE))
     report = build_feeds(corpus, bucket_config, now=NOW + timedelta(minutes=6))
     assert report.mode == "incremental"
-    assert set(_puts(caplog)) == CHANGED_BY_UPDATE
-    assert report.written == len(CHANGED_BY_UPDATE)
+    assert set(_puts(caplog)) == CHANGED_BY_PERSIAN_UPDATE
+    assert report.written == len(CHANGED_BY_PERSIAN_UPDATE)
     stored = client.get_object(Bucket=s3_bucket.name, Key=f"{PREFIX}/fa/all.rss")["Body"].read()
     assert "گزارش تازه".encode() in stored
 
@@ -222,7 +194,7 @@ def test_an_unreachable_endpoint_fails_the_build_and_records_nothing(
 ) -> None:
     """The error names [feeds.s3] endpoint_url; nothing is recorded and the next build redoes it."""
     build_feeds(corpus, bucket_config, now=NOW)
-    ingest_text(corpus, json.dumps(UPDATE))
+    ingest_text(corpus, json.dumps(PERSIAN_UPDATE))
     with corpus.connect() as connection:
         before = (set(connection.scalars(select(dirty_feed.c.key))), _built_at(connection))
     assert before[0]
@@ -233,7 +205,7 @@ def test_an_unreachable_endpoint_fails_the_build_and_records_nothing(
     with corpus.connect() as connection:
         assert (set(connection.scalars(select(dirty_feed.c.key))), _built_at(connection)) == before
     report = build_feeds(corpus, bucket_config, now=NOW + timedelta(minutes=2))
-    assert report.written == len(CHANGED_BY_UPDATE)
+    assert report.written == len(CHANGED_BY_PERSIAN_UPDATE)
     assert "گزارش تازه".encode() in _objects(s3_bucket)["fa/all.rss"]
 
 

@@ -9,39 +9,19 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from dataclasses import replace
 from datetime import timedelta
 
 import pytest
 from sqlalchemy import Engine
 
-from syndicate.feeds.bucket import Bucket
 from syndicate.feeds.build import build_feeds
 from syndicate.feeds.config import FeedConfig
-from tests.support.fixture_corpus import NOW, ingest_text
-from tests.support.s3_server import S3Bucket
+from tests.support.fixture_corpus import CHANGED_BY_PERSIAN_UPDATE, NOW, PERSIAN_UPDATE, ingest_text
+from tests.support.s3_server import S3Bucket, on_bucket
 
 PREFIX = "feeds"
 STORE_LOG = "syndicate.feeds.object_store"
 INDEX = {"index.html", "index.opml"}
-CHANGED = {  # one Persian article changes: these files, and no others, get new bytes
-    f"fa/{key}.{fmt}"
-    for key in ("all", "sections/report", "tags/کردها", "tags/انتخابات", "topics/kurds")
-    for fmt in ("rss", "atom", "json")
-}
-UPDATE = {
-    "type": "article",
-    "id": "cms-1004",
-    "url": "https://site.example/fa/report/1004",
-    "title": "گزارش تازه",
-    "published_at": "2025-08-22T07:00:00+03:30",
-    "updated_at": "2025-08-22T09:00:00+03:30",
-    "status": "published",
-    "language": "fa",
-    "section": "report",
-    "tags": ["کردها", "انتخابات"],
-    "topics": ["kurds"],
-}
 
 
 @pytest.fixture
@@ -49,12 +29,7 @@ def config(
     feed_config: FeedConfig, s3_bucket: S3Bucket, monkeypatch: pytest.MonkeyPatch
 ) -> FeedConfig:
     """Test feed settings published under a prefix of a fresh bucket; keys in the environment."""
-    for name, value in s3_bucket.environment().items():
-        monkeypatch.setenv(name, value)
-    bucket = Bucket(
-        name=s3_bucket.name, prefix=PREFIX, endpoint_url=s3_bucket.server.endpoint_url, timeout=5
-    )
-    return replace(feed_config, bucket=bucket)
+    return on_bucket(feed_config, s3_bucket, monkeypatch, prefix=PREFIX)
 
 
 @pytest.fixture
@@ -107,12 +82,15 @@ def test_a_full_rebuild_puts_only_what_changed(
     """After one article changes, a full build sends its fifteen files; the rest stay as stored."""
     build_feeds(store, config, now=NOW)
     before = _listing(s3_bucket)
-    ingest_text(store, json.dumps(UPDATE))
+    ingest_text(store, json.dumps(PERSIAN_UPDATE))
     caplog.set_level(logging.DEBUG, logger=STORE_LOG)
     report = build_feeds(store, config, now=NOW + timedelta(minutes=5), full=True)
     assert report.mode == "full"
-    assert {path for _event, path in _events(caplog)} == CHANGED
-    assert (report.written, report.unchanged) == (len(CHANGED), len(before) - 2 - len(CHANGED))
+    assert {path for _event, path in _events(caplog)} == CHANGED_BY_PERSIAN_UPDATE
+    assert (report.written, report.unchanged) == (
+        len(CHANGED_BY_PERSIAN_UPDATE),
+        len(before) - 2 - len(CHANGED_BY_PERSIAN_UPDATE),
+    )
     checked = [
         record.getMessage().split("key=")[1].removeprefix(f"{PREFIX}/")
         for record in caplog.records
@@ -123,7 +101,7 @@ def test_a_full_rebuild_puts_only_what_changed(
     assert sorted(checked) == ["index.html", "index.opml", "index.opml"]
     after = _listing(s3_bucket)
     assert set(after) == set(before)
-    assert {path for path in after if after[path] != before[path]} == CHANGED
+    assert {path for path in after if after[path] != before[path]} == CHANGED_BY_PERSIAN_UPDATE
 
 
 def test_an_object_whose_etag_is_not_an_md5_is_checked_by_its_metadata(

@@ -29,3 +29,24 @@ def ingest_text(engine: Engine, content: str) -> tuple[IngestReport, list[str]]:
         on_reject=lambda number, reason: messages.append(f"line {number}: {reason}"),
     )
     return report, messages
+
+
+# One Persian article of the fixture corpus, changed: its feeds, and no others, get new bytes.
+PERSIAN_UPDATE = {
+    "type": "article",
+    "id": "cms-1004",
+    "url": "https://site.example/fa/report/1004",
+    "title": "گزارش تازه",
+    "published_at": "2025-08-22T07:00:00+03:30",
+    "updated_at": "2025-08-22T09:00:00+03:30",
+    "status": "published",
+    "language": "fa",
+    "section": "report",
+    "tags": ["کردها", "انتخابات"],
+    "topics": ["kurds"],
+}
+CHANGED_BY_PERSIAN_UPDATE = {
+    f"fa/{key}.{fmt}"
+    for key in ("all", "sections/report", "tags/کردها", "tags/انتخابات", "topics/kurds")
+    for fmt in ("rss", "atom", "json")
+}

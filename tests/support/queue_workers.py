@@ -9,7 +9,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import Engine
 
+from syndicate.store import open_database
+from tests.support.cli import syndicate
 from tests.support.waiting import PATIENCE, wait_for
 
 StartWorker = Callable[[str], "Worker"]
@@ -78,3 +81,13 @@ def workers() -> Iterator[list[Worker]]:
         if worker.process.poll() is None:
             worker.process.kill()
             worker.process.wait()
+
+
+def demo_store(env: dict[str, str], folder: Path) -> Engine:
+    """The store `env` names, migrated and holding a demo corpus of 1,500 articles (~600 feeds)."""
+    corpus = syndicate(
+        "demo-data", "--articles", "1500", "--seed", "5", "--now", "2026-11-25T00:00:00Z",
+        cwd=folder,
+    ).stdout  # fmt: skip
+    assert syndicate("ingest", "-", cwd=folder, stdin=corpus, env=env).returncode == 0
+    return open_database(env["SYNDICATE_DATABASE__URL"])

@@ -21,8 +21,9 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import boto3
 import pytest
@@ -30,6 +31,8 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 from mypy_boto3_s3 import S3Client
 
+from syndicate.feeds.bucket import Bucket
+from syndicate.feeds.config import FeedConfig
 from tests.support.ports import free_port
 from tests.support.waiting import PATIENCE, wait_for
 
@@ -155,3 +158,18 @@ def s3_bucket(s3_server: S3Server) -> S3Bucket:
     bucket = S3Bucket(s3_server, f"feeds-{next(_buckets)}")
     s3_server.client().create_bucket(Bucket=bucket.name)
     return bucket
+
+
+def on_bucket(
+    config: FeedConfig, s3_bucket: S3Bucket, monkeypatch: pytest.MonkeyPatch, **bucket: Any
+) -> FeedConfig:
+    """`config` published to a fresh bucket, its keys set in the environment as the SDK reads them.
+
+    `bucket` gives the Bucket's other fields: prefix, max_age and so on.
+    """
+    for name, value in s3_bucket.environment().items():
+        monkeypatch.setenv(name, value)
+    target = Bucket(
+        name=s3_bucket.name, endpoint_url=s3_bucket.server.endpoint_url, timeout=5, **bucket
+    )
+    return replace(config, bucket=target)
