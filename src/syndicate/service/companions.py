@@ -3,7 +3,7 @@
 One machine on PostgreSQL then needs nothing more than `syndicate run`, as on SQLite; a cluster
 sets run_workers = 0 on nodes that only serve and schedule. Each companion is a process of its
 own (the same program, settings and log level, its log lines on the same standard error). When
-the service stops, it tells them to stop and waits: a worker finishes the messages in flight
+the service stops, it tells them to stop (one SIGTERM each) and waits: a worker finishes the messages in flight
 and hands the rest of its batch back. If the service dies instead, Linux sends each the same
 SIGTERM (the parent-death signal), so none works on unwatched.
 """
@@ -33,8 +33,13 @@ class Companions:
     def start(self) -> None:
         """Start every companion."""
         for command in self.commands:
+            # A session of its own: Ctrl-C at a terminal reaches the service alone, which then
+            # stops each companion with one SIGTERM (a worker's second signal ends it at once).
             process = subprocess.Popen(
-                command, stdin=subprocess.DEVNULL, preexec_fn=signal_on_parent_death
+                command,
+                stdin=subprocess.DEVNULL,
+                preexec_fn=signal_on_parent_death,
+                start_new_session=True,
             )
             self.processes.append(process)
             log.info("companion worker started pid=%d", process.pid)
