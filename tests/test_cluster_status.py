@@ -20,9 +20,9 @@ from syndicate.queue.names import SEND_BATCH
 from syndicate.store import open_database
 from syndicate.store.schema import delivery, edition, subscriber
 from syndicate.web.site import create_site
-from tests.support.cli import operator_env, syndicate
+from tests.support.cli import syndicate
 from tests.support.ports import free_port
-from tests.support.queue_workers import Worker
+from tests.support.queue_workers import Worker, queue_env
 from tests.support.sites import SECRET, site_settings
 from tests.support.subscribers import add_subscribers
 from tests.support.waiting import PATIENCE, wait_for
@@ -40,13 +40,7 @@ STATES = ("todo", "doing", "failed")  # the statuses syndicate_queue_jobs counts
 @pytest.fixture
 def env(store_url: str, tmp_path: Path) -> dict[str, str]:
     """An operator's environment: the PostgreSQL store, feeds under the test's folder."""
-    return operator_env(
-        {
-            "SYNDICATE_DATABASE__URL": store_url,
-            "SYNDICATE_FEEDS__DIR": str(tmp_path / "feeds"),
-            "SYNDICATE_SECURITY__SECRET_KEY": SECRET,
-        }
-    )
+    return queue_env(store_url, tmp_path, security__secret_key=SECRET)  # the site's key
 
 
 @pytest.fixture

@@ -26,13 +26,11 @@ from syndicate.feeds.config import FeedConfig
 from syndicate.feeds.shards import share_of, split_keys
 from syndicate.queue import FEED_BUILD, FEED_SHARD, request_feed_build
 from syndicate.settings import Settings
-from tests.support.cli import operator_env
 from tests.support.ports import free_port
-from tests.support.queue_workers import Worker, demo_store
+from tests.support.queue_workers import Worker, demo_store, queue_env
 from tests.support.waiting import PATIENCE, wait_for
 from tests.support.web_server import serve_in_thread
 
-SECRET = "a feed shard test secret that is long enough"
 postgres = pytest.mark.postgres
 StartWorker = Callable[[str], Worker]
 
@@ -104,14 +102,7 @@ def hub() -> Iterator[list[str]]:
 @pytest.fixture
 def env(store_url: str, tmp_path: Path, hub: list[str]) -> dict[str, str]:
     """An operator's environment: the PostgreSQL store, feeds under the test's folder, a hub."""
-    return operator_env(
-        {
-            "SYNDICATE_DATABASE__URL": store_url,
-            "SYNDICATE_FEEDS__DIR": str(tmp_path / "feeds"),
-            "SYNDICATE_FEEDS__WEBSUB_HUB": hub[0],
-            "SYNDICATE_SECURITY__SECRET_KEY": SECRET,
-        }
-    )
+    return queue_env(store_url, tmp_path, feeds__websub_hub=hub[0])
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ from syndicate.feeds.builder import BuildReport
 from syndicate.feeds.config import FeedConfig
 from syndicate.feeds.render import ATOM_NS, RSS_NSMAP, FeedItem, FeedRenderer
 from syndicate.workers import WorkerProcesses
-from tests.support.fixture_corpus import NOW, PERSIAN_UPDATE, ingest_text
+from tests.support.fixture_corpus import NOW, OIL_GAS_RETRACTION, PERSIAN_UPDATE, ingest_text
 from tests.support.json_feed_rules import validate_json_feed
 
 
@@ -432,20 +432,7 @@ def test_retracted_article_disappears_and_its_lonely_tags_go(
     built: Path, engine: Engine, feed_config: FeedConfig
 ) -> None:
     """A retraction removes the article everywhere; tags left empty lose their feeds and index entry."""
-    retraction = json.dumps(
-        {
-            "type": "article",
-            "id": "cms-1007",
-            "url": "https://site.example/en/news/1007",
-            "title": "Oil & Gas: a tag with an ampersand",
-            "published_at": "2025-08-19T12:00:00Z",
-            "updated_at": "2025-08-22T11:00:00Z",
-            "status": "retracted",
-            "language": "en",
-            "section": "news",
-            "tags": ["Oil & Gas", "us"],
-        }
-    )
+    retraction = json.dumps(OIL_GAS_RETRACTION)
     ingest_text(engine, retraction)
     report = _build(engine, feed_config, now=NOW + timedelta(minutes=1))
     assert report.removed >= 1

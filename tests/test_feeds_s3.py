@@ -24,7 +24,13 @@ from syndicate.settings import SettingsError, load_settings
 from syndicate.store.schema import dirty_feed, state
 from syndicate.workers import WorkerProcesses
 from tests.support.cli import syndicate
-from tests.support.fixture_corpus import CHANGED_BY_PERSIAN_UPDATE, NOW, PERSIAN_UPDATE, ingest_text
+from tests.support.fixture_corpus import (
+    CHANGED_BY_PERSIAN_UPDATE,
+    NOW,
+    OIL_GAS_RETRACTION,
+    PERSIAN_UPDATE,
+    ingest_text,
+)
 from tests.support.ports import free_port
 from tests.support.s3_server import S3Bucket, on_bucket
 
@@ -155,19 +161,7 @@ def test_a_feed_that_ends_is_deleted_from_the_bucket(
     """A retraction that empties a tag deletes its three objects and its index entries."""
     build_feeds(corpus, bucket_config, now=NOW)
     assert "en/tags/oil-gas.rss" in _objects(s3_bucket)
-    retraction = {
-        "type": "article",
-        "id": "cms-1007",
-        "url": "https://site.example/en/news/1007",
-        "title": "Oil & Gas: a tag with an ampersand",
-        "published_at": "2025-08-19T12:00:00Z",
-        "updated_at": "2025-08-22T11:00:00Z",
-        "status": "retracted",
-        "language": "en",
-        "section": "news",
-        "tags": ["Oil & Gas", "us"],
-    }
-    ingest_text(corpus, json.dumps(retraction))
+    ingest_text(corpus, json.dumps(OIL_GAS_RETRACTION))
     report = build_feeds(corpus, bucket_config, now=NOW + timedelta(minutes=1))
     assert report.removed >= 1
     objects = _objects(s3_bucket)

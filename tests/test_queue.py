@@ -10,24 +10,17 @@ from sqlalchemy import Engine, text
 
 from syndicate.feeds.config import FeedConfig
 from syndicate.queue import FEED_BUILD, request_feed_build
-from tests.support.cli import operator_env, syndicate
-from tests.support.queue_workers import Worker, demo_store
+from tests.support.cli import syndicate
+from tests.support.queue_workers import Worker, demo_store, queue_env
 from tests.support.waiting import PATIENCE, wait_for
 
-SECRET = "a queue test secret that is long enough"
 postgres = pytest.mark.postgres
 
 
 @pytest.fixture
 def env(store_url: str, tmp_path: Path) -> dict[str, str]:
     """An operator's environment: the PostgreSQL store, feeds under the test's folder."""
-    return operator_env(
-        {
-            "SYNDICATE_DATABASE__URL": store_url,
-            "SYNDICATE_FEEDS__DIR": str(tmp_path / "feeds"),
-            "SYNDICATE_SECURITY__SECRET_KEY": SECRET,
-        }
-    )
+    return queue_env(store_url, tmp_path)
 
 
 @pytest.fixture

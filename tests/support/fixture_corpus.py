@@ -50,3 +50,17 @@ CHANGED_BY_PERSIAN_UPDATE = {
     for key in ("all", "sections/report", "tags/کردها", "tags/انتخابات", "topics/kurds")
     for fmt in ("rss", "atom", "json")
 }
+
+# The fixture corpus's one article tagged "Oil & Gas", retracted: that tag is left empty.
+OIL_GAS_RETRACTION = {
+    "type": "article",
+    "id": "cms-1007",
+    "url": "https://site.example/en/news/1007",
+    "title": "Oil & Gas: a tag with an ampersand",
+    "published_at": "2025-08-19T12:00:00Z",
+    "updated_at": "2025-08-22T11:00:00Z",
+    "status": "retracted",
+    "language": "en",
+    "section": "news",
+    "tags": ["Oil & Gas", "us"],
+}

@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import Engine
 
 from syndicate.store import open_database
-from tests.support.cli import syndicate
+from tests.support.cli import operator_env, syndicate
 from tests.support.waiting import PATIENCE, wait_for
 
 StartWorker = Callable[[str], "Worker"]
@@ -91,3 +91,18 @@ def demo_store(env: dict[str, str], folder: Path) -> Engine:
     ).stdout  # fmt: skip
     assert syndicate("ingest", "-", cwd=folder, stdin=corpus, env=env).returncode == 0
     return open_database(env["SYNDICATE_DATABASE__URL"])
+
+
+def queue_env(store_url: str, folder: Path, **settings: str) -> dict[str, str]:
+    """An operator's environment for queue tests: the PostgreSQL store, feeds under `folder`.
+
+    `settings` adds more, as SYNDICATE_ variables (feeds__websub_hub="…").
+    """
+    return operator_env(
+        {
+            "SYNDICATE_DATABASE__URL": store_url,
+            "SYNDICATE_FEEDS__DIR": str(folder / "feeds"),
+            "SYNDICATE_SECURITY__SECRET_KEY": "a queue test secret that is long enough",
+            **{f"SYNDICATE_{key.upper()}": value for key, value in settings.items()},
+        }
+    )

@@ -14,6 +14,7 @@ from datetime import datetime
 
 from sqlalchemy import Connection, Engine, text
 
+from syndicate.queue.engine import uses_queue
 from syndicate.queue.names import FEED_BUILD, FEED_SHARD, SEND_BATCH
 from syndicate.queue.send_progress import SendProgress, running_sends
 from syndicate.store.database import reading
@@ -105,17 +106,12 @@ class Cluster:
         return sum(jobs for (_, status), jobs in self.jobs.items() if status == "failed")
 
 
-def has_queue(engine: Engine) -> bool:
-    """Whether the store has a work queue to read (PostgreSQL does; SQLite does not)."""
-    return engine.dialect.name == "postgresql"
-
-
 def read_cluster(engine: Engine, stalled_seconds: float) -> Cluster | None:
     """The cluster as the queue has it now; None on a store with no queue (SQLite).
 
     A worker silent for `stalled_seconds` ([queue] stalled_seconds) is dead, and its jobs stalled.
     """
-    if not has_queue(engine):
+    if not uses_queue(engine.url):
         return None
     with reading(engine).connect() as connection:
         return Cluster(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from procrastinate import App, PsycopgConnector
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 
 # A worker holds one connection to LISTEN for new jobs, one for its job and one for its
 # heartbeat; a process that only defers needs one. More would sit idle on the server.
@@ -14,8 +14,8 @@ class QueueUnavailable(Exception):
     """The store is not PostgreSQL, so there is no queue: the work runs in-process instead."""
 
 
-def uses_queue(url: str) -> bool:
-    """Whether the store at `url` has a work queue (PostgreSQL does; SQLite does not)."""
+def uses_queue(url: str | URL) -> bool:
+    """Whether the store at `url` (a string, or an engine's URL) has a work queue (PostgreSQL)."""
     return make_url(url).get_backend_name() == "postgresql"
 
 

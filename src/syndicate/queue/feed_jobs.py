@@ -31,7 +31,7 @@ from sqlalchemy import Engine, text
 from syndicate.feeds.build import build_feeds, count_and_log
 from syndicate.feeds.builder import BuildReport
 from syndicate.feeds.config import FeedConfig
-from syndicate.feeds.shards import BuildPlan, plan_build, split_keys
+from syndicate.feeds.shards import plan_build, split_keys
 from syndicate.feeds.shared_build import (
     ShardJob,
     abandon_build,
@@ -75,10 +75,17 @@ def register_feed_jobs(
         if await asyncio.to_thread(_must_wait, engine):
             await defer_feed_build(app, full=full, delay=WAIT_SECONDS)
             return {"mode": "waiting"}
-        plan = await asyncio.to_thread(plan_build, engine, config, datetime.now(UTC), full=full)
+        now = datetime.now(UTC)
         count = shards or await asyncio.to_thread(count_live_workers, engine, stalled_seconds)
-        if len(plan.keys) <= SHARE_ABOVE or count < 2:
-            report = await asyncio.to_thread(_build_whole, engine, config, plan)
+        # With one worker there is nobody to share with: no plan to read (a full build's
+        # reads every feed's contents), the build reads its own.
+        plan = (
+            None
+            if count < 2
+            else await asyncio.to_thread(plan_build, engine, config, now, full=full)
+        )
+        if plan is None or len(plan.keys) <= SHARE_ABOVE:
+            report = await asyncio.to_thread(_build_whole, engine, config, now, full)
             return {"mode": report.mode, "written": report.written, "failed": len(report.failed)}
         shared = await asyncio.to_thread(start_build, engine, plan, count)
         for number, keys in enumerate(split_keys(plan.keys, count)):
@@ -122,9 +129,9 @@ async def defer_feed_build(app: App, *, full: bool, delay: int = 0) -> int | Non
     return None
 
 
-def _build_whole(engine: Engine, config: FeedConfig, plan: BuildPlan) -> BuildReport:
+def _build_whole(engine: Engine, config: FeedConfig, now: datetime, full: bool) -> BuildReport:
     """A small build in this job, as `build_feeds` does it, then the hub told."""
-    report = build_feeds(engine, config, now=plan.now, full=plan.full)
+    report = build_feeds(engine, config, now=now, full=full)
     _announce(config, report)
     return report
 

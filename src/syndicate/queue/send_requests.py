@@ -65,7 +65,7 @@ def request_send(
     set, a send here stops cleanly; a watched one is left to the workers and says `stopped`.
     On SQLite, SendInProgress and SendAborted come from the send as ever.
     """
-    if not uses_queue(engine.url.render_as_string(hide_password=False)):
+    if not uses_queue(engine.url):
         report = send(
             engine, settings, edition,
             processes=processes, on_start=on_start, on_progress=on_progress, stop=stop,

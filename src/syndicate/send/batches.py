@@ -17,14 +17,14 @@ from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 
-from sqlalchemy import Connection, Engine, func, select
+from sqlalchemy import Connection, Engine, select
 
 from syndicate.delivery.configured import transport_from_settings
 from syndicate.delivery.dkim import DkimSigner
 from syndicate.delivery.ledger import Recipient, SendPlan, SendReport, Stop, delivered, send_edition
 from syndicate.delivery.send_lease import acquire_send_lease, batch_lease_name
 from syndicate.digests.model import Edition
-from syndicate.send.plan import EditionComposer, edition_composer, plan_send
+from syndicate.send.plan import EditionComposer, count_recipients, edition_composer, plan_send
 from syndicate.settings import Settings
 from syndicate.store.database import reading
 from syndicate.store.leases import holder_name, release
@@ -100,12 +100,9 @@ def _audience_ids(engine: Engine, edition: Edition) -> Iterator[tuple[int, bool]
 def count_audience(engine: Engine, edition: Edition) -> Audience:
     """How many of the edition's recipients are still to send, done, and suppressed."""
     with reading(engine).connect() as connection:
-        receiving = audience.receiving(connection, edition.kind, edition.language)
-        everyone = select(func.count()).select_from(subscriber).where(receiving)
-        total = connection.scalar(everyone) or 0
-        done = connection.scalar(everyone.where(delivered(edition.id, subscriber.c.pk))) or 0
+        todo, done = count_recipients(edition, connection)
         suppressed = audience.count_suppressed(connection, edition.kind, edition.language)
-    return Audience(total - done, done, suppressed)
+    return Audience(todo, done, suppressed)
 
 
 def check_send(engine: Engine, settings: Settings, edition: Edition) -> None:

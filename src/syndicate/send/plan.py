@@ -85,7 +85,7 @@ def plan_send(
     return SendPlan(
         edition_id=edition.id,
         page=partial(_recipients_page, edition),
-        count=partial(_count_recipients, edition),
+        count=partial(count_recipients, edition),
         compose=composer.compose,  # type: ignore[arg-type]  # the ledger hands back what page gave
         send=lambda outgoing, before_delivery: transport.send(
             outgoing.envelope_from,
@@ -239,7 +239,7 @@ def _recipients_page(
     return audience.recipients(connection, edition.kind, edition.language, after, limit)
 
 
-def _count_recipients(edition: Edition, connection: Connection) -> tuple[int, int]:
+def count_recipients(edition: Edition, connection: Connection) -> tuple[int, int]:
     """(still to send, already done) among the edition's recipients."""
     receiving = audience.receiving(connection, edition.kind, edition.language)
     everyone = select(func.count()).select_from(subscriber).where(receiving)
