@@ -10,6 +10,7 @@ import pytest
 from hypothesis import HealthCheck, settings
 
 from syndicate.feeds.config import FeedConfig
+from tests.support.databases import check_postgres_url
 from tests.support.fixture_corpus import FIXTURES, LANGUAGES
 from tests.support.sites import SITE_TITLES
 
@@ -34,6 +35,11 @@ settings.register_profile(
     print_blob=True,
 )
 settings.load_profile("syndicate")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Refuse a run whose PostgreSQL URL cannot be parsed, before any test starts."""
+    check_postgres_url()
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:

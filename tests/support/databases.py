@@ -10,13 +10,26 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ProgrammingError
+from sqlalchemy.exc import ArgumentError, ProgrammingError
 
 from syndicate.store import open_database
 from tests.support.waiting import wait_for
 
 POSTGRES_URL = os.environ.get("SYNDICATE_TEST_POSTGRES_URL")
 LINGER = 10.0  # seconds a closed PostgreSQL connection's server process may take to end
+
+
+def check_postgres_url() -> None:
+    """Stop the run at once, naming the value, when SYNDICATE_TEST_POSTGRES_URL is not a URL."""
+    if not POSTGRES_URL:
+        return
+    try:
+        make_url(POSTGRES_URL)
+    except ArgumentError:
+        # Otherwise every PostgreSQL test fails on its own with SQLAlchemy's parse error.
+        raise pytest.UsageError(
+            f"SYNDICATE_TEST_POSTGRES_URL is not a database URL: {POSTGRES_URL!r}"
+        ) from None
 
 
 def postgres_database() -> Iterator[str]:
