@@ -121,6 +121,9 @@ def replace_worker(
 
 
 @pytest.mark.postgres
+# Its waits may each take minutes on a loaded machine (20,000 messages, eight kills): room for
+# them all, beyond the suite's five minutes a test.
+@pytest.mark.timeout(900)
 def test_a_send_outlives_killed_workers_and_every_node_serves_one_build(
     tmp_path: Path,
     demo_corpus: Path,

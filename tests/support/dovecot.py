@@ -1,8 +1,8 @@
 """A real IMAP server for tests: a private Dovecot on free loopback ports, its files under tmp_path.
 
 Debian's dovecot-imapd (installed by .ci/run). The instance has its own configuration (nothing
-of /etc/dovecot is read), base_dir, state and mail location under the test's folder (but for
-the mail when run as root, see the fixture), one passwd-file user with a plain password,
+of /etc/dovecot is read), state and mail location under the test's folder (but for the mail
+when run as root, and base_dir, see the fixture), one passwd-file user with a plain password,
 plaintext login allowed (on loopback), and TLS on a second port (STARTTLS on the first) with
 a self-signed certificate for 127.0.0.1. A test without the binary is skipped, saying so.
 """
@@ -18,6 +18,7 @@ import ssl
 import subprocess
 import tempfile
 from collections.abc import Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,7 +36,7 @@ PASSWORD = "a password for the test mailbox"
 CONFIG = """\
 # A private Dovecot for one test: nothing outside {root} is read or written.
 instance_name = syndicate-test-{port}
-base_dir = {root}/run
+base_dir = {run}
 state_dir = {root}/state
 log_path = {root}/dovecot.log
 protocols = imap
@@ -153,33 +154,54 @@ def dovecot(tmp_path: Path) -> Iterator[Dovecot]:
     if not os.path.exists(DOVECOT):
         pytest.skip("dovecot is not installed (Debian's dovecot-imapd; .ci/run installs it)")
     root = tmp_path / "dovecot"
-    for folder in ("run", "state"):
-        (root / folder).mkdir(parents=True)
+    (root / "state").mkdir(parents=True)
     port, tls_port = free_port(), free_port()
     write_certificate(root / "cert.pem", root / "key.pem")
     account = pwd.getpwuid(os.getuid())
-    if account.pw_uid == 0:
-        # Dovecot runs neither login processes nor mail access as root. As root (CI), they run
-        # as the package's unprivileged users and `nobody`, and the mail lives in a folder of
-        # its own under /tmp: `nobody` may not pass pytest's private (0700) folders.
-        login_user, internal_user = "dovenull", "dovecot"
-        mail_account = pwd.getpwnam("nobody")
-        mail = Path(tempfile.mkdtemp(prefix="syndicate-dovecot-"))
-        os.chown(mail, mail_account.pw_uid, mail_account.pw_gid)
-    else:
-        login_user = internal_user = account.pw_name
-        mail_account = account
-        mail = root / "mail"
-        mail.mkdir()
-    config = root / "dovecot.conf"
-    config.write_text(
-        CONFIG.format(
-            root=root, mail=mail, port=port, tls_port=tls_port, uid=mail_account.pw_uid, gid=mail_account.pw_gid,
-            system_user=account.pw_name, login_user=login_user, internal_user=internal_user,
-        )
-    )  # fmt: skip
-    (root / "passwd").write_text(f"{USER}:{{PLAIN}}{PASSWORD}::::::\n")
-    # The master daemonises; its output goes to a file, as a pipe would be held open by it.
+    with ExitStack() as folders:
+        # Dovecot's sockets live under base_dir, and a socket's path may be at most 107 bytes:
+        # a short folder of its own, as pytest's folders grow long (xdist adds a level).
+        run = Path(folders.enter_context(tempfile.TemporaryDirectory(prefix="dovecot-")))
+        if account.pw_uid == 0:
+            # Dovecot runs neither login processes nor mail access as root. As root (CI), they
+            # run as the package's unprivileged users and `nobody`, and the mail lives in a
+            # folder of its own under /tmp: `nobody` may not pass pytest's private (0700) ones.
+            login_user, internal_user = "dovenull", "dovecot"
+            mail_account = pwd.getpwnam("nobody")
+            temporary = tempfile.TemporaryDirectory(prefix="syndicate-dovecot-")
+            mail = Path(folders.enter_context(temporary))
+            os.chown(mail, mail_account.pw_uid, mail_account.pw_gid)
+        else:
+            login_user = internal_user = account.pw_name
+            mail_account = account
+            mail = root / "mail"
+            mail.mkdir()
+        config = root / "dovecot.conf"
+        config.write_text(
+            CONFIG.format(
+                root=root, run=run, mail=mail, port=port, tls_port=tls_port,
+                uid=mail_account.pw_uid, gid=mail_account.pw_gid, system_user=account.pw_name,
+                login_user=login_user, internal_user=internal_user,
+            )
+        )  # fmt: skip
+        (root / "passwd").write_text(f"{USER}:{{PLAIN}}{PASSWORD}::::::\n")
+        _start(root, config)
+        try:
+            both = (port, tls_port)
+            wait_for(lambda: all(map(_running, both)), PATIENCE, f"dovecot on ports {both}")
+            yield Dovecot(root, port, tls_port)
+        finally:
+            subprocess.run(
+                [DOVECOT, "-c", str(config), "stop"], stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False,
+            )  # fmt: skip
+            pid_file = run / "master.pid"
+            wait_for(lambda: not pid_file.exists(), PATIENCE, "dovecot to stop")
+
+
+def _start(root: Path, config: Path) -> None:
+    """Start the master, which daemonises, or fail with what it and its log said."""
+    # Its output goes to a file, as a pipe would be held open by the daemon.
     errors = root / "start.err"
     with errors.open("wb") as sink:
         started = subprocess.run(
@@ -189,16 +211,3 @@ def dovecot(tmp_path: Path) -> Iterator[Dovecot]:
     if started.returncode != 0:
         log = (root / "dovecot.log").read_text() if (root / "dovecot.log").exists() else ""
         raise AssertionError(f"dovecot did not start: {errors.read_text()}{log}")
-    try:
-        both = (port, tls_port)
-        wait_for(lambda: all(map(_running, both)), PATIENCE, f"dovecot on ports {both}")
-        yield Dovecot(root, port, tls_port)
-    finally:
-        subprocess.run(
-            [DOVECOT, "-c", str(config), "stop"], stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False,
-        )  # fmt: skip
-        pid_file = root / "run" / "master.pid"
-        wait_for(lambda: not pid_file.exists(), PATIENCE, "dovecot to stop")
-        if not mail.is_relative_to(tmp_path):
-            shutil.rmtree(mail)
