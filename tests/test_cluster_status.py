@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import re
+import socket
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,6 +19,7 @@ from sqlalchemy import Engine, insert, select, text
 from syndicate.feeds.config import FeedConfig
 from syndicate.queue import FEED_BUILD, queue_app, request_feed_build
 from syndicate.queue.names import SEND_BATCH
+from syndicate.queue.worker_names import record_worker_name
 from syndicate.store import open_database
 from syndicate.store.schema import delivery, edition, subscriber
 from syndicate.web.site import create_site
@@ -157,8 +160,10 @@ def test_a_live_worker_shows_its_heartbeat_and_is_gone_after_sigterm(
     worker_id = registered_worker(store)
     section = cluster_section(env, tmp_path)
     assert "  workers: 1 live" in section
+    # Known by its --name, host and pid as well as procrastinate's number.
+    label = re.escape(f"{worker_id} (w1 on {socket.gethostname()}, pid {worker.process.pid})")
     [beat] = [line for line in section if line.startswith(f"    worker {worker_id} ")]
-    found = re.fullmatch(rf"    worker {worker_id}  last heartbeat (\d+) s ago", beat)
+    found = re.fullmatch(rf"    worker {label}  last heartbeat (\d+) s ago", beat)
     assert found is not None, beat
     assert int(found[1]) <= 30
     samples = scrape(site)
@@ -168,6 +173,8 @@ def test_a_live_worker_shows_its_heartbeat_and_is_gone_after_sigterm(
     assert 0 <= age <= 30
 
     assert worker.stop() == 0
+    with store.connect() as connection:  # its name went with procrastinate's row
+        assert connection.scalar(text("SELECT count(*) FROM queue_worker")) == 0
     section = cluster_section(env, tmp_path)
     assert "  workers: 0 live" in section
     assert not [line for line in section if line.startswith("    worker ")]
@@ -188,6 +195,7 @@ def test_a_job_left_by_a_killed_worker_shows_as_stalled(
     """A worker SIGKILLed mid-build is presumed dead once silent, and its build shows stalled."""
     doomed = start_worker("w1")
     worker_id = registered_worker(store)
+    doomed_label = f"{worker_id} (w1 on {socket.gethostname()}, pid {doomed.process.pid})"
     # The build reads the store's state first: held locked here, it waits mid-job to be killed.
     with store.begin() as holding:
         holding.execute(text("LOCK TABLE state IN ACCESS EXCLUSIVE MODE"))
@@ -205,9 +213,9 @@ def test_a_job_left_by_a_killed_worker_shows_as_stalled(
         "Cluster (the work queue in PostgreSQL):",
         *job_table((FEED_BUILD, 0, 1, 0), ("feeds.shard", 0, 0, 0), (SEND_BATCH, 0, 0, 0)),
         "  workers: 0 live",
-        f"    worker {worker_id}  no heartbeat for 3600 s: presumed dead",
+        f"    worker {doomed_label}  no heartbeat for 3600 s: presumed dead",
         "  stalled jobs: 1 (a live worker queues them again at its next look)",
-        f"    job {job_id} {FEED_BUILD}  worker {worker_id}  full=True",
+        f"    job {job_id} {FEED_BUILD}  worker {doomed_label}  full=True",
         "  failed jobs: 0",
         "  sends running: none",
     ]
@@ -289,6 +297,7 @@ async def two_workers_on_a_send(url: str, pks: list[int], engine: Engine) -> lis
             )
         manager = app.job_manager
         one, two = await manager.register_worker(), await manager.register_worker()
+        await record_worker_name(app, one, "sender")  # the other has not said who it is
         first_batch = await manager.fetch_job(None, one)
         assert first_batch is not None
         record_sent(engine, pks[0:3])
@@ -313,7 +322,7 @@ def test_a_running_send_shows_its_progress_across_workers_from_the_ledger(
     assert section[-2:] == [
         "  sends running:",
         f"    {EDITION}  4 of 10 sent (40.0 %); batches 1 waiting, 2 running, 1 done, 0 failed;"
-        f" on workers {one}, {two}",
+        f" on workers {one} (sender on {socket.gethostname()}, pid {os.getpid()}), {two}",
     ]
     samples = scrape(site)
     edition_label = (("edition", EDITION),)

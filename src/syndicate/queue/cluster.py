@@ -17,6 +17,7 @@ from sqlalchemy import Connection, Engine, text
 from syndicate.queue.engine import uses_queue
 from syndicate.queue.names import FEED_BUILD, FEED_SHARD, SEND_BATCH
 from syndicate.queue.send_progress import SendProgress, running_sends
+from syndicate.queue.worker_names import WorkerName
 from syndicate.store.database import reading
 
 # The job kinds an operator is shown even when none is queued: a gauge at 0 is an answer,
@@ -30,8 +31,9 @@ _COUNTS = text(
     " WHERE status IN ('todo', 'doing', 'failed') GROUP BY task_name, status"
 )
 _WORKERS = text(
-    "SELECT id, extract(epoch FROM now() - last_heartbeat)::float AS age"
-    " FROM procrastinate_workers ORDER BY id"
+    "SELECT worker.id, extract(epoch FROM now() - worker.last_heartbeat)::float AS age,"
+    " named.name, named.host, named.pid FROM procrastinate_workers worker"
+    " LEFT JOIN queue_worker named ON named.worker_id = worker.id ORDER BY worker.id"
 )
 # As procrastinate's own select_stalled_jobs_by_heartbeat: running, and its worker gone
 # (the row deleted, so worker_id is null) or silent for longer than the bound.
@@ -56,6 +58,12 @@ class WorkerBeat:
     id: int
     age: float  # seconds since its last heartbeat
     live: bool  # it beat within [queue] stalled_seconds
+    name: WorkerName | None = None  # None for a worker that has not said (or not yet)
+
+    @property
+    def label(self) -> str:
+        """The worker for people: its id, then its name, host and pid when known."""
+        return f"{self.id} ({self.name})" if self.name else str(self.id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +99,11 @@ class Cluster:
         """The workers beating now."""
         return [worker for worker in self.workers if worker.live]
 
+    def worker_label(self, worker_id: int) -> str:
+        """A worker by id for people: with its name, host and pid when it is registered."""
+        found = next((worker for worker in self.workers if worker.id == worker_id), None)
+        return found.label if found else str(worker_id)
+
     @property
     def kinds(self) -> list[str]:
         """The job kinds counted: KINDS first, then any other with jobs."""
@@ -117,7 +130,12 @@ def read_cluster(engine: Engine, stalled_seconds: float) -> Cluster | None:
         return Cluster(
             _job_counts(connection),
             [
-                WorkerBeat(row.id, max(0.0, row.age), row.age <= stalled_seconds)
+                WorkerBeat(
+                    row.id,
+                    max(0.0, row.age),
+                    row.age <= stalled_seconds,
+                    WorkerName(row.name, row.host, row.pid) if row.name is not None else None,
+                )
                 for row in connection.execute(_WORKERS)
             ],
             [

@@ -23,6 +23,7 @@ from procrastinate.app import WorkerOptions
 from procrastinate.worker import Worker
 
 from syndicate.queue.stalled import retry_stalled_jobs
+from syndicate.queue.worker_names import record_worker_name
 from syndicate.settings import QueueSettings
 
 log = logging.getLogger(__name__)
@@ -84,17 +85,34 @@ async def _work(
     async with app.open_async():
         # A worker that starts (a replacement, say) first hands back what dead workers left.
         await retry_stalled_jobs(app, timing.stalled_seconds)
-        running = asyncio.create_task(app.run_worker_async(**options))
-        looking = asyncio.create_task(_look_for_stalled(app, timing.stalled_seconds))
+        # The worker made here rather than by app.run_worker_async, to learn its queue id
+        # (procrastinate leaves Worker.run unannotated).
+        worker = Worker(app=app, **options)
+        running = asyncio.create_task(worker.run())  # type: ignore[no-untyped-call]
+        helpers = [
+            asyncio.create_task(_look_for_stalled(app, timing.stalled_seconds)),
+            asyncio.create_task(_say_started(app, worker, name, queues)),
+        ]
         _stop_on_signals(running, name, stop)
-        log.info("worker started name=%s queues=%s", name, ",".join(queues) or "all")
         try:
             with contextlib.suppress(asyncio.CancelledError):
                 await running
         finally:
-            looking.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await looking
+            for helper in helpers:
+                helper.cancel()
+            await asyncio.gather(*helpers, return_exceptions=True)
+
+
+async def _say_started(app: App, worker: Worker, name: str, queues: Sequence[str]) -> None:
+    """Once the worker has its queue id, record its name beside it, then log that it started."""
+    while worker.worker_id is None:  # procrastinate registers it as its run begins
+        await asyncio.sleep(0.05)
+    try:
+        await record_worker_name(app, worker.worker_id, name)
+    except Exception:  # status then shows its number alone; the work goes on
+        log.exception("worker name not recorded name=%s id=%s", name, worker.worker_id)
+    queues_named = ",".join(queues) or "all"
+    log.info("worker started name=%s queues=%s id=%s", name, queues_named, worker.worker_id)
 
 
 async def _look_for_stalled(app: App, stalled_seconds: float) -> None:

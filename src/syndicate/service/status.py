@@ -195,16 +195,16 @@ def cluster_lines(cluster: Cluster | None, at: Callable[[datetime | None], str])
     ]
     lines.append(f"  workers: {len(cluster.live_workers)} live")
     lines += [
-        f"    worker {worker.id}  last heartbeat {worker.age:.0f} s ago"
+        f"    worker {worker.label}  last heartbeat {worker.age:.0f} s ago"
         if worker.live
-        else f"    worker {worker.id}  no heartbeat for {worker.age:.0f} s: presumed dead"
+        else f"    worker {worker.label}  no heartbeat for {worker.age:.0f} s: presumed dead"
         for worker in cluster.workers
     ]
     lines.append(
         f"  stalled jobs: {len(cluster.stalled)}"
         + (" (a live worker queues them again at its next look)" if cluster.stalled else "")
     )
-    lines += [f"    {_job_line(job)}" for job in cluster.stalled]
+    lines += [f"    {_job_line(job, cluster)}" for job in cluster.stalled]
     shown = (
         f" (the newest {len(cluster.failed)} shown)"
         if cluster.failed_count > len(cluster.failed)
@@ -212,7 +212,7 @@ def cluster_lines(cluster: Cluster | None, at: Callable[[datetime | None], str])
     )
     lines.append(f"  failed jobs: {cluster.failed_count}{shown}")
     lines += [
-        f"    {_job_line(job)}  failed {at(job.at)} after {job.attempts} "
+        f"    {_job_line(job, cluster)}  failed {at(job.at)} after {job.attempts} "
         + ("attempt" if job.attempts == 1 else "attempts")
         for job in cluster.failed
     ]
@@ -224,12 +224,12 @@ def cluster_lines(cluster: Cluster | None, at: Callable[[datetime | None], str])
             else f"{send.sent} sent (the edition is gone)"
         )
         batches = ", ".join(f"{count} {state}" for state, count in send.batches.items())
-        workers = ", ".join(str(each) for each in send.workers)
+        workers = ", ".join(cluster.worker_label(each) for each in send.workers)
         on = f"; on workers {workers}" if send.workers else ""
         lines.append(f"    {send.edition_id}  {reach}; batches {batches}{on}")
     return lines
 
 
-def _job_line(job: JobLine) -> str:
-    worker = f"  worker {job.worker_id}" if job.worker_id is not None else ""
+def _job_line(job: JobLine, cluster: Cluster) -> str:
+    worker = f"  worker {cluster.worker_label(job.worker_id)}" if job.worker_id is not None else ""
     return f"job {job.id} {job.task}{worker}  {job.summary}".rstrip()
