@@ -16,10 +16,13 @@ $(INSTALLED): pyproject.toml
 run: $(INSTALLED)  ## Start Syndicate on the embedded defaults with the demo corpus
 	$(BIN)/syndicate run --seed-demo
 
-# One pytest worker a core: most tests wait on real processes, servers and ports, so two at once
-# halve the wall time. Work stealing, as the test times range from milliseconds to a minute.
+# One pytest worker a core, at most four: most tests wait on real processes, servers and ports,
+# so two at once halve the wall time; four at once (two suites side by side) is what has been run
+# against one PostgreSQL server and its 100 connections. Work stealing, as the test times range
+# from milliseconds to a minute.
+TEST_WORKERS ?= $(shell n=$$(nproc); echo $$(( n < 4 ? n : 4 )))
 test: $(INSTALLED)  ## Run the test suite (PostgreSQL tests need SYNDICATE_TEST_POSTGRES_URL)
-	$(BIN)/pytest --numprocesses auto --dist worksteal
+	$(BIN)/pytest --numprocesses $(TEST_WORKERS) --dist worksteal
 
 lint: $(INSTALLED)  ## Style, types, the import rules (import-linter contracts in pyproject.toml), room sizes
 	$(BIN)/ruff check src tests bench tools

@@ -15,7 +15,7 @@ from tests.support.fixture_corpus import FIXTURES, LANGUAGES
 from tests.support.sites import SITE_TITLES
 
 pytest_plugins = [
-    "tests.support.databases",  # database_url (both), store_url (PostgreSQL), engine, sqlite_engine
+    "tests.support.databases",  # database_url (both), store_url and postgres_store (PostgreSQL), engine, sqlite_engine
     "tests.support.smtp_server",  # serve: aiosmtpd servers on loopback
     "tests.support.chromium",  # browser: headless Chromium, for the browser tests
     "tests.support.service",  # demo_corpus, services: `syndicate run` in a subprocess

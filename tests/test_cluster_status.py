@@ -20,7 +20,6 @@ from syndicate.feeds.config import FeedConfig
 from syndicate.queue import FEED_BUILD, queue_app, request_feed_build
 from syndicate.queue.names import SEND_BATCH
 from syndicate.queue.worker_names import record_worker_name
-from syndicate.store import open_database
 from syndicate.store.schema import delivery, edition, subscriber
 from syndicate.web.site import create_site
 from tests.support.cli import syndicate
@@ -47,19 +46,11 @@ def env(store_url: str, tmp_path: Path) -> dict[str, str]:
 
 
 @pytest.fixture
-def store(store_url: str) -> Iterator[Engine]:
-    """The store, migrated and empty."""
-    engine = open_database(store_url)
-    yield engine
-    engine.dispose()
-
-
-@pytest.fixture
-def site(store: Engine, store_url: str, tmp_path: Path) -> Iterator[str]:
+def site(postgres_store: Engine, store_url: str, tmp_path: Path) -> Iterator[str]:
     """The site `syndicate serve` wires, on a real server, over the store: its base URL."""
     port = free_port()
     settings = site_settings(tmp_path, f"http://127.0.0.1:{port}/", database={"url": store_url})
-    yield from serve_in_thread(create_site(store, settings), port)
+    yield from serve_in_thread(create_site(postgres_store, settings), port)
 
 
 def cluster_section(env: dict[str, str], tmp_path: Path) -> list[str]:
@@ -131,10 +122,10 @@ def test_status_on_sqlite_says_there_is_no_queue(tmp_path: Path) -> None:
 
 @postgres
 def test_a_queued_build_shows_as_waiting_with_no_worker(
-    store: Engine, site: str, env: dict[str, str], tmp_path: Path, feed_config: FeedConfig
+    postgres_store: Engine, site: str, env: dict[str, str], tmp_path: Path, feed_config: FeedConfig
 ) -> None:
     """A build deferred while no worker runs is the queue's depth: one feeds.build waiting."""
-    assert request_feed_build(store, feed_config).job_id is not None
+    assert request_feed_build(postgres_store, feed_config).job_id is not None
     assert cluster_section(env, tmp_path) == [
         "Cluster (the work queue in PostgreSQL):",
         *job_table((FEED_BUILD, 1, 0, 0), ("feeds.shard", 0, 0, 0), (SEND_BATCH, 0, 0, 0)),
@@ -153,11 +144,15 @@ def test_a_queued_build_shows_as_waiting_with_no_worker(
 
 @postgres
 def test_a_live_worker_shows_its_heartbeat_and_is_gone_after_sigterm(
-    store: Engine, site: str, env: dict[str, str], tmp_path: Path, start_worker: StartWorker
+    postgres_store: Engine,
+    site: str,
+    env: dict[str, str],
+    tmp_path: Path,
+    start_worker: StartWorker,
 ) -> None:
     """A running worker is live with a heartbeat seconds old; stopped, it leaves both views."""
     worker = start_worker("w1")
-    worker_id = registered_worker(store)
+    worker_id = registered_worker(postgres_store)
     section = cluster_section(env, tmp_path)
     assert "  workers: 1 live" in section
     # Known by its --name, host and pid as well as procrastinate's number.
@@ -173,7 +168,7 @@ def test_a_live_worker_shows_its_heartbeat_and_is_gone_after_sigterm(
     assert 0 <= age <= 30
 
     assert worker.stop() == 0
-    with store.connect() as connection:  # its name went with procrastinate's row
+    with postgres_store.connect() as connection:  # its name went with procrastinate's row
         assert connection.scalar(text("SELECT count(*) FROM queue_worker")) == 0
     section = cluster_section(env, tmp_path)
     assert "  workers: 0 live" in section
@@ -185,7 +180,7 @@ def test_a_live_worker_shows_its_heartbeat_and_is_gone_after_sigterm(
 
 @postgres
 def test_a_job_left_by_a_killed_worker_shows_as_stalled(
-    store: Engine,
+    postgres_store: Engine,
     site: str,
     env: dict[str, str],
     tmp_path: Path,
@@ -194,18 +189,18 @@ def test_a_job_left_by_a_killed_worker_shows_as_stalled(
 ) -> None:
     """A worker SIGKILLed mid-build is presumed dead once silent, and its build shows stalled."""
     doomed = start_worker("w1")
-    worker_id = registered_worker(store)
+    worker_id = registered_worker(postgres_store)
     doomed_label = f"{worker_id} (w1 on {socket.gethostname()}, pid {doomed.process.pid})"
     # The build reads the store's state first: held locked here, it waits mid-job to be killed.
-    with store.begin() as holding:
+    with postgres_store.begin() as holding:
         holding.execute(text("LOCK TABLE state IN ACCESS EXCLUSIVE MODE"))
-        job_id = request_feed_build(store, feed_config, full=True).job_id
+        job_id = request_feed_build(postgres_store, feed_config, full=True).job_id
         doomed.wait_for_line(f"job started name={FEED_BUILD} id={job_id}")
         doomed.process.kill()
         doomed.process.wait()
-    assert job_status(store, job_id or 0) == "doing"
+    assert job_status(postgres_store, job_id or 0) == "doing"
     # The one thing not real: the half minute without a heartbeat that marks a dead worker.
-    with store.begin() as connection:
+    with postgres_store.begin() as connection:
         connection.execute(
             text("UPDATE procrastinate_workers SET last_heartbeat = now() - interval '1 hour'")
         )
@@ -230,7 +225,7 @@ def test_a_job_left_by_a_killed_worker_shows_as_stalled(
 
 @postgres
 def test_a_job_no_worker_can_run_shows_as_failed(
-    store: Engine,
+    postgres_store: Engine,
     store_url: str,
     site: str,
     env: dict[str, str],
@@ -241,7 +236,7 @@ def test_a_job_no_worker_can_run_shows_as_failed(
     with queue_app(store_url).open() as app:
         job_id = app.configure_task(RETIRED).defer(full=False)
     start_worker("w1")
-    wait_for(lambda: job_status(store, job_id) == "failed", PATIENCE, "the job to fail")
+    wait_for(lambda: job_status(postgres_store, job_id) == "failed", PATIENCE, "the job to fail")
     section = cluster_section(env, tmp_path)
     assert section[1:6] == job_table(
         (FEED_BUILD, 0, 0, 0), ("feeds.shard", 0, 0, 0), (SEND_BATCH, 0, 0, 0), (RETIRED, 0, 0, 1)
@@ -310,11 +305,11 @@ async def two_workers_on_a_send(url: str, pks: list[int], engine: Engine) -> lis
 
 @postgres
 def test_a_running_send_shows_its_progress_across_workers_from_the_ledger(
-    store: Engine, site: str, env: dict[str, str], tmp_path: Path, store_url: str
+    postgres_store: Engine, site: str, env: dict[str, str], tmp_path: Path, store_url: str
 ) -> None:
     """Batches by state, the workers on them, and the ledger's count against the audience."""
-    pks = send_to_ten(store)
-    one, two = asyncio.run(two_workers_on_a_send(store_url, pks, store))
+    pks = send_to_ten(postgres_store)
+    one, two = asyncio.run(two_workers_on_a_send(store_url, pks, postgres_store))
     section = cluster_section(env, tmp_path)
     assert section[1:5] == job_table(
         (FEED_BUILD, 0, 0, 0), ("feeds.shard", 0, 0, 0), (SEND_BATCH, 1, 2, 0)

@@ -10,7 +10,7 @@ import itertools
 import mailbox
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -25,7 +25,7 @@ from syndicate.queue import request_send
 from syndicate.queue.names import SEND_BATCH
 from syndicate.send.batches import Batch, audience_batches, send_batch, split_batches
 from syndicate.settings import MailSettings, Settings, load_settings
-from syndicate.store import leases, open_database
+from syndicate.store import leases
 from tests.support.digest_corpus import build, digest_corpus, ingest
 from tests.support.newsroom import POOL, Newsroom, addresses
 from tests.support.queue_workers import Worker
@@ -109,14 +109,6 @@ def env(room: Newsroom) -> dict[str, str]:
     return room.env
 
 
-@pytest.fixture
-def store(store_url: str) -> Iterator[Engine]:
-    """The test's store, for looking at its queue and ledger."""
-    engine = open_database(store_url)
-    yield engine
-    engine.dispose()
-
-
 def batch_jobs(engine: Engine) -> list[tuple[int, str, Batch]]:
     """Every send batch job: its id, status and range."""
     query = text(
@@ -135,7 +127,7 @@ def everyone_once(server: Recorder) -> bool:
 
 @postgres
 def test_two_workers_share_the_batches_and_everyone_gets_one_message(
-    room: Newsroom, smtp: tuple[Recorder, int], start_worker: StartWorker, store: Engine
+    room: Newsroom, smtp: tuple[Recorder, int], start_worker: StartWorker, postgres_store: Engine
 ) -> None:
     """`digest send` queues six batches; two workers send them; each subscriber gets one."""
     server, _ = smtp
@@ -149,7 +141,7 @@ def test_two_workers_share_the_batches_and_everyone_gets_one_message(
     assert everyone_once(server)
     for worker in workers:
         assert any("send batch done" in line for line in worker.lines()), worker.name
-    jobs = batch_jobs(store)
+    jobs = batch_jobs(postgres_store)
     assert [status for _, status, _ in jobs] == ["succeeded"] * 6
     batches = sorted(batch for _, _, batch in jobs)
     assert all(a.last < b.first for a, b in itertools.pairwise(batches))
@@ -157,7 +149,7 @@ def test_two_workers_share_the_batches_and_everyone_gets_one_message(
 
 @postgres
 def test_asking_again_while_the_batches_wait_queues_nothing_more(
-    room: Newsroom, smtp: tuple[Recorder, int], start_worker: StartWorker, store: Engine
+    room: Newsroom, smtp: tuple[Recorder, int], start_worker: StartWorker, postgres_store: Engine
 ) -> None:
     """With no worker, `--no-wait` queues the batches and says nobody works; again adds none."""
     server, _ = smtp
@@ -165,16 +157,16 @@ def test_asking_again_while_the_batches_wait_queues_nothing_more(
     assert first.returncode == 0, first.stderr
     assert first.stdout == f"{room.edition}: 6 batches queued for the workers\n"
     assert "no worker is running: the send waits in the queue" in first.stderr
-    jobs = batch_jobs(store)
+    jobs = batch_jobs(postgres_store)
     assert [status for _, status, _ in jobs] == ["todo"] * 6
     again = room.cli("digest", "send", room.edition, "--no-wait")
     assert again.stdout == (
         f"{room.edition}: 6 batches queued for the workers (6 of them queued already)\n"
     )
-    assert batch_jobs(store) == jobs  # nothing deferred
+    assert batch_jobs(postgres_store) == jobs  # nothing deferred
     start_worker("w1")
     done = [(job, "succeeded", batch) for job, _, batch in jobs]
-    wait_for(lambda: batch_jobs(store) == done, PATIENCE, "the six batches to be sent")
+    wait_for(lambda: batch_jobs(postgres_store) == done, PATIENCE, "the six batches to be sent")
     assert everyone_once(server)
 
 
@@ -183,7 +175,7 @@ def test_the_progress_counts_every_workers_messages_and_the_summary_the_ledgers(
     room: Newsroom,
     smtp: tuple[Recorder, int],
     start_worker: StartWorker,
-    store: Engine,
+    postgres_store: Engine,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Progress adds up to the recipients left; a refusal fails the send; again skips the done."""
@@ -195,12 +187,16 @@ def test_the_progress_counts_every_workers_messages_and_the_summary_the_ledgers(
     for key, value in room.env.items():
         if key.startswith("SYNDICATE_"):
             monkeypatch.setenv(key, value)
-    edition = load_edition(store, room.edition)
+    edition = load_edition(postgres_store, room.edition)
     assert edition is not None
     started: list[int] = []
     steps: list[int] = []
     outcome = request_send(
-        store, load_settings(None), edition, on_start=started.append, on_progress=steps.append
+        postgres_store,
+        load_settings(None),
+        edition,
+        on_start=started.append,
+        on_progress=steps.append,
     )
     assert started == [COUNT]
     assert sum(steps) == COUNT  # everyone handled, whichever worker did it
@@ -228,7 +224,7 @@ def last_job_started(worker: Worker) -> int:
 
 @postgres
 def test_a_batch_of_a_killed_worker_is_finished_by_another(
-    room: Newsroom, smtp: tuple[Recorder, int], start_worker: StartWorker, store: Engine
+    room: Newsroom, smtp: tuple[Recorder, int], start_worker: StartWorker, postgres_store: Engine
 ) -> None:
     """SIGKILL mid-batch: a new worker takes the batch over; nobody skipped, few repeats."""
     server, _ = smtp
@@ -242,7 +238,7 @@ def test_a_batch_of_a_killed_worker_is_finished_by_another(
     doomed.process.kill()
     doomed.process.wait()
     # The one thing not real: the half minute without a heartbeat that marks a dead worker.
-    with store.begin() as connection:
+    with postgres_store.begin() as connection:
         connection.execute(
             text(
                 "UPDATE procrastinate_workers SET last_heartbeat = now() - interval '1 hour'"
@@ -262,12 +258,12 @@ def test_a_batch_of_a_killed_worker_is_finished_by_another(
     assert set(counts) == set(addresses(COUNT))  # nobody skipped
     repeats = sum(count - 1 for count in counts.values())
     assert repeats <= POOL, f"{repeats} repeats, more than one per connection of the killed worker"
-    assert [status for _, status, _ in batch_jobs(store)] == ["succeeded"] * 6
+    assert [status for _, status, _ in batch_jobs(postgres_store)] == ["succeeded"] * 6
 
 
 @postgres
 def test_sigterm_records_the_messages_in_flight_and_hands_the_rest_back(
-    room: Newsroom, smtp: tuple[Recorder, int], start_worker: StartWorker, store: Engine
+    room: Newsroom, smtp: tuple[Recorder, int], start_worker: StartWorker, postgres_store: Engine
 ) -> None:
     """A worker told to stop mid-batch records what it sent, queues the rest, and exits 0."""
     server, _ = smtp
@@ -285,10 +281,10 @@ def test_sigterm_records_the_messages_in_flight_and_hands_the_rest_back(
     assert "stopped=True" in log
     assert "send batch handed back" in log
     # Everything the server took from the stopped worker is in the ledger: nothing in flight lost.
-    assert delivered_count(store, room.edition) == len(server.received) < BATCH
-    [(first_job, status, batch), *_] = batch_jobs(store)
+    assert delivered_count(postgres_store, room.edition) == len(server.received) < BATCH
+    [(first_job, status, batch), *_] = batch_jobs(postgres_store)
     assert (first_job, status) == (job, "succeeded")
-    handed_back = [row for row in batch_jobs(store) if row[2] == batch and row[0] != job]
+    handed_back = [row for row in batch_jobs(postgres_store) if row[2] == batch and row[0] != job]
     assert [status for _, status, _ in handed_back] == ["todo"]
     heir = start_worker("w2")
     finished = room.send()

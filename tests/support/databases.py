@@ -105,6 +105,14 @@ def store_url() -> Iterator[str]:
 
 
 @pytest.fixture
+def postgres_store(store_url: str) -> Iterator[Engine]:
+    """An engine on a migrated, empty PostgreSQL store (skipped without one to test on)."""
+    engine = open_database(store_url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
 def engine(database_url: str) -> Iterator[Engine]:
     """An engine on a migrated, empty store."""
     engine = open_database(database_url)
