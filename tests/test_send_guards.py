@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, create_engine
 
 from syndicate.delivery.ledger import SendReport, send_edition
 from syndicate.delivery.smtp import SmtpTransport
@@ -192,6 +192,11 @@ def test_digest_send_says_it_paused_and_resumes_only_under_the_limit(
     room.env["SYNDICATE_MAIL__SMTP__TIMEOUT"] = "600"  # a held message never times out
     sending = start_process("digest", "send", room.edition, cwd=tmp_path, env=room.env)
     wait_for(lambda: len(server.received) == 30, PATIENCE, "30 messages to arrive")
+    # Killed only once the ledger has what the server took or refused: nothing is sent twice,
+    # and the rate is at most 50 % (no more than the 30 refused, at least the 30 taken).
+    store = create_engine(room.env["SYNDICATE_DATABASE__URL"])
+    wait_for(lambda: _recorded(store, room.edition, server), PATIENCE, "the ledger to catch up")
+    store.dispose()
     sending.send_signal(signal.SIGKILL)
     sending.communicate()
     wait_for(lambda: server.connections == 0, PATIENCE, "the killed send's connections to close")
@@ -214,9 +219,17 @@ def test_digest_send_says_it_paused_and_resumes_only_under_the_limit(
     assert "paused" in paused.stderr.splitlines()[-1]
     assert len(server.received) == taken
 
-    room.env["SYNDICATE_BOUNCES__PAUSE_RATE"] = "0.5"
+    room.env["SYNDICATE_BOUNCES__PAUSE_RATE"] = "0.5"  # not over it, whatever is sent next
     finished = room.send()
     assert "paused" not in finished.stdout
     assert Counter(server.addresses()) == Counter(
         address for address in addresses(200) if address not in server.refuse
+    )
+
+
+def _recorded(engine: Engine, edition_id: str, server: Recorder) -> bool:
+    """Whether the ledger has every message the server took as sent, every refusal as bounced."""
+    recorded = ledger(engine, edition_id)
+    return all(recorded.get(a, ("",))[0] == "sent" for a in server.addresses()) and all(
+        recorded.get(a, ("",))[0] == "bounced" for a in server.refused
     )

@@ -41,6 +41,7 @@ class Recorder:
     data_replies: list[str] = field(default_factory=list)  # answered instead of accepting DATA
     drops: int = 0  # connections to drop at RCPT
     refuse: dict[str, str] = field(default_factory=dict)  # address -> reply, every time
+    refused: list[str] = field(default_factory=list)  # addresses refused so far, repeats included
     delay: float = 0.0  # seconds each DATA takes, to stretch a send out
     gate: threading.Event | None = None  # when given, DATA waits until it is set …
     hold_from: int = 0  # … once this many messages have been taken (0: every DATA waits)
@@ -85,6 +86,7 @@ class Recorder:
         if self.rcpt_replies:
             return self.rcpt_replies.pop(0)
         if address in self.refuse:
+            self.refused.append(address)
             return self.refuse[address]
         envelope.rcpt_tos.append(address)
         return "250 2.1.5 OK"
