@@ -164,7 +164,7 @@ def test_a_live_worker_shows_its_heartbeat_and_is_gone_after_sigterm(
     samples = scrape(site)
     assert samples["syndicate_queue_workers_live"] == {(): 1}
     [(labels, age)] = samples["syndicate_queue_worker_heartbeat_age_seconds"].items()
-    assert labels == (("worker", str(worker_id)),)
+    assert labels == (("host", socket.gethostname()), ("name", "w1"), ("worker", str(worker_id)))
     assert 0 <= age <= 30
 
     assert worker.stop() == 0
@@ -218,7 +218,7 @@ def test_a_job_left_by_a_killed_worker_shows_as_stalled(
     assert samples["syndicate_queue_jobs_stalled"] == {(): 1}
     assert samples["syndicate_queue_workers_live"] == {(): 0}
     assert samples["syndicate_queue_worker_heartbeat_age_seconds"][
-        (("worker", str(worker_id)),)
+        (("host", socket.gethostname()), ("name", "w1"), ("worker", str(worker_id)))
     ] == pytest.approx(3600, abs=60)
     assert jobs_gauge(samples, FEED_BUILD) == (0, 1, 0)
 
@@ -329,3 +329,7 @@ def test_a_running_send_shows_its_progress_across_workers_from_the_ledger(
         for state, count in (("waiting", 1), ("running", 2), ("done", 1), ("failed", 0))
     }
     assert samples["syndicate_queue_workers_live"] == {(): 2}
+    assert set(samples["syndicate_queue_worker_heartbeat_age_seconds"]) == {
+        (("host", socket.gethostname()), ("name", "sender"), ("worker", str(one))),
+        (("host", ""), ("name", ""), ("worker", str(two))),  # not said yet: known by number
+    }

@@ -59,11 +59,13 @@ def _job_metrics(cluster: Cluster) -> Iterator[Metric]:
     )
     ages = GaugeMetricFamily(
         "syndicate_queue_worker_heartbeat_age_seconds",
-        "Seconds since each registered worker's last heartbeat (by procrastinate's worker id).",
-        labels=["worker"],
+        "Seconds since each registered worker's last heartbeat: procrastinate's worker id,"
+        " and the --name and host it gave (empty until it has).",
+        labels=["worker", "name", "host"],
     )
     for worker in cluster.workers:
-        ages.add_metric([str(worker.id)], worker.age)
+        name, host = (worker.name.name, worker.name.host) if worker.name else ("", "")
+        ages.add_metric([str(worker.id), name, host], worker.age)
     yield ages
     yield GaugeMetricFamily(
         "syndicate_queue_jobs_stalled",
