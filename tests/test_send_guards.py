@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, create_engine
+from sqlalchemy import Engine
 
 from syndicate.delivery.ledger import SendReport, send_edition
 from syndicate.delivery.smtp import SmtpTransport
@@ -21,6 +21,7 @@ from syndicate.feedback.model import Clues, Feedback, FeedbackKind, Provider
 from syndicate.feedback.record import FeedbackRules, record_feedback
 from syndicate.send.plan import plan_send
 from syndicate.settings import BounceSettings, MailSettings, Settings, SmtpSettings
+from syndicate.store import open_database
 from syndicate.store.leases import holder_name
 from syndicate.subscribers import registry
 from tests.support.cli import start_process
@@ -194,7 +195,7 @@ def test_digest_send_says_it_paused_and_resumes_only_under_the_limit(
     wait_for(lambda: len(server.received) == 30, PATIENCE, "30 messages to arrive")
     # Killed only once the ledger has what the server took or refused: nothing is sent twice,
     # and the rate is at most 50 % (no more than the 30 refused, at least the 30 taken).
-    store = create_engine(room.env["SYNDICATE_DATABASE__URL"])
+    store = open_database(room.env["SYNDICATE_DATABASE__URL"], migrate=False)
     wait_for(lambda: _recorded(store, room.edition, server), PATIENCE, "the ledger to catch up")
     store.dispose()
     sending.send_signal(signal.SIGKILL)
@@ -229,7 +230,7 @@ def test_digest_send_says_it_paused_and_resumes_only_under_the_limit(
 
 def _recorded(engine: Engine, edition_id: str, server: Recorder) -> bool:
     """Whether the ledger has every message the server took as sent, every refusal as bounced."""
-    recorded = ledger(engine, edition_id)
-    return all(recorded.get(a, ("",))[0] == "sent" for a in server.addresses()) and all(
-        recorded.get(a, ("",))[0] == "bounced" for a in server.refused
+    statuses = {address: status for address, (status, _) in ledger(engine, edition_id).items()}
+    return all(statuses.get(address) == "sent" for address in server.addresses()) and all(
+        statuses.get(address) == "bounced" for address in server.refused
     )
